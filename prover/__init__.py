@@ -1,0 +1,1 @@
+"""Everything around the machine: models, guest, golden image, chain, CLI."""

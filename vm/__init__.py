@@ -1,0 +1,1 @@
+"""The MIPS32 machine: state, Merkle memory, step semantics, witnesses."""
