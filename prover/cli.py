@@ -1,0 +1,32 @@
+"""The `prover` command line. Commands live in the module of their concept; this file only
+assembles them and turns user errors into one line and a non-zero exit."""
+
+import sys
+
+import click
+
+from prover.errors import ProverError
+
+
+@click.group()
+@click.version_option(package_name="opml-prover")
+def cli() -> None:
+    """Verifiable ML inference: models, the MIPS VM, and the on-chain dispute game."""
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ProverError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
