@@ -1,0 +1,208 @@
+"""What the MNIST training scripts share: data loading, the seeded training loop, the log, and
+the plots. Each train_*.py script only defines its network and its hyperparameters."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TRAIN_THREADS = 2
+# The project's MNIST copy (../shared/data/mnist) is drawn dark on white: background pixels are
+# 255 and ink goes towards 0. The models map a pixel x to x / 255 - 1, so the background is 0 (as
+# a conv's zero padding) and ink is negative.
+PIXEL_SCALE, PIXEL_OFFSET = 1 / 255, -1.0
+
+
+def default_mnist_dir() -> Path:
+    return Path(os.environ.get("MNIST_DIR", REPO_ROOT.parent / "shared" / "data" / "mnist"))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One gzipped IDX file (the canonical MNIST format): big-endian u32 magic whose low byte is
+    the number of dims, the u32 dims, then uint8 data."""
+    with gzip.open(path, "rb") as stream:
+        raw = stream.read()
+    n_dims = raw[3]
+    dims = np.frombuffer(raw, ">u4", count=n_dims, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * n_dims).reshape(tuple(int(d) for d in dims))
+
+
+@dataclass
+class Mnist:
+    """Images as (N, 784) uint8 raw pixels, labels as (N,) uint8."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    @classmethod
+    def load(cls, directory: Path) -> Mnist:
+        def images(name: str) -> np.ndarray:
+            return read_idx(directory / name).reshape(-1, 28 * 28)
+
+        return cls(
+            images("train-images-idx3-ubyte.gz"),
+            read_idx(directory / "train-labels-idx1-ubyte.gz"),
+            images("t10k-images-idx3-ubyte.gz"),
+            read_idx(directory / "t10k-labels-idx1-ubyte.gz"),
+        )
+
+
+@dataclass
+class History:
+    """Per-epoch mean loss and error rate (in %) on the training and test sets."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_error: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_error: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def epoch_line(self, index: int) -> str:
+        return (
+            f"epoch {index + 1:2d}/{len(self.train_loss)}: train loss {self.train_loss[index]:.4f} "
+            f"error {self.train_error[index]:.2f} %, test loss {self.test_loss[index]:.4f} "
+            f"error {self.test_error[index]:.2f} % ({self.seconds[index]:.1f} s)"
+        )
+
+
+@dataclass
+class TrainingPlan:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float = 0.0
+
+
+class Log:
+    """Prints each line and appends it to the run's log file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        with self.path.open("a") as stream:
+            stream.write(line + "\n")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Same seed, same weights: one thread count, deterministic kernels, one generator for the
+    shuffling."""
+    torch.set_num_threads(TRAIN_THREADS)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def as_pixels(images: np.ndarray, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """Raw uint8 pixels as the float tensor the models take (normalization is inside them)."""
+    return torch.from_numpy(images.astype(np.float32)).reshape(-1, *input_shape)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and error rate (in %) of `model` on a whole set."""
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(batch) for batch in images.split(1000)])
+    loss = functional.cross_entropy(logits, labels).item()
+    error = (logits.argmax(dim=1) != labels).float().mean().item() * 100
+    return loss, error
+
+
+def train(
+    model: nn.Module,
+    data: Mnist,
+    input_shape: tuple[int, ...],
+    plan: TrainingPlan,
+    generator: torch.Generator,
+) -> History:
+    """Adam with a cosine learning-rate decay to zero, softmax cross-entropy; evaluates the train
+    and test sets after each epoch."""
+    train_x = as_pixels(data.train_images, input_shape)
+    train_y = torch.from_numpy(data.train_labels.astype(np.int64))
+    test_x = as_pixels(data.test_images, input_shape)
+    test_y = torch.from_numpy(data.test_labels.astype(np.int64))
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=plan.learning_rate, weight_decay=plan.weight_decay)
+    steps_per_epoch = -(-len(train_x) // plan.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, plan.epochs * steps_per_epoch)
+    history = History()
+    for epoch in range(1, plan.epochs + 1):
+        started = time.monotonic()
+        model.train()
+        order = torch.randperm(len(train_x), generator=generator)
+        for batch in order.split(plan.batch_size):
+            optimizer.zero_grad()
+            functional.cross_entropy(model(train_x[batch]), train_y[batch]).backward()
+            optimizer.step()
+            schedule.step()
+        train_loss, train_error = evaluate(model, train_x, train_y)
+        test_loss, test_error = evaluate(model, test_x, test_y)
+        history.train_loss.append(train_loss)
+        history.train_error.append(train_error)
+        history.test_loss.append(test_loss)
+        history.test_error.append(test_error)
+        history.seconds.append(time.monotonic() - started)
+        print(f"epoch {epoch}/{plan.epochs}: test error {test_error:.2f} %", flush=True)
+    return history
+
+
+def common_arguments(description: str, name: str, plan: TrainingPlan) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--mnist-dir", type=Path, default=default_mnist_dir())
+    parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "models", help="model files, log, plots")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=REPO_ROOT / "build" / "checkpoints" / f"{name}.pt",
+        help="where the torch state_dict is saved (and read with --skip-training)",
+    )
+    parser.add_argument("--skip-training", action="store_true", help="reuse the saved checkpoint")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=plan.epochs)
+    parser.add_argument("--calibration", type=int, default=1000, help="training images for int8 calibration")
+    return parser
+
+
+def run(
+    args: argparse.Namespace,
+    name: str,
+    build_model: Callable[[], nn.Module],
+    input_shape: tuple[int, ...],
+    plan: TrainingPlan,
+) -> None:
+    """Train (or reload the checkpoint), then write the model files, the log and the plots."""
+    plan = replace(plan, epochs=args.epochs)
+    log = Log(args.out_dir / f"{name}.log")
+    generator = seed_everything(args.seed)
+    model = build_model()
+    data = Mnist.load(args.mnist_dir)
+    if args.skip_training:
+        checkpoint = torch.load(args.checkpoint)
+        model.load_state_dict(checkpoint["state_dict"])
+        history = History(**checkpoint["history"])
+    else:
+        history = train(model, data, input_shape, plan, generator)
+        args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": model.state_dict(), "history": asdict(history)}, args.checkpoint)
+    model.eval()
+    log(f"{name}: seed {args.seed}, {plan}, torch {torch.__version__}, {TRAIN_THREADS} threads")
+    log(f"model: {model}")
+    for epoch in range(len(history.train_loss)):
+        log(history.epoch_line(epoch))
+    log(f"training time {sum(history.seconds):.0f} s; checkpoint {args.checkpoint}")
