@@ -6,12 +6,16 @@ import sys
 import click
 
 from prover.errors import ProverError
+from prover.node import node_command
 
 
 @click.group()
 @click.version_option(package_name="opml-prover")
 def cli() -> None:
     """Verifiable ML inference: models, the MIPS VM, and the on-chain dispute game."""
+
+
+cli.add_command(node_command)
 
 
 def main() -> None:

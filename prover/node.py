@@ -1,0 +1,216 @@
+"""`prover node`: a local Ethereum JSON-RPC node on 127.0.0.1, backed by the embedded eth-tester /
+py-evm chain, so that separate `prover` processes (web3 HTTPProvider clients) share one chain.
+
+The node does not implement RPC methods itself. It is web3's own eth-tester provider
+(web3.providers.eth_tester: API_ENDPOINTS plus the request/result formatting middleware) behind an
+HTTP server; this module only
+
+- turns the provider's Python results into JSON-RPC wire values (integers as hex quantities),
+- reports reverts as JSON-RPC errors with the raw revert data, so clients decode custom errors,
+- adds hardhat-style time travel for the chess clocks: `evm_increaseTime(seconds)` and
+  `evm_mine([timestamp])`,
+- serializes every request with one lock (eth-tester is not thread-safe).
+
+`connect(url)` is the client side: a Web3 over HTTP that fails with one clear line when nothing
+answers at the URL.
+"""
+
+import ast
+import json
+import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import click
+import requests
+from eth_abi import abi
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.providers.eth_tester.defaults import API_ENDPOINTS
+
+from prover.errors import ProverError
+
+DEFAULT_PORT = 8545
+LOGS_BLOOM_BYTES = 256
+# JSON-RPC 2.0 error codes, and geth's code for a reverted call.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+SERVER_ERROR = -32000
+EXECUTION_REVERTED = 3
+# The selector of Solidity's Error(string), the revert of require(condition, "reason").
+ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
+
+
+def _pending_timestamp(tester: EthereumTester) -> int:
+    return tester.get_block_by_number("pending")["timestamp"]
+
+
+def _increase_time(tester: EthereumTester, params: list[Any]) -> int:
+    """hardhat's evm_increaseTime: the next block is `seconds` later than it would have been.
+    eth-tester's time travel mines that block at once; the new timestamp is returned."""
+    seconds = int(params[0], 16) if isinstance(params[0], str) else int(params[0])
+    if seconds < 0:
+        raise ValueError("evm_increaseTime needs a non-negative number of seconds")
+    target = _pending_timestamp(tester) + seconds
+    tester.time_travel(target)
+    return target
+
+
+def _mine(tester: EthereumTester, params: list[Any]) -> int:
+    """hardhat's evm_mine: mine one block, at the given timestamp if there is one."""
+    if params:
+        timestamp = int(params[0], 16) if isinstance(params[0], str) else int(params[0])
+        tester.time_travel(timestamp)
+    else:
+        tester.mine_blocks(1)
+    return 0
+
+
+def _api_endpoints() -> dict[str, dict[str, Callable[..., Any]]]:
+    endpoints = {namespace: dict(methods) for namespace, methods in API_ENDPOINTS.items()}
+    endpoints["evm"]["increaseTime"] = _increase_time
+    endpoints["evm"]["mine"] = _mine
+    return endpoints
+
+
+def to_wire(value: Any, key: str | None = None) -> Any:
+    """A provider result as JSON-RPC puts it on the wire: integers are hex quantities, bytes are
+    hex data. eth-tester reports a block's logs bloom as an integer; the wire form is 256 bytes."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return value
+    if isinstance(value, int):
+        if key == "logsBloom":
+            return "0x" + value.to_bytes(LOGS_BLOOM_BYTES, "big").hex()
+        return hex(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: to_wire(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_wire(item) for item in value]
+    raise TypeError(f"cannot put a {type(value).__name__} on the wire")
+
+
+def _revert_data(exc: TransactionFailed) -> str:
+    """The raw revert data of a failed call or transaction, as hex.
+
+    web3's provider re-raises eth-tester's exception with a readable text and keeps the original as
+    context. For a transaction the original holds py-evm's Revert with the bytes. For eth_call
+    eth-tester keeps only text: the decoded reason of an Error(string) revert (encoded back here),
+    or the repr of the raw bytes (a custom error; parsed back as the Python literal it is)."""
+    original = exc.__context__ if isinstance(exc.__context__, TransactionFailed) else exc
+    payload = original.args[0] if original.args else b""
+    if isinstance(payload, Exception):
+        payload = payload.args[0] if payload.args else b""
+    if isinstance(payload, str):
+        if re.fullmatch(r"b'.*'|b\".*\"", payload, flags=re.DOTALL):
+            payload = ast.literal_eval(payload)
+        else:
+            payload = ERROR_STRING_SELECTOR + abi.encode(["string"], [payload])
+    return "0x" + payload.hex()
+
+
+class ChainNode:
+    """One embedded chain answering JSON-RPC request objects (dicts), one request at a time."""
+
+    def __init__(self) -> None:
+        self.tester = EthereumTester(PyEVMBackend())
+        provider = EthereumTesterProvider(self.tester, api_endpoints=_api_endpoints())
+        w3 = Web3(provider, middleware=[])
+        # The provider's request function includes web3's eth-tester formatting middleware.
+        self._request = provider.request_func(w3, w3.middleware_onion)
+        self._lock = threading.Lock()
+
+    def handle(self, request: Any) -> dict[str, Any]:
+        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+            return _error(None, INVALID_REQUEST, "invalid request: expected an object with a method")
+        request_id = request.get("id")
+        params = request.get("params", [])
+        try:
+            with self._lock:
+                response = self._request(request["method"], params)
+        except TransactionFailed as exc:
+            return _error(request_id, EXECUTION_REVERTED, "execution reverted", _revert_data(exc))
+        except Exception as exc:  # a bad parameter must not take the node down
+            return _error(request_id, SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+        if "error" in response:
+            code = (
+                METHOD_NOT_FOUND if "Unknown RPC Endpoint" in response["error"]["message"] else SERVER_ERROR
+            )
+            return _error(request_id, code, response["error"]["message"])
+        return {"jsonrpc": "2.0", "id": request_id, "result": to_wire(response["result"])}
+
+
+def _error(request_id: Any, code: int, message: str, data: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def make_server(node: ChainNode, host: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                request = json.loads(body)
+            except json.JSONDecodeError as exc:
+                reply: Any = _error(None, PARSE_ERROR, f"parse error: {exc}")
+            else:
+                is_batch = isinstance(request, list)
+                reply = [node.handle(r) for r in request] if is_batch else node.handle(request)
+            encoded = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: one line per request would drown the node's own output."""
+
+    try:
+        return ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise ProverError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def connect(rpc_url: str) -> Web3:
+    """A Web3 client of the JSON-RPC node at rpc_url, checked to answer."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
+    except requests.exceptions.ConnectionError as exc:
+        reason = "connection refused" if "refused" in str(exc).lower() else "no answer"
+        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {reason}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {type(exc).__name__}") from exc
+    return w3
+
+
+@click.command("node")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="TCP port (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+def node_command(port: int, host: str) -> None:
+    """Run a local JSON-RPC node on the embedded chain until interrupted.
+
+    Prints the URL first (one line, also with --port 0), then the funded accounts."""
+    node = ChainNode()
+    server = make_server(node, host, port)
+    url = f"http://{server.server_address[0]}:{server.server_address[1]}"
+    click.echo(f"JSON-RPC node listening on {url}", nl=True)
+    backend = node.tester.backend
+    click.echo(f"chain id {node.tester.backend.chain.chain_id}; funded accounts (--account N):")
+    for index, key in enumerate(backend.account_keys):
+        click.echo(f"  {index}: {key.public_key.to_checksum_address()}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("node stopped")
+    finally:
+        server.server_close()
