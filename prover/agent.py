@@ -1,0 +1,137 @@
+"""The party logic of the dispute game: given this party's own trace and a game's state on chain,
+the next move for one side (docs/dispute-game.md). Pure: no chain, no files; game_commands.py
+reads the game, asks `next_move`, and sends the move.
+
+The two sides play against the same interval [L, R]: both agree with the hash at L, and the
+defender's hash at R is disputed. The defender splits the interval into n = min(k, R - L) pieces
+and posts its hashes at the n - 1 inner points; the challenger names the first piece whose end it
+disagrees with. Each party only ever compares the other side's hashes with its own trace, so an
+honest trace always keeps the interval on a step where the liar's hash is wrong.
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+
+class Side(Enum):
+    DEFENDER = "defender"
+    CHALLENGER = "challenger"
+
+    def other(self) -> "Side":
+        return Side.CHALLENGER if self is Side.DEFENDER else Side.DEFENDER
+
+
+class Trace(Protocol):
+    """A party's own execution trace, as the VM's checkpointed trace provides it. At a step past
+    the end the machine has exited and no longer changes: the hash is the final state's."""
+
+    def state_hash_at(self, step: int) -> bytes: ...
+
+    def witness_at(self, step: int) -> tuple[bytes, bytes]:
+        """The pre-state encoding (226 bytes) at `step` and the proof of instruction `step`."""
+        ...
+
+
+@dataclass(frozen=True)
+class GameView:
+    """One game as the chain reports it. `posted` holds the defender's hashes at the inner split
+    points of [left, right] once it has bisected this round; it is empty while the defender is
+    to move."""
+
+    left: int
+    right: int
+    left_hash: bytes
+    right_hash: bytes
+    posted: tuple[bytes, ...]
+    turn: Side
+    over: bool
+    mover_seconds_left: int
+
+
+@dataclass(frozen=True)
+class Bisect:
+    hashes: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Select:
+    index: int
+
+
+@dataclass(frozen=True)
+class Step:
+    step: int
+    state_data: bytes
+    proof: bytes
+
+
+@dataclass(frozen=True)
+class ClaimTimeout:
+    """The side to move has used up its clock: the other side wins by saying so."""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do for this side now (the other side is to move, or the game is over)."""
+
+    reason: str
+
+
+Move = Bisect | Select | Step | ClaimTimeout | Wait
+
+
+def split_points(left: int, right: int, k: int) -> list[int]:
+    """All n + 1 points p_0 = left .. p_n = right of one round, n = min(k, right - left)."""
+    pieces = min(k, right - left)
+    return [left + (right - left) * i // pieces for i in range(pieces + 1)]
+
+
+def bisect_hashes(trace: Trace, left: int, right: int, k: int) -> tuple[bytes, ...]:
+    """The defender's move: its own hashes at the inner split points of [left, right]."""
+    return tuple(trace.state_hash_at(point) for point in split_points(left, right, k)[1:-1])
+
+
+def select_index(
+    trace: Trace, left: int, right: int, k: int, posted: tuple[bytes, ...], right_hash: bytes
+) -> int:
+    """The challenger's move: the first piece [p_i, p_i+1] whose end the challenger disputes.
+
+    The defender's hashes at p_1..p_n are `posted` plus `right_hash` at p_n = right. The
+    challenger disputes right_hash (that is why the game exists), so some end always differs; if
+    its own trace agrees even at `right`, the last piece is the one it can still dispute."""
+    points = split_points(left, right, k)
+    defender_hashes = (*posted, right_hash)
+    if len(defender_hashes) != len(points) - 1:
+        raise ValueError(f"expected {len(points) - 2} posted hashes for [{left}, {right}], got {len(posted)}")
+    for index, (point, theirs) in enumerate(zip(points[1:], defender_hashes, strict=True)):
+        if trace.state_hash_at(point) != theirs:
+            return index
+    return len(points) - 2
+
+
+def next_move(side: Side, game: GameView, trace: Trace, k: int) -> Move:
+    """What `side` should do now in `game`, judged by its own `trace`."""
+    if game.over:
+        return Wait("the game is over")
+    if side is not game.turn and game.mover_seconds_left <= 0:
+        return ClaimTimeout()
+    if game.right - game.left == 1:
+        # One instruction is left. Its pre-state hash is agreed, so either side can prove it from
+        # its own trace (the contract lets anyone): the honest side does not wait for the liar.
+        state_data, proof = trace.witness_at(game.left)
+        return Step(game.left, state_data, proof)
+    if side is not game.turn:
+        return Wait(f"the {game.turn.value} is to move on [{game.left}, {game.right}]")
+    if side is Side.DEFENDER:
+        return Bisect(bisect_hashes(trace, game.left, game.right, k))
+    return Select(select_index(trace, game.left, game.right, k, game.posted, game.right_hash))
+
+
+def rounds_needed(steps: int, k: int) -> int:
+    """How many bisect/select rounds narrow [0, steps] down to one step (the longest piece of an
+    interval of length d split into min(k, d) pieces has ceil(d / k) steps)."""
+    rounds, length = 0, steps
+    while length > 1:
+        length, rounds = -(-length // k), rounds + 1
+    return rounds

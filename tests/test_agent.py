@@ -1,0 +1,134 @@
+"""The party logic without a chain: a referee that follows docs/dispute-game.md plays whole games
+between an honest trace and a faulty one; the honest side must win, whichever side it is on."""
+
+from dataclasses import dataclass
+
+import pytest
+from eth_hash.auto import keccak
+from hypothesis import given
+from hypothesis import strategies as st
+
+from prover.agent import (
+    Bisect,
+    ClaimTimeout,
+    GameView,
+    Select,
+    Side,
+    Step,
+    Wait,
+    bisect_hashes,
+    next_move,
+    rounds_needed,
+    select_index,
+    split_points,
+)
+
+
+@dataclass(frozen=True)
+class ListTrace:
+    """A trace as a list of state hashes, one per step 0..N; past the end the final one."""
+
+    hashes: tuple[bytes, ...]
+
+    def state_hash_at(self, step: int) -> bytes:
+        return self.hashes[min(step, len(self.hashes) - 1)]
+
+    def witness_at(self, step: int) -> tuple[bytes, bytes]:
+        # The state "encoding" of this model is its hash; the referee checks it like the contract.
+        return self.state_hash_at(step), b""
+
+
+def honest_trace(steps: int) -> ListTrace:
+    return ListTrace(tuple(keccak(b"state %d" % i) for i in range(steps + 1)))
+
+
+def faulty_trace(honest: ListTrace, fault_step: int, steps: int) -> ListTrace:
+    """Agrees with `honest` before fault_step, differs from there on, and may end elsewhere."""
+    return ListTrace(
+        tuple(
+            honest.state_hash_at(i) if i < fault_step else keccak(b"fault %d" % i) for i in range(steps + 1)
+        )
+    )
+
+
+def play(defender: ListTrace, challenger: ListTrace, truth: ListTrace, k: int) -> tuple[Side, int]:
+    """A whole game on [0, N] with N the defender's step count; returns the winner and the rounds.
+    `truth` plays the verifier contract: executing step L from the agreed state gives truth's L + 1."""
+    left, right = 0, len(defender.hashes) - 1
+    left_hash, right_hash = truth.state_hash_at(0), defender.state_hash_at(right)
+    posted: tuple[bytes, ...] = ()
+    turn, rounds = Side.DEFENDER, 0
+    while True:
+        game = GameView(left, right, left_hash, right_hash, posted, turn, over=False, mover_seconds_left=60)
+        trace = defender if turn is Side.DEFENDER else challenger
+        move = next_move(turn, game, trace, k)
+        if isinstance(move, Step):
+            assert move.step == left and move.state_data == left_hash == truth.state_hash_at(left)
+            return (Side.DEFENDER if truth.state_hash_at(left + 1) == right_hash else Side.CHALLENGER), rounds
+        if isinstance(move, Bisect):
+            assert len(move.hashes) == min(k, right - left) - 1
+            posted, turn = move.hashes, Side.CHALLENGER
+        else:
+            assert isinstance(move, Select)
+            points = split_points(left, right, k)
+            ends = (left_hash, *posted, right_hash)
+            left, right = points[move.index], points[move.index + 1]
+            left_hash, right_hash = ends[move.index], ends[move.index + 1]
+            posted, turn, rounds = (), Side.DEFENDER, rounds + 1
+
+
+@given(
+    steps=st.integers(min_value=1, max_value=5000),
+    k=st.integers(min_value=2, max_value=64),
+    fault=st.floats(min_value=0, max_value=1),
+    length_change=st.integers(min_value=-3, max_value=3),
+)
+def test_the_honest_side_wins_in_both_directions(steps, k, fault, length_change):
+    truth = honest_trace(steps)
+    fault_step = 1 + round(fault * (steps - 1))
+    liar = faulty_trace(truth, fault_step, max(fault_step, steps + length_change))
+
+    winner, rounds = play(defender=truth, challenger=liar, truth=truth, k=k)
+    assert winner is Side.DEFENDER and rounds <= rounds_needed(steps, k)
+
+    winner, rounds = play(defender=liar, challenger=truth, truth=truth, k=k)
+    assert winner is Side.CHALLENGER and rounds <= rounds_needed(len(liar.hashes) - 1, k)
+
+
+def test_split_points_follow_the_spec():
+    assert split_points(0, 10, 4) == [0, 2, 5, 7, 10]
+    assert split_points(5, 7, 16) == [5, 6, 7]
+    assert split_points(0, 100, 2) == [0, 50, 100]
+
+
+def test_bisect_posts_hashes_at_the_inner_points():
+    trace = honest_trace(10)
+    assert bisect_hashes(trace, 0, 10, 4) == tuple(trace.hashes[i] for i in (2, 5, 7))
+
+
+def test_select_names_the_first_disputed_piece():
+    truth = honest_trace(10)
+    liar = faulty_trace(truth, 6, 10)
+    posted = bisect_hashes(liar, 0, 10, 4)
+    assert select_index(truth, 0, 10, 4, posted, liar.state_hash_at(10)) == 2  # [5, 7]: 7 is wrong
+    with pytest.raises(ValueError, match="expected 3 posted hashes"):
+        select_index(truth, 0, 10, 4, posted[:2], liar.state_hash_at(10))
+
+
+def test_rounds_needed():
+    assert rounds_needed(1, 2) == 0
+    assert rounds_needed(8, 2) == 3
+    assert rounds_needed(9, 2) == 4
+    assert rounds_needed(1_000_000, 16) == 5
+    assert rounds_needed(16**5 + 1, 16) == 6
+
+
+def test_waiting_and_timeouts():
+    trace = honest_trace(100)
+    game = GameView(0, 100, trace.hashes[0], trace.hashes[100], (), Side.DEFENDER, False, 30)
+    assert isinstance(next_move(Side.CHALLENGER, game, trace, 2), Wait)
+    assert isinstance(next_move(Side.DEFENDER, game, trace, 2), Bisect)
+    out_of_time = GameView(0, 100, trace.hashes[0], trace.hashes[100], (), Side.DEFENDER, False, 0)
+    assert isinstance(next_move(Side.CHALLENGER, out_of_time, trace, 2), ClaimTimeout)
+    over = GameView(0, 100, trace.hashes[0], trace.hashes[100], (), Side.DEFENDER, True, 0)
+    assert next_move(Side.CHALLENGER, over, trace, 2) == Wait("the game is over")
