@@ -1,0 +1,246 @@
+/*
+ * int8 kernels, bit-exact with the numpy engine (docs/arithmetic.md). int32 arithmetic that may
+ * wrap is done in u32 (well defined in C) and converted back; '>>' on a negative i32 is an
+ * arithmetic shift with both compilers used here (gcc and clang define it so).
+ */
+#include "guest.h"
+
+static i32 srdhm(i32 a, i32 b) {
+    if (a == b && a == (i32)0x80000000u) return 0x7FFFFFFF;
+    i64 ab = (i64)a * (i64)b;
+    i64 v = ab + (ab >= 0 ? (1 << 30) : 1 - (1 << 30));
+    /* Truncating division by 2^31 as a shift: round a negative value toward zero first. This avoids
+     * a call to the 64-bit division routine. */
+    if (v < 0) v += ((i64)1 << 31) - 1;
+    return (i32)(v >> 31);
+}
+
+static i32 rdbpot(i32 x, u32 exponent) {
+    i32 mask = (i32)((1u << exponent) - 1);
+    i32 remainder = x & mask;
+    i32 threshold = (mask >> 1) + (x < 0);
+    return (x >> exponent) + (remainder > threshold);
+}
+
+/* Multiply by the quantized multiplier M0 * 2^(shift - 31); shift in [-31, 31] (checked). */
+static i32 mbqm(i32 x, i32 m0, i32 shift) {
+    u32 left = shift > 0 ? (u32)shift : 0;
+    u32 right = shift < 0 ? (u32)-shift : 0;
+    return rdbpot(srdhm((i32)((u32)x << left), m0), right);
+}
+
+static i32 wrap_sub(i32 a, i32 b) { return (i32)((u32)a - (u32)b); }
+static i32 wrap_add(i32 a, i32 b) { return (i32)((u32)a + (u32)b); }
+
+static const i8 *i8_data(const tensor_t *t) { return (const i8 *)t->data; }
+
+/* The per-channel (or per-tensor) requantization parameters of LINEAR and CONV2D. */
+typedef struct {
+    const tensor_t *mult, *shift;
+    i32 y_zp, act_min, act_max;
+} requant_t;
+
+static int requant_init(requant_t *q, const tensor_t *mult, const tensor_t *shift, const node_t *node) {
+    for (u32 c = 0; c < shift->count; c++) {
+        i32 s = load_i32(shift->data + 4 * c);
+        if (s < -31 || s > 31) return ERR_QUANT_PARAM;
+    }
+    q->mult = mult;
+    q->shift = shift;
+    q->y_zp = node->attrs[A_Y_ZP];
+    q->act_min = node->attrs[A_ACT_MIN];
+    q->act_max = node->attrs[A_ACT_MAX];
+    return OK;
+}
+
+static i8 requant(const requant_t *q, u32 acc, u32 channel) {
+    u32 c = q->mult->count == 1 ? 0 : channel;
+    i32 scaled = mbqm((i32)acc, load_i32(q->mult->data + 4 * c), load_i32(q->shift->data + 4 * c));
+    return (i8)clamp_i32(wrap_add(q->y_zp, scaled), q->act_min, q->act_max);
+}
+
+/* sum x[i] * w[i], wrapping. The inner loop of LINEAR and CONV2D: unrolled by four because every
+ * instruction is a VM step. */
+static inline u32 dot(const i32 *x, const i8 *w, u32 n) {
+    u32 acc = 0, i = 0;
+    for (; i + 4 <= n; i += 4)
+        acc += (u32)x[i] * (u32)w[i] + (u32)x[i + 1] * (u32)w[i + 1] + (u32)x[i + 2] * (u32)w[i + 2] +
+               (u32)x[i + 3] * (u32)w[i + 3];
+    for (; i < n; i++) acc += (u32)x[i] * (u32)w[i];
+    return acc;
+}
+
+static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
+    return node->inputs[i] == NONE ? 0 : &m->tensors[node->inputs[i]];
+}
+
+/* acc[o] = bias[o] + sum_i (x[i] - X_ZP) * W[o][i]: x is centred once into int32 so that the inner
+ * loop is a plain dot product. */
+static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
+    const tensor_t *x = operand(m, node, 0), *w = operand(m, node, 1), *bias = operand(m, node, 2);
+    tensor_t *y = &m->tensors[node->output];
+    requant_t q;
+    int err = requant_init(&q, operand(m, node, 3), operand(m, node, 4), node);
+    if (err) return err;
+    u32 in = w->dims[0], out = w->dims[1], n = x->count / in;
+    i32 *xc = arena_alloc(scratch, 4 * in);
+    if (!xc) return ERR_OUT_OF_MEMORY;
+    for (u32 b = 0; b < n; b++) {
+        const i8 *xb = i8_data(x) + b * in;
+        for (u32 i = 0; i < in; i++) xc[i] = wrap_sub(xb[i], node->attrs[A_X_ZP]);
+        for (u32 o = 0; o < out; o++) {
+            u32 acc = bias ? load_u32(bias->data + 4 * o) : 0;
+            acc += dot(xc, i8_data(w) + o * in, in);
+            y->data[b * out + o] = (u8)requant(&q, acc, o);
+        }
+    }
+    return OK;
+}
+
+/* The input is copied once into a zero-padded int32 buffer of (x - X_ZP): padded positions then
+ * contribute nothing, as the spec requires, without a bounds test in the inner loop. */
+static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
+    const tensor_t *x = operand(m, node, 0), *w = operand(m, node, 1), *bias = operand(m, node, 2);
+    const tensor_t *mask = operand(m, node, 5);
+    tensor_t *y = &m->tensors[node->output];
+    const i32 *a = node->attrs;
+    requant_t q;
+    int err = requant_init(&q, operand(m, node, 3), operand(m, node, 4), node);
+    if (err) return err;
+
+    u32 width = x->dims[0], height = x->dims[1], cin = x->dims[2], batch = x->dims[3];
+    u32 kw = w->dims[0], kh = w->dims[1], cin_group = w->dims[2], cout = w->dims[3];
+    u32 ow = y->dims[0], oh = y->dims[1], cout_group = cout / (u32)a[A_GROUPS];
+    u32 stride_h = (u32)a[A_STRIDE_H], stride_w = (u32)a[A_STRIDE_W];
+    u32 pad_top = (u32)a[A_PAD_TOP], pad_left = (u32)a[A_PAD_LEFT];
+    u32 pw = width + pad_left + (u32)a[A_PAD_RIGHT], ph = height + pad_top + (u32)a[A_PAD_BOTTOM];
+    u64 padded_bytes = (u64)4 * pw * ph * cin;
+    if (padded_bytes > ARENA_SIZE) return ERR_OUT_OF_MEMORY;
+    i32 *xc = arena_alloc(scratch, (u32)padded_bytes);
+    u32 *channels = arena_alloc(scratch, 4 * cin_group); /* the connected channels of one cout */
+    if (!xc || !channels) return ERR_OUT_OF_MEMORY;
+
+    for (u32 b = 0; b < batch; b++) {
+        const i8 *xb = i8_data(x) + b * width * height * cin;
+        i32 *dst = xc;
+        for (u32 c = 0; c < cin; c++)
+            for (u32 py = 0; py < ph; py++)
+                for (u32 px = 0; px < pw; px++) {
+                    u32 iy = py - pad_top, ix = px - pad_left; /* wraps to huge when in the padding */
+                    *dst++ = iy < height && ix < width ? wrap_sub(xb[(c * height + iy) * width + ix], a[A_X_ZP])
+                                                       : 0;
+                }
+        for (u32 co = 0; co < cout; co++) {
+            u32 group = co / cout_group, n_channels = 0;
+            for (u32 ci = 0; ci < cin_group; ci++)
+                if (!mask || mask->data[co * cin + group * cin_group + ci] == 1) channels[n_channels++] = ci;
+            const i8 *wco = i8_data(w) + co * cin_group * kh * kw;
+            u32 acc0 = bias ? load_u32(bias->data + 4 * co) : 0;
+            u8 *yco = y->data + (b * cout + co) * oh * ow;
+            for (u32 oy = 0; oy < oh; oy++)
+                for (u32 ox = 0; ox < ow; ox++) {
+                    u32 acc = acc0;
+                    for (u32 k = 0; k < n_channels; k++) {
+                        u32 ci = channels[k];
+                        const i32 *xp = xc + ((group * cin_group + ci) * ph + oy * stride_h) * pw + ox * stride_w;
+                        const i8 *wp = wco + ci * kh * kw;
+                        for (u32 r = 0; r < kh; r++) acc += dot(xp + r * pw, wp + r * kw, kw);
+                    }
+                    yco[oy * ow + ox] = (u8)requant(&q, acc, co);
+                }
+        }
+    }
+    return OK;
+}
+
+/* MAXPOOL2D and AVGPOOL2D over each window's non-padded positions (at least one: see check.c). */
+static void pool(const model_t *m, const node_t *node) {
+    const tensor_t *x = operand(m, node, 0);
+    tensor_t *y = &m->tensors[node->output];
+    const i32 *a = node->attrs;
+    u32 width = x->dims[0], height = x->dims[1], planes = x->dims[2] * x->dims[3];
+    u32 ow = y->dims[0], oh = y->dims[1];
+    for (u32 p = 0; p < planes; p++) {
+        const i8 *xp = i8_data(x) + p * width * height;
+        for (u32 oy = 0; oy < oh; oy++) {
+            i32 y0 = (i32)(oy * (u32)a[A_STRIDE_H]) - a[A_PAD_TOP];
+            i32 y_lo = y0 < 0 ? 0 : y0, y_hi = clamp_i32(y0 + a[A_KERNEL_H], 0, (i32)height);
+            for (u32 ox = 0; ox < ow; ox++) {
+                i32 x0 = (i32)(ox * (u32)a[A_STRIDE_W]) - a[A_PAD_LEFT];
+                i32 x_lo = x0 < 0 ? 0 : x0, x_hi = clamp_i32(x0 + a[A_KERNEL_W], 0, (i32)width);
+                i32 best = -128;
+                u32 sum = 0;
+                for (i32 iy = y_lo; iy < y_hi; iy++)
+                    for (i32 ix = x_lo; ix < x_hi; ix++) {
+                        i32 v = xp[iy * (i32)width + ix];
+                        best = v > best ? v : best;
+                        sum += (u32)v;
+                    }
+                i32 result = best;
+                if (node->op == OP_AVGPOOL2D) {
+                    i32 n = (y_hi - y_lo) * (x_hi - x_lo), s = (i32)sum;
+                    result = s >= 0 ? wrap_add(s, n / 2) / n : wrap_sub(s, n / 2) / n;
+                }
+                y->data[(p * oh + oy) * ow + ox] = (u8)result;
+            }
+        }
+    }
+}
+
+static int elementwise(const model_t *m, const node_t *node) {
+    const tensor_t *x = operand(m, node, 0), *b = operand(m, node, 1);
+    tensor_t *y = &m->tensors[node->output];
+    const i32 *a = node->attrs;
+    for (u32 i = 0; i < y->count; i++) {
+        i32 v = x->dtype == DT_U8 ? (i32)x->data[i] : (i32)i8_data(x)[i];
+        i32 r;
+        switch (node->op) {
+        case OP_RELU:
+            r = v > a[A_X_ZP] ? v : a[A_X_ZP];
+            break;
+        case OP_CLIP:
+            r = clamp_i32(v, a[A_ACT_MIN], a[A_ACT_MAX]);
+            break;
+        case OP_LOOKUP:
+            r = i8_data(b)[v + 128];
+            break;
+        case OP_REQUANTIZE:
+            r = clamp_i32(wrap_add(a[A_Y_ZP], mbqm(wrap_sub(v, a[A_X_ZP]), a[A_MULT], a[A_SHIFT])),
+                          a[A_ACT_MIN], a[A_ACT_MAX]);
+            break;
+        case OP_ADD: {
+            i32 w = i8_data(b)[b->count == 1 ? 0 : i];
+            i32 a2 = (i32)((u32)wrap_sub(v, a[A_A_ZP]) << a[A_LEFT_SHIFT]);
+            i32 b2 = (i32)((u32)wrap_sub(w, a[A_B_ZP]) << a[A_LEFT_SHIFT]);
+            i32 s = wrap_add(mbqm(a2, a[A_A_MULT], a[A_A_SHIFT]), mbqm(b2, a[A_B_MULT], a[A_B_SHIFT]));
+            r = clamp_i32(wrap_add(a[A_Y_ZP], mbqm(s, a[A_Y_MULT], a[A_Y_SHIFT])), a[A_ACT_MIN], a[A_ACT_MAX]);
+            break;
+        }
+        case OP_MUL: {
+            i32 w = i8_data(b)[b->count == 1 ? 0 : i];
+            i32 p = (i32)((u32)wrap_sub(v, a[A_A_ZP]) * (u32)wrap_sub(w, a[A_B_ZP]));
+            r = clamp_i32(wrap_add(a[A_Y_ZP], mbqm(p, a[A_Y_MULT], a[A_Y_SHIFT])), a[A_ACT_MIN], a[A_ACT_MAX]);
+            break;
+        }
+        default:
+            return ERR_NODE;
+        }
+        y->data[i] = (u8)r;
+    }
+    return OK;
+}
+
+int run_int8(const model_t *m, const node_t *node, arena_t *scratch) {
+    switch (node->op) {
+    case OP_LINEAR:
+        return linear(m, node, scratch);
+    case OP_CONV2D:
+        return conv2d(m, node, scratch);
+    case OP_MAXPOOL2D:
+    case OP_AVGPOOL2D:
+        pool(m, node);
+        return OK;
+    default:
+        return elementwise(m, node);
+    }
+}
