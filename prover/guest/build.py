@@ -33,6 +33,7 @@ COMPILE_FLAGS = (
     "-Xclang", "-target-feature", "-Xclang", "+noabicalls",
     "-mno-check-zero-division",
     "-ffp-contract=off",
+    "-fomit-frame-pointer",
     "-fno-asynchronous-unwind-tables",
     "-fno-unwind-tables",
     "-g0",
