@@ -18,7 +18,7 @@ from training_common import PIXEL_OFFSET, PIXEL_SCALE, TrainingPlan, common_argu
 from prover.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample
 
 NAME = "lenet5"
-PLAN = TrainingPlan(epochs=20, batch_size=64, learning_rate=2e-3, weight_decay=0.0)
+PLAN = TrainingPlan(epochs=20, batch_size=64, learning_rate=2e-3, weight_decay=0.0, max_shift=2)
 
 # Table I of the paper: the S2 maps (rows of the table) each C3 map (column) takes input from.
 C3_INPUTS = [

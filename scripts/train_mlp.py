@@ -10,7 +10,7 @@ from training_common import PIXEL_OFFSET, PIXEL_SCALE, TrainingPlan, common_argu
 from prover.importers.torch_layers import PixelNormalize
 
 NAME = "mlp"
-PLAN = TrainingPlan(epochs=20, batch_size=128, learning_rate=1e-3, weight_decay=0.0)
+PLAN = TrainingPlan(epochs=20, batch_size=128, learning_rate=1e-3, weight_decay=0.0, max_shift=2)
 
 
 def build_mlp() -> nn.Sequential:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import pyplot
 from torch import nn
 from torch.nn import functional
 
@@ -22,6 +23,7 @@ TRAIN_THREADS = 2
 # 255 and ink goes towards 0. The models map a pixel x to x / 255 - 1, so the background is 0 (as
 # a conv's zero padding) and ink is negative.
 PIXEL_SCALE, PIXEL_OFFSET = 1 / 255, -1.0
+BACKGROUND_PIXEL = 255.0
 
 
 def default_mnist_dir() -> Path:
@@ -84,6 +86,19 @@ class TrainingPlan:
     batch_size: int
     learning_rate: float
     weight_decay: float = 0.0
+    max_shift: int = 0  # training images are moved by up to this many pixels in x and y
+
+
+def shifted(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Each 28x28 image of the batch moved by its own random offset in [-max_shift, max_shift]
+    along both axes; the uncovered border is background."""
+    count = len(images)
+    frame = functional.pad(images.reshape(count, 28, 28), (max_shift,) * 4, value=BACKGROUND_PIXEL)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, count), generator=generator)
+    rows = offsets[0][:, None] + torch.arange(28)
+    columns = offsets[1][:, None] + torch.arange(28)
+    moved = frame[torch.arange(count)[:, None, None], rows[:, :, None], columns[:, None, :]]
+    return moved.reshape(images.shape)
 
 
 class Log:
@@ -131,8 +146,8 @@ def train(
     plan: TrainingPlan,
     generator: torch.Generator,
 ) -> History:
-    """Adam with a cosine learning-rate decay to zero, softmax cross-entropy; evaluates the train
-    and test sets after each epoch."""
+    """Adam with a cosine learning-rate decay to zero, softmax cross-entropy, optionally randomly
+    shifted training images; evaluates the (unshifted) train and test sets after each epoch."""
     train_x = as_pixels(data.train_images, input_shape)
     train_y = torch.from_numpy(data.train_labels.astype(np.int64))
     test_x = as_pixels(data.test_images, input_shape)
@@ -148,7 +163,10 @@ def train(
         order = torch.randperm(len(train_x), generator=generator)
         for batch in order.split(plan.batch_size):
             optimizer.zero_grad()
-            functional.cross_entropy(model(train_x[batch]), train_y[batch]).backward()
+            images = train_x[batch]
+            if plan.max_shift:
+                images = shifted(images, plan.max_shift, generator)
+            functional.cross_entropy(model(images), train_y[batch]).backward()
             optimizer.step()
             schedule.step()
         train_loss, train_error = evaluate(model, train_x, train_y)
@@ -206,3 +224,66 @@ def run(
     for epoch in range(len(history.train_loss)):
         log(history.epoch_line(epoch))
     log(f"training time {sum(history.seconds):.0f} s; checkpoint {args.checkpoint}")
+
+
+def plot_curves(history: History, title: str, path: Path) -> None:
+    """Loss and error rate per epoch, training and test sets."""
+    figure, (loss_axes, error_axes) = pyplot.subplots(1, 2, figsize=(8, 3), dpi=80)
+    epochs = range(1, len(history.train_loss) + 1)
+    loss_axes.plot(epochs, history.train_loss, label="train")
+    loss_axes.plot(epochs, history.test_loss, label="test")
+    loss_axes.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title=f"{title}: loss")
+    error_axes.plot(epochs, history.train_error, label="train")
+    error_axes.plot(epochs, history.test_error, label="test")
+    error_axes.set(xlabel="epoch", ylabel="error (%)", yscale="log", title=f"{title}: error rate")
+    for axes in (loss_axes, error_axes):
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def plot_confusion(labels: np.ndarray, predictions: np.ndarray, title: str, path: Path) -> None:
+    """Counts of (true class, predicted class) on the test set; the diagonal is shaded apart so the
+    mistakes stay readable."""
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    mistakes = confusion * (1 - np.eye(10, dtype=np.int64))
+    figure, axes = pyplot.subplots(figsize=(5, 4.5), dpi=80)
+    axes.imshow(mistakes, cmap="Reds")
+    for true_class in range(10):
+        for predicted in range(10):
+            count = confusion[true_class, predicted]
+            if count:
+                weight = "bold" if true_class == predicted else "normal"
+                axes.text(predicted, true_class, count, ha="center", va="center", fontsize=7, weight=weight)
+    axes.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true", title=title)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def plot_wrong_predictions(
+    images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, title: str, path: Path, count: int = 8
+) -> None:
+    """The `count` most and the `count` least confident wrong predictions, with the predicted
+    class, its probability, and the true class."""
+    predictions = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predictions != labels)
+    by_confidence = wrong[np.argsort(-probabilities[wrong, predictions[wrong]], kind="stable")]
+    rows = {"most confident": by_confidence[:count], "least confident": by_confidence[::-1][:count]}
+    figure, grid = pyplot.subplots(2, count, figsize=(1.2 * count, 3.2), dpi=80, squeeze=False)
+    for row, (row_name, indices) in zip(grid, rows.items(), strict=True):
+        for column, axes in enumerate(row):
+            axes.axis("off")
+            if column < len(indices):
+                index = indices[column]
+                axes.imshow(images[index].reshape(28, 28), cmap="gray", vmin=0, vmax=255)
+                confidence = probabilities[index, predictions[index]] * 100
+                axes.set_title(f"{predictions[index]} {confidence:.0f}%\ntrue {labels[index]}", fontsize=8)
+        row[0].text(-0.3, 0.5, row_name, transform=row[0].transAxes, rotation=90, ha="right", va="center")
+    figure.suptitle(f"{title}: wrong predictions", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
