@@ -56,6 +56,49 @@ def build_library(out_dir: Path, sanitize: bool = False) -> Path:
     return library
 
 
+def _load_libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return libc
+
+
+_LIBC = _load_libc()
+
+
+class GuardedBuffer:
+    """Bytes placed so that they end exactly where an inaccessible page begins: a read one byte past
+    the end faults (SIGSEGV) instead of silently reading neighbouring memory. Linux / POSIX only."""
+
+    PAGE = 4096
+    PROT_NONE, PROT_READ_WRITE = 0, 3
+    MAP_PRIVATE_ANONYMOUS = 0x22
+
+    def __init__(self, data: bytes) -> None:
+        pages = -(-len(data) // self.PAGE) + 1
+        self._size = pages * self.PAGE
+        self._base = _LIBC.mmap(None, self._size, self.PROT_READ_WRITE, self.MAP_PRIVATE_ANONYMOUS, -1, 0)
+        if self._base in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap failed")
+        guard = self._base + self._size - self.PAGE
+        if _LIBC.mprotect(guard, self.PAGE, self.PROT_NONE) != 0:
+            raise OSError(ctypes.get_errno(), "mprotect failed")
+        self.address = guard - len(data)
+        ctypes.memmove(self.address, data, len(data))
+
+    def __del__(self) -> None:
+        _LIBC.munmap(self._base, self._size)
+
+
 class NativeGuest:
     """The interpreter loaded from a library built by `build_library`."""
 
@@ -63,8 +106,8 @@ class NativeGuest:
         self._lib = ctypes.CDLL(str(library))
         self._lib.guest_run.restype = ctypes.c_int
         self._lib.guest_run.argtypes = [
-            ctypes.c_char_p,  # input region
-            ctypes.c_char_p,  # model region
+            ctypes.c_void_p,  # input region
+            ctypes.c_void_p,  # model region
             ctypes.c_void_p,  # output region
             ctypes.c_void_p,  # arena
             ctypes.c_uint32,  # arena size
@@ -73,9 +116,12 @@ class NativeGuest:
         self._output = ctypes.create_string_buffer(OUTPUT_CAPACITY)
 
     def run(self, model: bytes, data: bytes) -> GuestResult:
-        """Run the guest on a model file and an input payload."""
+        """Run the guest on a model file and an input payload, each region ending at a guard page."""
+        input_region, model_region = GuardedBuffer(region(data)), GuardedBuffer(region(model))
         ctypes.memset(self._output, 0, REGION_HEADER)
-        code = self._lib.guest_run(region(data), region(model), self._output, self._arena, ARENA_SIZE)
+        code = self._lib.guest_run(
+            input_region.address, model_region.address, self._output, self._arena, ARENA_SIZE
+        )
         if code != 0:
             return GuestResult(code, b"")
         length = int.from_bytes(self._output.raw[:4], "big")
