@@ -254,47 +254,42 @@ static void pool(const model_t *m, const node_t *node) {
     }
 }
 
-static int elementwise(const model_t *m, const node_t *node) {
-    const tensor_t *x = operand(m, node, 0), *b = operand(m, node, 1);
-    tensor_t *y = &m->tensors[node->output];
-    const i32 *a = node->attrs;
-    for (u32 i = 0; i < y->count; i++) {
-        i32 v = x->dtype == DT_U8 ? (i32)x->data[i] : (i32)i8_data(x)[i];
-        i32 r;
-        switch (node->op) {
-        case OP_RELU:
-            r = v > a[A_X_ZP] ? v : a[A_X_ZP];
-            break;
-        case OP_CLIP:
-            r = clamp_i32(v, a[A_ACT_MIN], a[A_ACT_MAX]);
-            break;
-        case OP_LOOKUP:
-            r = i8_data(b)[v + 128];
-            break;
-        case OP_REQUANTIZE:
-            r = clamp_i32(wrap_add(a[A_Y_ZP], mbqm(wrap_sub(v, a[A_X_ZP]), a[A_MULT], a[A_SHIFT])),
-                          a[A_ACT_MIN], a[A_ACT_MAX]);
-            break;
-        case OP_ADD: {
-            i32 w = i8_data(b)[b->count == 1 ? 0 : i];
-            i32 a2 = (i32)((u32)wrap_sub(v, a[A_A_ZP]) << a[A_LEFT_SHIFT]);
-            i32 b2 = (i32)((u32)wrap_sub(w, a[A_B_ZP]) << a[A_LEFT_SHIFT]);
-            i32 s = wrap_add(mbqm(a2, a[A_A_MULT], a[A_A_SHIFT]), mbqm(b2, a[A_B_MULT], a[A_B_SHIFT]));
-            r = clamp_i32(wrap_add(a[A_Y_ZP], mbqm(s, a[A_Y_MULT], a[A_Y_SHIFT])), a[A_ACT_MIN], a[A_ACT_MAX]);
-            break;
-        }
-        case OP_MUL: {
-            i32 w = i8_data(b)[b->count == 1 ? 0 : i];
-            i32 p = (i32)((u32)wrap_sub(v, a[A_A_ZP]) * (u32)wrap_sub(w, a[A_B_ZP]));
-            r = clamp_i32(wrap_add(a[A_Y_ZP], mbqm(p, a[A_Y_MULT], a[A_Y_SHIFT])), a[A_ACT_MIN], a[A_ACT_MAX]);
-            break;
-        }
-        default:
-            return ERR_NODE;
-        }
-        y->data[i] = (u8)r;
+/* Elementwise ops. Each has its own loop over locals: the output is written through a byte
+ * pointer, which may alias anything, so values kept in the node or tensor structs would be
+ * reloaded on every iteration. */
+static void lookup(const i8 *x, const i8 *table, u8 *y, u32 count) {
+    const i8 *centre = table + 128;
+    for (u32 i = 0; i < count; i++) y[i] = (u8)centre[x[i]];
+}
+
+static void relu_clip(const i8 *x, u8 *y, u32 count, i32 lo, i32 hi) {
+    for (u32 i = 0; i < count; i++) y[i] = (u8)clamp_i32(x[i], lo, hi);
+}
+
+static void requantize(const tensor_t *x, u8 *y, const i32 *a) {
+    i32 x_zp = a[A_X_ZP], y_zp = a[A_Y_ZP], m0 = a[A_MULT], shift = a[A_SHIFT];
+    i32 lo = a[A_ACT_MIN], hi = a[A_ACT_MAX];
+    int is_unsigned = x->dtype == DT_U8;
+    for (u32 i = 0, n = x->count; i < n; i++) {
+        i32 v = is_unsigned ? (i32)x->data[i] : (i32)(i8)x->data[i];
+        y[i] = (u8)clamp_i32(wrap_add(y_zp, mbqm(wrap_sub(v, x_zp), m0, shift)), lo, hi);
     }
-    return OK;
+}
+
+static void add_mul(u32 op, const tensor_t *ta, const tensor_t *tb, u8 *y, const i32 *a) {
+    const i8 *pa = i8_data(ta), *pb = i8_data(tb);
+    u32 b_step = tb->count == 1 ? 0 : 1; /* a one-element b is broadcast */
+    i32 a_zp = a[A_A_ZP], b_zp = a[A_B_ZP], y_zp = a[A_Y_ZP], lo = a[A_ACT_MIN], hi = a[A_ACT_MAX];
+    for (u32 i = 0, n = ta->count; i < n; i++) {
+        i32 da = wrap_sub(pa[i], a_zp), db = wrap_sub(pb[i * b_step], b_zp), s;
+        if (op == OP_ADD) {
+            i32 a2 = (i32)((u32)da << a[A_LEFT_SHIFT]), b2 = (i32)((u32)db << a[A_LEFT_SHIFT]);
+            s = wrap_add(mbqm(a2, a[A_A_MULT], a[A_A_SHIFT]), mbqm(b2, a[A_B_MULT], a[A_B_SHIFT]));
+        } else {
+            s = (i32)((u32)da * (u32)db);
+        }
+        y[i] = (u8)clamp_i32(wrap_add(y_zp, mbqm(s, a[A_Y_MULT], a[A_Y_SHIFT])), lo, hi);
+    }
 }
 
 int run_int8(const model_t *m, const node_t *node, arena_t *scratch) {
@@ -308,6 +303,29 @@ int run_int8(const model_t *m, const node_t *node, arena_t *scratch) {
         pool(m, node);
         return OK;
     default:
-        return elementwise(m, node);
+        break;
+    }
+    const tensor_t *x = operand(m, node, 0);
+    u8 *y = m->tensors[node->output].data;
+    const i32 *a = node->attrs;
+    switch (node->op) {
+    case OP_LOOKUP:
+        lookup(i8_data(x), i8_data(operand(m, node, 1)), y, x->count);
+        return OK;
+    case OP_RELU: /* max(x, X_ZP) */
+        relu_clip(i8_data(x), y, x->count, a[A_X_ZP], 127);
+        return OK;
+    case OP_CLIP:
+        relu_clip(i8_data(x), y, x->count, a[A_ACT_MIN], a[A_ACT_MAX]);
+        return OK;
+    case OP_REQUANTIZE:
+        requantize(x, y, a);
+        return OK;
+    case OP_ADD:
+    case OP_MUL:
+        add_mul(node->op, x, operand(m, node, 1), y, a);
+        return OK;
+    default:
+        return ERR_NODE; /* check.c sends no other op here */
     }
 }
