@@ -1,0 +1,133 @@
+"""The golden image of an inference task (docs/memory-map.md): the guest program, the input and the
+model laid out in VM memory, and the initial state hash S0.
+
+S0 depends only on the three region roots, so a contract can recompute it from the commitments:
+`initial_state_hash(program_root, input_root, model_root)` below is that function, written out
+from the specification rather than taken from the machine, and `build_golden` checks that the
+machine's actual state hash equals it.
+"""
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_hash.auto import keccak
+
+from prover.errors import ProverError
+
+SLOT_BITS = 28  # each of the 16 slots is 2^28 bytes: one subtree at level 23 of the memory tree
+SLOT_SIZE = 1 << SLOT_BITS
+SLOT_LEVEL = SLOT_BITS - 5  # 32-byte leaves are level 0
+SLOT_COUNT = 16
+TOP_LEVELS = 4  # the "top tree" over the 16 slot roots
+LEAF_SIZE = 32
+REGION_HEADER = 32  # a data region starts with [u32 length][28 zero bytes]
+
+PROGRAM_BASE = 0x00000000
+INPUT_BASE = 0x10000000
+MODEL_BASE = 0x20000000
+OUTPUT_BASE = 0x30000000
+ENTRY = 0x00400000
+HEAP_START = 0x40000000
+STACK_POINTER = 0x7FFFD000
+SP_REGISTER = 29
+MAX_PAYLOAD = SLOT_SIZE - REGION_HEADER
+
+
+def _zero_hashes(levels: int) -> list[bytes]:
+    hashes = [bytes(LEAF_SIZE)]
+    for _ in range(levels):
+        hashes.append(keccak(hashes[-1] + hashes[-1]))
+    return hashes
+
+
+ZERO_HASHES = _zero_hashes(27)  # ZERO_HASHES[L]: root of an all-zero subtree of level L
+
+
+def region_bytes(payload: bytes) -> bytes:
+    """A data region's content from its base: the header leaf, then the payload."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ProverError(f"payload of {len(payload)} bytes does not fit a {SLOT_SIZE >> 20} MiB region")
+    return len(payload).to_bytes(4, "big") + bytes(REGION_HEADER - 4) + payload
+
+
+def subtree_root(chunks: Iterable[tuple[int, bytes]], level: int) -> bytes:
+    """The Merkle root of a subtree of 2^level leaves holding `chunks` ((byte offset, bytes) pairs,
+    offsets relative to the subtree's first byte) and zeros elsewhere. Only touched leaves are hashed."""
+    leaves: dict[int, bytearray] = {}
+    for offset, data in chunks:
+        for position in range(offset - offset % LEAF_SIZE, offset + len(data), LEAF_SIZE):
+            leaf = leaves.setdefault(position // LEAF_SIZE, bytearray(LEAF_SIZE))
+            start, end = max(position, offset), min(position + LEAF_SIZE, offset + len(data))
+            leaf[start - position : end - position] = data[start - offset : end - offset]
+    nodes: dict[int, bytes] = {index: bytes(leaf) for index, leaf in leaves.items()}
+    for height in range(level):
+        zero = ZERO_HASHES[height]
+        nodes = {
+            parent: keccak(nodes.get(2 * parent, zero) + nodes.get(2 * parent + 1, zero))
+            for parent in {index >> 1 for index in nodes}
+        }
+    return nodes.get(0, ZERO_HASHES[level])
+
+
+def region_root(payload: bytes) -> bytes:
+    """The root (level 23) of a data region holding `payload`: what a contract recomputes to check a
+    claimed output against the top-tree proof of slot 3."""
+    return subtree_root([(0, region_bytes(payload))], SLOT_LEVEL)
+
+
+def top_tree_root(slot_roots: list[bytes]) -> bytes:
+    """The memory root from the 16 slot roots: pairs hashed upward four times."""
+    if len(slot_roots) != SLOT_COUNT:
+        raise ValueError(f"expected {SLOT_COUNT} slot roots, got {len(slot_roots)}")
+    level = list(slot_roots)
+    while len(level) > 1:
+        level = [keccak(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def initial_state_hash(program_root: bytes, input_root: bytes, model_root: bytes) -> bytes:
+    """S0: keccak256 of the 226-byte state encoding (docs/machine.md) of a fresh task, whose memory
+    holds the program, input and model regions in slots 0, 1, 2 and zeros elsewhere, at pc = entry
+    with $sp set and the heap at its start. A contract recomputes it from the three roots."""
+    zero_slot = ZERO_HASHES[SLOT_LEVEL]
+    mem_root = top_tree_root([program_root, input_root, model_root] + [zero_slot] * (SLOT_COUNT - 3))
+    registers = [0] * 32
+    registers[SP_REGISTER] = STACK_POINTER
+    encoding = (
+        mem_root
+        + bytes(32)  # preimageKey
+        + struct.pack(">IIIIII", 0, ENTRY, ENTRY + 4, 0, 0, HEAP_START)  # preimageOffset pc nextPC lo hi heap
+        + struct.pack(">BBQ", 0, 0, 0)  # exitCode exited step
+        + struct.pack(">32I", *registers)
+    )
+    return keccak(encoding)
+
+
+def verify_output_proof(output_payload: bytes, siblings: list[bytes], mem_root: bytes) -> bool:
+    """Whether `output_payload` is slot 3's content under `mem_root`, given slot 3's four top-tree
+    siblings bottom-up (slot 2; slots 0-1; slots 4-7; slots 8-15)."""
+    node = region_root(output_payload)
+    index = OUTPUT_BASE >> SLOT_BITS
+    for sibling in siblings:
+        node = keccak(sibling + node) if index & 1 else keccak(node + sibling)
+        index >>= 1
+    return len(siblings) == TOP_LEVELS and node == mem_root
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    base: int
+    length: int  # bytes in use from the base (header leaf included for data regions)
+
+    def to_json(self) -> dict[str, str | int]:
+        return {"name": self.name, "base": f"{self.base:#010x}", "size": SLOT_SIZE, "used": self.length}
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ProverError(f"{path}: cannot read the {what} ({exc.strerror})") from None
