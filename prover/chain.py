@@ -1,0 +1,36 @@
+"""The chain the contracts run on: an in-process eth-tester / py-evm chain by default, or any
+Ethereum JSON-RPC endpoint (`prover node`, hardhat, anvil, geth) by URL."""
+
+from eth.vm.forks import CancunVM
+from eth_tester import EthereumTester, PyEVMBackend
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+
+from prover.node import connect
+
+
+class LocalChain:
+    """An in-process chain with Cancun rules (the EVM version the contracts are compiled for, and
+    the rules the gas figures of docs/contracts.md are measured under). `tester` gives the time
+    travel the chess clocks need in tests."""
+
+    def __init__(self) -> None:
+        self.tester = EthereumTester(PyEVMBackend(vm_configuration=((0, CancunVM),)))
+        self.w3 = Web3(EthereumTesterProvider(self.tester))
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self.w3.eth.accounts)
+
+    def timestamp(self) -> int:
+        """The timestamp of the latest block."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance_time(self, seconds: int) -> None:
+        """Mine a block `seconds` after the latest one, so the next transaction sees the clock moved."""
+        self.tester.time_travel(self.timestamp() + seconds)
+
+
+def web3_for(rpc_url: str | None) -> Web3:
+    """A Web3 on the node at rpc_url, or on a fresh in-process chain when there is none."""
+    return connect(rpc_url) if rpc_url else LocalChain().w3

@@ -1,0 +1,351 @@
+"""The contracts from Python: the committed build artifacts (contracts/artifacts/*.json), deployment,
+and typed wrappers around the one-step verifier (MIPS.sol) and the dispute game (DisputeGame.sol).
+
+Users never compile: the artifacts are committed, and `sources_sha256()` tells when they no longer
+match contracts/src (tests fail then). `python -m prover.contracts build` reruns the pinned npm solc
+(contracts/build.js) for developers who changed a contract.
+
+Every revert becomes a ProverError naming the contract call and the decoded custom error, e.g.
+"DisputeGame.select reverted: NotYourTurn(gameId=3, turn=0)".
+"""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Self
+
+from eth_abi import abi
+from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_selector, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError
+
+from prover.agent import GameView, Side
+from prover.errors import ProverError
+
+CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
+ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
+SOURCE_DIRS = ("src", "test")
+STATE_SIZE = 226
+PROOF_SIZE = 2 * 28 * 32
+# The gas every transaction pays before execution: the base fee and calldata (EIP-2028).
+TX_BASE_GAS = 21_000
+CALLDATA_ZERO_GAS = 4
+CALLDATA_NONZERO_GAS = 16
+
+
+@cache
+def load_artifact(name: str) -> dict[str, Any]:
+    """The committed build artifact of contract `name` (ABI, bytecode, compiler, sources hash)."""
+    path = ARTIFACTS_DIR / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ProverError(f"no contract artifact {path}: run `python -m prover.contracts build`") from None
+
+
+def sources_sha256() -> str:
+    """The hash contracts/build.js records: sha256 over "<path>\\0<content>\\0" of every .sol
+    file under contracts/src and contracts/test, in sorted path order."""
+    digest = hashlib.sha256()
+    files = sorted(
+        f"{folder}/{path.name}" for folder in SOURCE_DIRS for path in (CONTRACTS_DIR / folder).glob("*.sol")
+    )
+    for name in files:
+        digest.update(name.encode() + b"\0" + (CONTRACTS_DIR / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def build(check: bool = False) -> None:
+    """Recompile with the pinned solc (needs node and `npm ci --prefix contracts`). With check,
+    only compare against the committed artifacts."""
+    node = shutil.which("node")
+    if node is None:
+        raise ProverError("node is not installed: building the contracts needs node and npm")
+    if not (CONTRACTS_DIR / "node_modules" / "solc").is_dir():
+        raise ProverError(f"solc is not installed: run `npm ci --prefix {CONTRACTS_DIR}`")
+    command = [node, str(CONTRACTS_DIR / "build.js"), *(["--check"] if check else [])]
+    if subprocess.run(command, check=False).returncode != 0:
+        raise ProverError("contracts/build.js failed" + (" (stale artifacts)" if check else ""))
+
+
+# ---------------------------------------------------------------- reverts and events
+
+
+@cache
+def _known_errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    """Custom errors of every artifact by selector: (name, argument names, argument types)."""
+    errors = {}
+    for path in ARTIFACTS_DIR.glob("*.json"):
+        for entry in load_artifact(path.stem)["abi"]:
+            if entry["type"] == "error":
+                types = [item["type"] for item in entry["inputs"]]
+                selector = function_signature_to_4byte_selector(f"{entry['name']}({','.join(types)})")
+                errors[selector] = (entry["name"], [item["name"] for item in entry["inputs"]], types)
+    return errors
+
+
+def decode_revert(data: bytes) -> str:
+    """A readable form of revert data: `Name(arg=value, ...)` for a known custom error."""
+    known = _known_errors().get(data[:4])
+    if known is None:
+        return f"unknown revert data 0x{data.hex()}" if data else "reverted without a reason"
+    name, names, types = known
+    values = abi.decode(types, data[4:])
+    shown = ", ".join(
+        f"{arg}=0x{value.hex()}" if isinstance(value, bytes) else f"{arg}={value}"
+        for arg, value in zip(names, values, strict=True)
+    )
+    return f"{name}({shown})"
+
+
+def _revert_bytes(exc: ContractLogicError) -> bytes:
+    data = exc.data
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    return b""
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: bytes
+    gas_used: int
+    events: tuple[Event, ...]
+
+    def event(self, name: str) -> Event:
+        """The only event called `name` in this receipt."""
+        matches = [event for event in self.events if event.name == name]
+        if len(matches) != 1:
+            raise ProverError(f"expected one {name} event, the transaction emitted {len(matches)}")
+        return matches[0]
+
+
+def execution_gas(gas_used: int, calldata: bytes) -> int:
+    """Gas a transaction spent executing (Cancun rules): gasUsed minus base fee and calldata."""
+    calldata_gas = sum(CALLDATA_NONZERO_GAS if byte else CALLDATA_ZERO_GAS for byte in calldata)
+    return gas_used - TX_BASE_GAS - calldata_gas
+
+
+class DeployedContract:
+    """A deployed contract with calls and transactions that turn reverts into ProverErrors and
+    receipts into decoded events."""
+
+    name: str
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.contract: Contract = w3.eth.contract(
+            address=to_checksum_address(address), abi=load_artifact(self.name)["abi"]
+        )
+        self._events = {
+            event_abi_to_log_topic(entry): entry["name"]
+            for entry in self.contract.abi
+            if entry["type"] == "event"
+        }
+
+    @property
+    def address(self) -> str:
+        return self.contract.address
+
+    @classmethod
+    def deploy(cls, w3: Web3, *args: Any, sender: str | None = None) -> Self:
+        """Deploys the contract with constructor `args` (DisputeGame: mips, k, submitBond,
+        challengeBond, clockBudget, challengeWindow)."""
+        artifact = load_artifact(cls.name)
+        factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        sender = sender or w3.eth.accounts[0]
+        try:
+            tx_hash = factory.constructor(*args).transact({"from": sender})
+        except ContractLogicError as exc:
+            raise ProverError(f"deploying {cls.name} reverted: {decode_revert(_revert_bytes(exc))}") from None
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+        return cls(w3, receipt["contractAddress"])
+
+    def _call(self, function: str, *args: Any) -> Any:
+        try:
+            return getattr(self.contract.functions, function)(*args).call()
+        except ContractLogicError as exc:
+            raise self._error(function, exc) from None
+
+    def _transact(self, function: str, *args: Any, sender: str, value: int = 0) -> Receipt:
+        call: ContractFunction = getattr(self.contract.functions, function)(*args)
+        try:
+            tx_hash = call.transact({"from": to_checksum_address(sender), "value": value})
+        except ContractLogicError as exc:
+            raise self._error(function, exc) from None
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise ProverError(f"{self.name}.{function} failed in transaction 0x{tx_hash.hex()}")
+        return Receipt(bytes(tx_hash), receipt["gasUsed"], self._decode_events(receipt))
+
+    def _decode_events(self, receipt: Any) -> tuple[Event, ...]:
+        events = []
+        for log in receipt["logs"]:
+            if log["address"] != self.address or not log["topics"]:
+                continue
+            name = self._events.get(bytes(log["topics"][0]))
+            if name is not None:
+                decoded = getattr(self.contract.events, name)().process_log(log)
+                events.append(Event(name, dict(decoded["args"])))
+        return tuple(events)
+
+    def _error(self, function: str, exc: ContractLogicError) -> ProverError:
+        return ProverError(f"{self.name}.{function} reverted: {decode_revert(_revert_bytes(exc))}")
+
+
+class MipsVerifier(DeployedContract):
+    """MIPS.sol: one instruction from a 226-byte state and a 1792-byte proof."""
+
+    name = "MIPS"
+
+    def step(self, state_data: bytes, proof: bytes) -> bytes:
+        """The post-state hash (an eth_call: nothing is mined)."""
+        return bytes(self._call("step", state_data, proof))
+
+    def step_calldata(self, state_data: bytes, proof: bytes) -> bytes:
+        return bytes.fromhex(self.contract.encode_abi("step", [state_data, proof])[2:])
+
+    def step_execution_gas(self, state_data: bytes, proof: bytes, sender: str | None = None) -> int:
+        """Execution gas of one step, measured by mining it as a transaction."""
+        receipt = self._transact("step", state_data, proof, sender=sender or self.w3.eth.accounts[0])
+        return execution_gas(receipt.gas_used, self.step_calldata(state_data, proof))
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    task_id: int
+    submitter: str
+    status: str  # "pending", "refuted" or "final"
+    open_games: int
+    steps: int
+    deadline: int
+    final_state: bytes
+    output_hash: bytes
+
+
+CLAIM_STATUS = ("none", "pending", "refuted", "final")
+GAME_STATUS = ("none", "open", "defender won", "challenger won")
+
+
+class DisputeGame(DeployedContract):
+    """DisputeGame.sol (docs/dispute-game.md)."""
+
+    name = "DisputeGame"
+
+    @property
+    def k(self) -> int:
+        return self._call("k")
+
+    @property
+    def submit_bond(self) -> int:
+        return self._call("submitBond")
+
+    @property
+    def challenge_bond(self) -> int:
+        return self._call("challengeBond")
+
+    def initial_state_hash(self, program_root: bytes, input_root: bytes, model_root: bytes) -> bytes:
+        return bytes(self._call("initialStateHash", program_root, input_root, model_root))
+
+    def region_root(self, payload: bytes) -> bytes:
+        return bytes(self._call("regionRoot", payload))
+
+    def create_task(self, program_root: bytes, input_root: bytes, model_root: bytes, sender: str) -> int:
+        receipt = self._transact("createTask", program_root, input_root, model_root, sender=sender)
+        return receipt.event("TaskCreated").args["taskId"]
+
+    def submit(
+        self, task_id: int, final_state: bytes, output: bytes, output_proof: list[bytes], sender: str
+    ) -> int:
+        receipt = self._transact(
+            "submit", task_id, final_state, output, output_proof, sender=sender, value=self.submit_bond
+        )
+        return receipt.event("ClaimSubmitted").args["claimId"]
+
+    def challenge(self, claim_id: int, sender: str) -> int:
+        receipt = self._transact("challenge", claim_id, sender=sender, value=self.challenge_bond)
+        return receipt.event("GameStarted").args["gameId"]
+
+    def bisect(self, game_id: int, hashes: list[bytes], sender: str) -> Receipt:
+        return self._transact("bisect", game_id, list(hashes), sender=sender)
+
+    def select(self, game_id: int, index: int, sender: str) -> Receipt:
+        return self._transact("select", game_id, index, sender=sender)
+
+    def step(self, game_id: int, state_data: bytes, proof: bytes, sender: str) -> Receipt:
+        return self._transact("step", game_id, state_data, proof, sender=sender)
+
+    def claim_timeout(self, game_id: int, sender: str) -> Receipt:
+        return self._transact("claimTimeout", game_id, sender=sender)
+
+    def finalize(self, claim_id: int, sender: str) -> Receipt:
+        return self._transact("finalize", claim_id, sender=sender)
+
+    def withdraw(self, sender: str) -> int:
+        return self._transact("withdraw", sender=sender).event("Withdrawn").args["amount"]
+
+    def balance_of(self, account: str) -> int:
+        return self._call("balances", to_checksum_address(account))
+
+    def game(self, game_id: int) -> GameView:
+        left, right, left_hash, right_hash, posted, turn, over, seconds_left = self._call("gameView", game_id)
+        return GameView(
+            left=left,
+            right=right,
+            left_hash=bytes(left_hash),
+            right_hash=bytes(right_hash),
+            posted=tuple(bytes(h) for h in posted),
+            turn=Side.DEFENDER if turn == 0 else Side.CHALLENGER,
+            over=over,
+            mover_seconds_left=seconds_left,
+        )
+
+    def game_status(self, game_id: int) -> str:
+        """ "open", "defender won" or "challenger won"."""
+        return GAME_STATUS[self._call("games", game_id)[2]]
+
+    def claim(self, claim_id: int) -> ClaimInfo:
+        task_id, submitter, status, open_games, steps, deadline, final_state, output_hash = self._call(
+            "claims", claim_id
+        )
+        if status == 0:
+            raise ProverError(f"no claim {claim_id} on the dispute game at {self.address}")
+        return ClaimInfo(
+            task_id,
+            submitter,
+            CLAIM_STATUS[status],
+            open_games,
+            steps,
+            deadline,
+            bytes(final_state),
+            bytes(output_hash),
+        )
+
+
+def main() -> None:
+    """`python -m prover.contracts build [--check]`: the developer's build entry point."""
+    args = sys.argv[1:]
+    if not args or args[0] != "build" or args[1:] not in ([], ["--check"]):
+        sys.exit("usage: python -m prover.contracts build [--check]")
+    try:
+        build(check=args[1:] == ["--check"])
+    except ProverError as exc:
+        sys.exit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    main()
