@@ -26,7 +26,7 @@ from typing import Any
 import click
 import requests
 from eth_abi import abi
-from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester import EthereumTester
 from eth_tester.exceptions import TransactionFailed
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
@@ -119,7 +119,10 @@ class ChainNode:
     """One embedded chain answering JSON-RPC request objects (dicts), one request at a time."""
 
     def __init__(self) -> None:
-        self.tester = EthereumTester(PyEVMBackend())
+        # The same chain rules as the in-process chain (chain.py imports this module, hence here).
+        from prover.chain import LocalChain
+
+        self.tester = LocalChain().tester
         provider = EthereumTesterProvider(self.tester, api_endpoints=_api_endpoints())
         w3 = Web3(provider, middleware=[])
         # The provider's request function includes web3's eth-tester formatting middleware.
