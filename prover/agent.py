@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from eth_hash.auto import keccak
+
 
 class Side(Enum):
     DEFENDER = "defender"
@@ -24,13 +26,53 @@ class Side(Enum):
 
 class Trace(Protocol):
     """A party's own execution trace, as the VM's checkpointed trace provides it. At a step past
-    the end the machine has exited and no longer changes: the hash is the final state's."""
+    the end the machine has exited and no longer changes: the state is the final one."""
+
+    def state_at(self, step: int) -> bytes:
+        """The 226-byte state encoding (docs/machine.md) after `step` steps."""
+        ...
 
     def state_hash_at(self, step: int) -> bytes: ...
 
     def witness_at(self, step: int) -> tuple[bytes, bytes]:
-        """The pre-state encoding (226 bytes) at `step` and the proof of instruction `step`."""
+        """The pre-state encoding at `step` and the 1792-byte proof of instruction `step`."""
         ...
+
+
+# Register $k0 (r26) in the state encoding: registers start at byte 98, 4 bytes each, big-endian.
+FAULT_REGISTER = 26
+FAULT_BYTE = 98 + 4 * FAULT_REGISTER + 3
+
+
+def corrupt(state: bytes) -> bytes:
+    """The state with the lowest bit of $k0 flipped."""
+    return state[:FAULT_BYTE] + bytes([state[FAULT_BYTE] ^ 1]) + state[FAULT_BYTE + 1 :]
+
+
+class FaultyTrace:
+    """A dishonest party's trace: `honest` with register $k0 flipped from `fault_step` on.
+
+    The guest program never reads or writes $k0 (a register reserved for a kernel), so this is
+    exactly the run of a machine whose $k0 was corrupted by the transition into `fault_step`: every
+    later instruction executes as in the honest run, memory and output are the same, and every
+    state from `fault_step` on differs. The one wrong transition is step fault_step - 1."""
+
+    def __init__(self, honest: Trace, fault_step: int) -> None:
+        self.honest = honest
+        self.fault_step = fault_step
+
+    def state_at(self, step: int) -> bytes:
+        state = self.honest.state_at(step)
+        return corrupt(state) if step >= self.fault_step else state
+
+    def state_hash_at(self, step: int) -> bytes:
+        if step < self.fault_step:
+            return self.honest.state_hash_at(step)
+        return keccak(self.state_at(step))
+
+    def witness_at(self, step: int) -> tuple[bytes, bytes]:
+        state_data, proof = self.honest.witness_at(step)
+        return (corrupt(state_data) if step >= self.fault_step else state_data), proof
 
 
 @dataclass(frozen=True)
