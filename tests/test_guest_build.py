@@ -109,3 +109,15 @@ def test_the_check_passes_supported_encodings() -> None:
         0x0000000C,
     ]  # addu addiu lw bgez mul syscall
     assert unsupported([(ENTRY, w.to_bytes(4, "big")) for w in words]) == []
+
+
+def test_the_guest_never_touches_k0_or_k1() -> None:
+    """Fault injection (docs/cli.md) flips $k0 in a dishonest party's trace and relies on the guest
+    never reading or writing $k0 / $k1, so that the corrupted run ends with the same output."""
+    disassembler = capstone.Cs(capstone.CS_ARCH_MIPS, capstone.CS_MODE_MIPS32 | capstone.CS_MODE_BIG_ENDIAN)
+    users = []
+    for address, word in executable_words():
+        for instruction in disassembler.disasm(word, address):
+            if "$k0" in instruction.op_str or "$k1" in instruction.op_str:
+                users.append(f"{address:#010x}: {instruction.mnemonic} {instruction.op_str}")
+    assert users == []
