@@ -9,8 +9,10 @@ Every revert becomes a ProverError naming the contract call and the decoded cust
 "DisputeGame.select reverted: NotYourTurn(gameId=3, turn=0)".
 """
 
+import ast
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from eth_abi import abi
+from eth_tester.exceptions import TransactionFailed
 from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
@@ -105,12 +108,19 @@ def decode_revert(data: bytes) -> str:
     return f"{name}({shown})"
 
 
-def _revert_bytes(exc: ContractLogicError) -> bytes:
-    data = exc.data
-    if isinstance(data, dict):
-        data = data.get("data")
-    if isinstance(data, str) and data.startswith("0x"):
-        return bytes.fromhex(data[2:])
+def _revert_bytes(exc: Exception) -> bytes:
+    """The raw revert data of a failed call or transaction.
+
+    A JSON-RPC node reports it as hex data (web3's ContractLogicError). The in-process eth-tester
+    provider raises TransactionFailed("execution reverted: <repr of the bytes>") instead, so the
+    repr is parsed back; all this project's contracts revert with custom errors (bytes)."""
+    if isinstance(exc, ContractLogicError):
+        data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data
+        return bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+    reason = str(exc.args[0]) if exc.args else ""
+    reason = reason.removeprefix("execution reverted: ")
+    if re.fullmatch(r"b'.*'|b\".*\"", reason, flags=re.DOTALL):
+        return ast.literal_eval(reason)
     return b""
 
 
@@ -170,7 +180,7 @@ class DeployedContract:
         sender = sender or w3.eth.accounts[0]
         try:
             tx_hash = factory.constructor(*args).transact({"from": sender})
-        except ContractLogicError as exc:
+        except (ContractLogicError, TransactionFailed) as exc:
             raise ProverError(f"deploying {cls.name} reverted: {decode_revert(_revert_bytes(exc))}") from None
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
         return cls(w3, receipt["contractAddress"])
@@ -178,14 +188,14 @@ class DeployedContract:
     def _call(self, function: str, *args: Any) -> Any:
         try:
             return getattr(self.contract.functions, function)(*args).call()
-        except ContractLogicError as exc:
+        except (ContractLogicError, TransactionFailed) as exc:
             raise self._error(function, exc) from None
 
     def _transact(self, function: str, *args: Any, sender: str, value: int = 0) -> Receipt:
         call: ContractFunction = getattr(self.contract.functions, function)(*args)
         try:
             tx_hash = call.transact({"from": to_checksum_address(sender), "value": value})
-        except ContractLogicError as exc:
+        except (ContractLogicError, TransactionFailed) as exc:
             raise self._error(function, exc) from None
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
@@ -203,7 +213,7 @@ class DeployedContract:
                 events.append(Event(name, dict(decoded["args"])))
         return tuple(events)
 
-    def _error(self, function: str, exc: ContractLogicError) -> ProverError:
+    def _error(self, function: str, exc: Exception) -> ProverError:
         return ProverError(f"{self.name}.{function} reverted: {decode_revert(_revert_bytes(exc))}")
 
 
