@@ -6,6 +6,7 @@ import sys
 import click
 
 from prover.errors import ProverError
+from prover.game_commands import GAME_COMMANDS
 from prover.node import node_command
 
 
@@ -16,6 +17,8 @@ def cli() -> None:
 
 
 cli.add_command(node_command)
+for command in GAME_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

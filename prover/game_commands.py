@@ -1,0 +1,632 @@
+"""The chain commands of a party: `prover deploy`, `submit`, `challenge`, `respond`, `step`,
+`status` and `dispute` (docs/cli.md).
+
+Every command is idempotent and resumable: the chain is the record of every claim and game, so a
+command re-reads it and does only what is still to do (a claim or a game already made is found
+again through its events, a move already made shows as the other side's turn). What only the
+party knows (where the contracts are, its trace, its fault injection) lives in its base directory,
+in files written atomically. A move the contract would refuse is refused before it is sent.
+"""
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account import Account
+from eth_hash.auto import keccak
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3 import Web3
+from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+from prover.agent import (
+    Bisect,
+    ClaimTimeout,
+    FaultyTrace,
+    GameView,
+    Select,
+    Side,
+    Step,
+    Trace,
+    Wait,
+    next_move,
+    rounds_needed,
+    split_points,
+)
+from prover.basedir import read_json, write_json
+from prover.contracts import DisputeGame, MipsVerifier, Receipt
+from prover.errors import ProverError
+from prover.node import connect
+
+DEFAULT_RPC = "http://127.0.0.1:8545"
+ETHER = 10**18
+GAME_EVENTS = ("GameStarted", "Bisected", "Selected", "Stepped", "GameResolved")
+
+
+@dataclass(frozen=True)
+class Party:
+    """One party's connection: its sender on the chain and its base directory."""
+
+    w3: Web3
+    rpc_url: str
+    sender: str
+    basedir: Path
+    deployment_path: Path
+
+    def deployment(self) -> dict[str, Any]:
+        return read_json(self.deployment_path, "a deployment (run `prover deploy` first)")
+
+    def dispute_game(self) -> DisputeGame:
+        """The deployment's DisputeGame, checked to exist on this chain."""
+        deployment = self.deployment()
+        if not self.w3.eth.get_code(deployment["dispute_game"]):
+            raise ProverError(
+                f"{self.deployment_path}: no DisputeGame at {deployment['dispute_game']} on the chain at "
+                f"{self.rpc_url} (a new chain? run `prover deploy` again)"
+            )
+        return DisputeGame(self.w3, deployment["dispute_game"])
+
+    def trace(self) -> Trace:
+        return load_trace(self.basedir)
+
+
+def chain_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--rpc, --basedir, --account/--key and --deployment, turned into a connected Party."""
+
+    @click.option(
+        "--rpc", envvar="PROVER_RPC", default=DEFAULT_RPC, show_default=True, help="JSON-RPC endpoint."
+    )
+    @click.option(
+        "--basedir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="This party's directory (golden.json, final.json, checkpoints, its state files).",
+    )
+    @click.option(
+        "--account", type=click.IntRange(0), default=0, show_default=True, help="Node account index."
+    )
+    @click.option(
+        "--key", envvar="PROVER_KEY", help="Private key (hex) to sign with instead of a node account."
+    )
+    @click.option(
+        "--deployment",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="PROVER_DEPLOYMENT",
+        help="deployment.json of `prover deploy` [default: BASEDIR/deployment.json].",
+    )
+    @functools.wraps(command)
+    def wrapper(
+        rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None, **kwargs: Any
+    ):
+        w3 = connect(rpc)
+        if key:
+            try:
+                signer = Account.from_key(key)
+            except (ValueError, TypeError):
+                raise ProverError("--key: not a 32-byte private key in hex") from None
+            w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(signer), layer=0)
+            sender = signer.address
+        else:
+            accounts = w3.eth.accounts
+            if account >= len(accounts):
+                raise ProverError(f"--account {account}: the node at {rpc} has {len(accounts)} accounts")
+            sender = accounts[account]
+        w3.eth.default_account = sender
+        party = Party(
+            w3, rpc, to_checksum_address(sender), basedir, deployment or basedir / "deployment.json"
+        )
+        return command(party, **kwargs)
+
+    return wrapper
+
+
+def fault_option(command: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--fault-step",
+        type=click.IntRange(1),
+        help="Dishonest party: corrupt register $k0 from this step on (recorded in BASEDIR/fault.json).",
+    )(command)
+
+
+def record_fault(basedir: Path, fault_step: int | None) -> None:
+    """Make --fault-step part of the party: later commands read it from fault.json."""
+    if fault_step is None:
+        return
+    path = basedir / "fault.json"
+    if path.exists():
+        recorded = read_json(path, "a fault injection")["step"]
+        if recorded != fault_step:
+            raise ProverError(f"{path}: this party already corrupts step {recorded}, not {fault_step}")
+        return
+    write_json(path, {"step": fault_step})
+
+
+# ---------------------------------------------------------------- chain lookups
+
+
+def _logs(game: DisputeGame, event: str, party: Party, **argument_filters: Any) -> list[Any]:
+    return getattr(game.contract.events, event).get_logs(
+        argument_filters=argument_filters, from_block=party.deployment()["block"]
+    )
+
+
+def find_task(game: DisputeGame, party: Party, roots: tuple[bytes, bytes, bytes]) -> int | None:
+    for log in _logs(game, "TaskCreated", party):
+        if (log.args.programRoot, log.args.inputRoot, log.args.modelRoot) == roots:
+            return log.args.taskId
+    return None
+
+
+def find_claim(game: DisputeGame, party: Party, task_id: int, final_hash: bytes) -> int | None:
+    for log in _logs(game, "ClaimSubmitted", party, taskId=task_id, submitter=party.sender):
+        if log.args.finalState == final_hash:
+            return log.args.claimId
+    return None
+
+
+def find_games(game: DisputeGame, party: Party, **argument_filters: Any) -> list[int]:
+    return [log.args.gameId for log in _logs(game, "GameStarted", party, **argument_filters)]
+
+
+@dataclass(frozen=True)
+class GameRecord:
+    """A game's fixed facts and its history from the chain's events."""
+
+    game_id: int
+    claim_id: int
+    defender: str
+    challenger: str
+    rounds: int
+    gas: dict[Side, int]
+    winner: Side | None
+    by_timeout: bool
+
+
+def game_record(game: DisputeGame, party: Party, game_id: int) -> GameRecord:
+    claim_id, challenger, *_ = game.contract.functions.games(game_id).call()
+    defender = game.claim(claim_id).submitter
+    topics = [
+        [
+            event_abi_to_log_topic(entry)
+            for entry in game.contract.abi
+            if entry["type"] == "event" and entry["name"] in GAME_EVENTS
+        ],
+        game_id.to_bytes(32, "big"),
+    ]
+    logs = party.w3.eth.get_logs(
+        {"address": game.address, "fromBlock": party.deployment()["block"], "topics": topics}
+    )
+    gas = {Side.DEFENDER: 0, Side.CHALLENGER: 0}
+    for tx_hash in dict.fromkeys(log["transactionHash"] for log in logs):
+        receipt = party.w3.eth.get_transaction_receipt(tx_hash)
+        gas[Side.DEFENDER if receipt["from"] == defender else Side.CHALLENGER] += receipt["gasUsed"]
+    rounds = len(_logs(game, "Selected", party, gameId=game_id))
+    resolved = _logs(game, "GameResolved", party, gameId=game_id)
+    winner = (Side.DEFENDER if resolved[0].args.winner == 0 else Side.CHALLENGER) if resolved else None
+    by_timeout = bool(resolved and resolved[0].args.byTimeout)
+    return GameRecord(game_id, claim_id, defender, challenger, rounds, gas, winner, by_timeout)
+
+
+def side_in_game(game: DisputeGame, party: Party, game_id: int) -> Side:
+    record = game_record(game, party, game_id)
+    if party.sender == record.challenger:
+        return Side.CHALLENGER
+    if party.sender == record.defender:
+        return Side.DEFENDER
+    raise ProverError(f"game {game_id}: account {party.sender} is neither its defender nor its challenger")
+
+
+def my_game(game: DisputeGame, party: Party, game_id: int | None) -> tuple[int, Side]:
+    """The game to play: --game, else this party's open game (as challenger, or as defender of one
+    of its claims) where it is to move, else its latest game."""
+    if game_id is not None:
+        return game_id, side_in_game(game, party, game_id)
+    candidates = [(gid, Side.CHALLENGER) for gid in find_games(game, party, challenger=party.sender)]
+    for log in _logs(game, "ClaimSubmitted", party, submitter=party.sender):
+        candidates += [(gid, Side.DEFENDER) for gid in find_games(game, party, claimId=log.args.claimId)]
+    if not candidates:
+        raise ProverError(f"account {party.sender} has no game on the dispute game at {game.address}")
+    candidates.sort()
+    views = {gid: game.game(gid) for gid, _ in candidates}
+    open_games = [(gid, side) for gid, side in candidates if not views[gid].over]
+    my_turn = [(gid, side) for gid, side in open_games if views[gid].turn is side]
+    return (my_turn or open_games or candidates)[-1]
+
+
+# ---------------------------------------------------------------- moves
+
+
+def make_move(
+    game: DisputeGame, party: Party, game_id: int, move: Step | Bisect | Select | ClaimTimeout
+) -> Receipt:
+    if isinstance(move, Bisect):
+        return game.bisect(game_id, list(move.hashes), party.sender)
+    if isinstance(move, Select):
+        return game.select(game_id, move.index, party.sender)
+    if isinstance(move, Step):
+        return game.step(game_id, move.state_data, move.proof, party.sender)
+    return game.claim_timeout(game_id, party.sender)
+
+
+def describe_move(move: Step | Bisect | Select | ClaimTimeout, view: GameView, k: int) -> str:
+    if isinstance(move, Bisect):
+        return f"posted {len(move.hashes)} hashes splitting [{view.left}, {view.right}]"
+    if isinstance(move, Select):
+        points = split_points(view.left, view.right, k)
+        return f"selected piece {move.index}: [{points[move.index]}, {points[move.index + 1]}]"
+    if isinstance(move, Step):
+        return f"proved step {move.step} on chain"
+    return "claimed the win: the other side's clock ran out"
+
+
+def outcome(record: GameRecord) -> str:
+    if record.winner is None:
+        return "open"
+    how = " (by timeout)" if record.by_timeout else ""
+    return f"the {record.winner.value} won{how}"
+
+
+# ---------------------------------------------------------------- commands
+
+
+@click.command("deploy")
+@chain_options
+@click.option(
+    "--k", "arity", type=click.IntRange(2, 64), default=16, show_default=True, help="Dissection arity."
+)
+@click.option("--submit-bond", type=click.IntRange(0), default=ETHER, show_default=True, help="Wei.")
+@click.option("--challenge-bond", type=click.IntRange(0), default=ETHER, show_default=True, help="Wei.")
+@click.option("--clock", type=click.IntRange(1), default=3600, show_default=True, help="Seconds per side.")
+@click.option(
+    "--window", type=click.IntRange(0), default=3600, show_default=True, help="Challenge window (s)."
+)
+def deploy_command(
+    party: Party, arity: int, submit_bond: int, challenge_bond: int, clock: int, window: int
+) -> None:
+    """Deploy the MIPS verifier and the DisputeGame; write deployment.json."""
+    parameters = {
+        "k": arity,
+        "submit_bond": submit_bond,
+        "challenge_bond": challenge_bond,
+        "clock_budget": clock,
+        "challenge_window": window,
+    }
+    path = party.deployment_path
+    if path.exists():
+        existing = party.deployment()
+        if party.w3.eth.get_code(existing["dispute_game"]):
+            different = {name for name, value in parameters.items() if existing[name] != value}
+            if different:
+                shown = ", ".join(f"{name}={existing[name]}" for name in sorted(different))
+                raise ProverError(f"{path}: the deployment there has {shown}; use another --deployment")
+            click.echo(f"already deployed: DisputeGame at {existing['dispute_game']} (k={arity})")
+            return
+        click.echo(f"{path} names contracts that this chain does not have: deploying anew")
+    mips = MipsVerifier.deploy(party.w3, sender=party.sender)
+    game = DisputeGame.deploy(
+        party.w3, mips.address, arity, submit_bond, challenge_bond, clock, window, sender=party.sender
+    )
+    deployment = {
+        "chain_id": party.w3.eth.chain_id,
+        "mips": mips.address,
+        "dispute_game": game.address,
+        "block": party.w3.eth.block_number,
+        **parameters,
+    }
+    write_json(path, deployment)
+    click.echo(
+        f"deployed: MIPS verifier at {mips.address}, DisputeGame at {game.address} (k={arity}, "
+        f"bonds {submit_bond} / {challenge_bond} wei, clock {clock} s, window {window} s)"
+    )
+    click.echo(f"wrote {path}")
+
+
+@click.command("submit")
+@chain_options
+@fault_option
+def submit_command(party: Party, fault_step: int | None) -> None:
+    """Post the claim of BASEDIR/final.json with the submit bond (creating the task if needed)."""
+    record_fault(party.basedir, fault_step)
+    game = party.dispute_game()
+    run = load_run(party.basedir)
+    final_state = party.trace().state_at(run.steps)
+    final_hash = keccak(final_state)
+    task_id = find_task(game, party, run.roots)
+    if task_id is None:
+        task_id = game.create_task(*run.roots, sender=party.sender)
+        click.echo(f"created task {task_id}")
+    claim_id = find_claim(game, party, task_id, final_hash)
+    if claim_id is None:
+        claim_id = game.submit(task_id, final_state, run.output, run.output_proof, sender=party.sender)
+        click.echo(f"submitted claim {claim_id} on task {task_id} with a bond of {game.submit_bond} wei")
+    else:
+        click.echo(f"already submitted: claim {claim_id} on task {task_id}")
+    write_json(
+        party.basedir / "claim.json", {"claim_id": claim_id, "task_id": task_id, "dispute_game": game.address}
+    )
+    claim = game.claim(claim_id)
+    click.echo(
+        f"claim {claim_id}: final state 0x{final_hash.hex()} after {run.steps} steps, "
+        f"class {run.predicted_class}; "
+        f"{claim.status}, challenge window until block time {claim.deadline}"
+    )
+
+
+def open_challenge(party: Party, game: DisputeGame, claim_id: int | None) -> int | None:
+    """The challenger's game against the claim (opened if needed), or None when this party's own
+    run agrees with the claim."""
+    run = load_run(party.basedir)
+    if claim_id is None:
+        task_id = find_task(game, party, run.roots)
+        claims = [] if task_id is None else _logs(game, "ClaimSubmitted", party, taskId=task_id)
+        if not claims:
+            raise ProverError(
+                f"no claim on the chain for the task of {party.basedir / 'golden.json'}; "
+                "name one with --claim"
+            )
+        claim_id = claims[-1].args.claimId
+    claim = game.claim(claim_id)
+    own_hash = party.trace().state_hash_at(run.steps)
+    if own_hash == claim.final_state and run.steps == claim.steps:
+        click.echo(
+            f"agree with claim {claim_id}: our run also ends in 0x{own_hash.hex()} after {run.steps} steps"
+        )
+        return None
+    existing = find_games(game, party, claimId=claim_id, challenger=party.sender)
+    if existing:
+        click.echo(f"already challenging: game {existing[-1]} against claim {claim_id}")
+        return existing[-1]
+    game_id = game.challenge(claim_id, sender=party.sender)
+    click.echo(
+        f"opened game {game_id} against claim {claim_id} with a bond of {game.challenge_bond} wei: "
+        f"the claim ends in 0x{claim.final_state.hex()} after {claim.steps} steps, "
+        f"our run in 0x{own_hash.hex()} after {run.steps}"
+    )
+    return game_id
+
+
+@click.command("challenge")
+@chain_options
+@click.option(
+    "--claim", "claim_id", type=click.IntRange(1), help="Claim id [default: the latest on our task]."
+)
+@fault_option
+def challenge_command(party: Party, claim_id: int | None, fault_step: int | None) -> None:
+    """Compare our own run with a claim; open a game with the challenge bond when they differ."""
+    record_fault(party.basedir, fault_step)
+    game_id = open_challenge(party, party.dispute_game(), claim_id)
+    if game_id is not None:
+        write_json(
+            party.basedir / "game.json",
+            {"game_id": game_id, "dispute_game": party.deployment()["dispute_game"]},
+        )
+
+
+def play_one_move(party: Party, game: DisputeGame, game_id: int, side: Side, trace: Trace) -> str | None:
+    """Make this side's next move in the game; a line saying what was done, or None when there is
+    nothing to do for this side now."""
+    view = game.game(game_id)
+    move = next_move(side, view, trace, game.k)
+    if isinstance(move, Wait):
+        return None
+    receipt = make_move(game, party, game_id, move)
+    return f"game {game_id}: {describe_move(move, view, game.k)} (gas {receipt.gas_used})"
+
+
+@click.command("respond")
+@chain_options
+@click.option(
+    "--game", "game_id", type=click.IntRange(1), help="Game id [default: ours where it is our turn]."
+)
+def respond_command(party: Party, game_id: int | None) -> None:
+    """Make the next dissection move for our side, or say whose turn it is."""
+    game = party.dispute_game()
+    game_id, side = my_game(game, party, game_id)
+    view = game.game(game_id)
+    move = next_move(side, view, party.trace(), game.k)
+    if isinstance(move, Wait):
+        click.echo(f"game {game_id}: nothing to do for the {side.value}: {move.reason}")
+        return
+    if isinstance(move, Step):
+        click.echo(f"game {game_id}: one step is left ({move.step}): run `prover step`")
+        return
+    receipt = make_move(game, party, game_id, move)
+    click.echo(f"game {game_id}: {describe_move(move, view, game.k)} (gas {receipt.gas_used})")
+
+
+@click.command("step")
+@chain_options
+@click.option("--game", "game_id", type=click.IntRange(1), help="Game id [default: ours].")
+def step_command(party: Party, game_id: int | None) -> None:
+    """The one-step proof: the contract executes the last disputed instruction and decides."""
+    game = party.dispute_game()
+    game_id, _ = my_game(game, party, game_id)
+    view = game.game(game_id)
+    if view.over:
+        click.echo(f"game {game_id} is over: {outcome(game_record(game, party, game_id))}")
+        return
+    if view.right - view.left != 1:
+        raise ProverError(
+            f"game {game_id} is not down to one step: [{view.left}, {view.right}] is "
+            f"{view.right - view.left} steps; keep responding"
+        )
+    state_data, proof = party.trace().witness_at(view.left)
+    if keccak(state_data) != view.left_hash:
+        raise ProverError(
+            f"game {game_id}: our state at step {view.left} is not the agreed one "
+            f"(0x{view.left_hash.hex()}); only the other side can prove this step"
+        )
+    receipt = game.step(game_id, state_data, proof, party.sender)
+    record = game_record(game, party, game_id)
+    click.echo(
+        f"game {game_id}: proved step {view.left} on chain (gas {receipt.gas_used}): {outcome(record)}"
+    )
+
+
+def game_status(game: DisputeGame, party: Party, game_id: int) -> dict[str, Any]:
+    """One game as `prover status` shows it (and prints with --json)."""
+    record = game_record(game, party, game_id)
+    view = game.game(game_id)
+    stored = game.contract.functions.games(game_id).call()
+    clocks = {Side.DEFENDER: stored[7], Side.CHALLENGER: stored[8]}
+    if not view.over:
+        clocks[view.turn] = view.mover_seconds_left
+    claim = game.claim(record.claim_id)
+    return {
+        "game": game_id,
+        "claim": record.claim_id,
+        "defender": record.defender,
+        "challenger": record.challenger,
+        "interval": [view.left, view.right],
+        "steps_claimed": claim.steps,
+        "round": record.rounds + (0 if view.over else 1),
+        "rounds_at_most": rounds_needed(claim.steps, game.k),
+        "turn": None if view.over else view.turn.value,
+        "clocks": {side.value: seconds for side, seconds in clocks.items()},
+        "winner": record.winner.value if record.winner else None,
+        "by_timeout": record.by_timeout,
+        "gas": {side.value: gas for side, gas in record.gas.items()},
+    }
+
+
+def status_line(status: dict[str, Any]) -> str:
+    left, right = status["interval"]
+    head = f"game {status['game']} on claim {status['claim']}: "
+    gas = f"gas defender {status['gas']['defender']}, challenger {status['gas']['challenger']}"
+    if status["winner"]:
+        how = " by timeout" if status["by_timeout"] else ""
+        return head + f"the {status['winner']} won{how} after {status['round']} rounds; {gas}"
+    clocks = status["clocks"]
+    return head + (
+        f"[{left}, {right}] ({right - left} steps), round {status['round']} "
+        f"of at most {status['rounds_at_most']}, {status['turn']} to move; "
+        f"clocks defender {clocks['defender']} s, challenger {clocks['challenger']} s; {gas}"
+    )
+
+
+@click.command("status")
+@chain_options
+@click.option("--game", "game_id", type=click.IntRange(1), help="Only this game.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_command(party: Party, game_id: int | None, as_json: bool) -> None:
+    """Every game of the deployment: interval, round, whose turn, clocks, winner, gas."""
+    game = party.dispute_game()
+    game_ids = (
+        [game_id] if game_id is not None else list(range(1, game.contract.functions.gameCount().call() + 1))
+    )
+    statuses = [game_status(game, party, gid) for gid in game_ids]
+    if as_json:
+        click.echo(json.dumps({"dispute_game": game.address, "k": game.k, "games": statuses}, indent=2))
+        return
+    click.echo(f"DisputeGame at {game.address} (k={game.k}): {len(statuses)} game(s)")
+    for status in statuses:
+        click.echo(status_line(status))
+
+
+@click.command("dispute")
+@chain_options
+@click.option(
+    "--side", type=click.Choice([side.value for side in Side]), required=True, help="The side to play."
+)
+@click.option("--game", "game_id", type=click.IntRange(1), help="Game id [default: ours].")
+@click.option("--claim", "claim_id", type=click.IntRange(1), help="Challenger: the claim to dispute.")
+@click.option(
+    "--poll", type=click.FloatRange(0.01), default=0.2, show_default=True, help="Seconds between looks."
+)
+@fault_option
+def dispute_command(
+    party: Party, side: str, game_id: int | None, claim_id: int | None, poll: float, fault_step: int | None
+) -> None:
+    """Play every move for one side until the game ends."""
+    record_fault(party.basedir, fault_step)
+    game = party.dispute_game()
+    playing = Side(side)
+    if game_id is None and playing is Side.CHALLENGER:
+        game_id = open_challenge(party, game, claim_id)
+        if game_id is None:
+            return
+    if game_id is None:
+        game_id = wait_for_defence(party, game, poll)
+    elif side_in_game(game, party, game_id) is not playing:
+        raise ProverError(f"game {game_id}: account {party.sender} is not its {side}")
+    trace = party.trace()
+    click.echo(f"playing game {game_id} as the {side}")
+    while not game.game(game_id).over:
+        try:
+            progress = play_one_move(party, game, game_id, playing, trace)
+        except ProverError:
+            # Both sides may prove the last step; whoever comes second finds the game over.
+            if game.game(game_id).over:
+                break
+            raise
+        if progress is None:
+            time.sleep(poll)
+        else:
+            click.echo(progress)
+    status = game_status(game, party, game_id)
+    click.echo(status_line(status))
+
+
+def wait_for_defence(party: Party, game: DisputeGame, poll: float) -> int:
+    """The defender's game: the first open game on one of its claims, once a challenger opens one."""
+    announced = False
+    while True:
+        for log in _logs(game, "ClaimSubmitted", party, submitter=party.sender):
+            for game_id in find_games(game, party, claimId=log.args.claimId):
+                if not game.game(game_id).over:
+                    return game_id
+        if not announced:
+            click.echo("waiting for a challenge of our claims")
+            announced = True
+        time.sleep(poll)
+
+
+# ---------------------------------------------------------------- the party's own run
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a party's golden image and finished run say (golden.json, final.json)."""
+
+    roots: tuple[bytes, bytes, bytes]  # program, input, model: the task on chain
+    steps: int
+    output: bytes
+    output_proof: list[bytes]
+    predicted_class: int
+
+
+def load_run(basedir: Path) -> Run:
+    golden = read_json(basedir / "golden.json", "a golden image (run `prover golden` first)")
+    final = read_json(basedir / "final.json", "a finished run (run `prover run` first)")
+    return Run(
+        roots=tuple(bytes.fromhex(golden[name][2:]) for name in ("program_root", "input_root", "model_root")),
+        steps=final["steps"],
+        output=bytes.fromhex(final["output"][2:]),
+        output_proof=[bytes.fromhex(h[2:]) for h in final["output_proof"]],
+        predicted_class=final["class"],
+    )
+
+
+def load_trace(basedir: Path) -> Trace:
+    """The party's trace from its checkpoints, with its recorded fault injection if it has one."""
+    honest = open_checkpoints(basedir)
+    fault_path = basedir / "fault.json"
+    if not fault_path.exists():
+        return honest
+    return FaultyTrace(honest, read_json(fault_path, "a fault injection")["step"])
+
+
+GAME_COMMANDS = (
+    deploy_command,
+    submit_command,
+    challenge_command,
+    respond_command,
+    step_command,
+    status_command,
+    dispute_command,
+)

@@ -1,0 +1,75 @@
+# Shared by the dispute demos (scripts/challenge_simple.sh, scripts/challenge_faulty_submitter.sh):
+# a local node in the background (killed on exit), the contracts, two parties' directories, and the
+# dissection loop. Account 0 deploys, account 1 submits, account 2 challenges.
+
+PYTHON=${PYTHON:-.venv/bin/python}
+K=${K:-16}
+IMAGE=${IMAGE:-0}
+MODEL=${MODEL:-models/mlp_int8.ggml}
+MNIST_DIR=${MNIST_DIR:-../shared/data/mnist}
+
+prover() { "$PYTHON" -m prover.cli "$@"; }
+say() { printf '\n== %s\n' "$*"; }
+
+# One field of game 1 from `prover status --json`, by a Python expression over `game`.
+game_field() {
+    prover status --game 1 --json | "$PYTHON" -c "import json, sys; game = json.load(sys.stdin)['games'][0]; print($1)"
+}
+
+demo_setup() {
+    WORK=$(mktemp -d)
+    SUBMITTER=$WORK/submitter
+    CHALLENGER=$WORK/challenger
+    START=$(date +%s)
+
+    say "starting a local JSON-RPC node"
+    prover node --port "${PORT:-0}" >"$WORK/node.log" 2>&1 &
+    NODE_PID=$!
+    trap 'kill "$NODE_PID" 2>/dev/null; wait "$NODE_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+    for _ in $(seq 600); do
+        grep -q "listening on" "$WORK/node.log" && break
+        kill -0 "$NODE_PID" 2>/dev/null || { cat "$WORK/node.log"; exit 1; }
+        sleep 0.1
+    done
+    export PROVER_RPC
+    PROVER_RPC=$(grep -m1 "listening on" "$WORK/node.log" | awk '{print $NF}')
+    export PROVER_DEPLOYMENT=$WORK/deployment.json
+    echo "node at $PROVER_RPC (pid $NODE_PID)"
+
+    say "deploying the MIPS verifier and the dispute game (k = $K)"
+    prover deploy --k "$K" --account 0
+
+    DIGIT=$WORK/digit.raw
+    "$PYTHON" - "$MNIST_DIR/t10k-images-idx3-ubyte.gz" "$IMAGE" "$DIGIT" <<'EOF'
+import gzip, sys
+images, index, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with gzip.open(images) as f:
+    data = f.read()
+open(out, "wb").write(data[16 + 784 * index : 16 + 784 * (index + 1)])
+EOF
+    echo "input: MNIST test image $IMAGE (784 raw pixels in $DIGIT)"
+}
+
+# The step at which a faulty party corrupts its machine: FAULT_STEP, or a third of the run in $1.
+fault_step() {
+    if [ -n "${FAULT_STEP:-}" ]; then echo "$FAULT_STEP"; return; fi
+    "$PYTHON" -c "import json, sys; print(json.load(open(sys.argv[1]))['steps'] // 3)" "$1/final.json"
+}
+
+dissect_and_step() {
+    say "dissection: the submitter (defender) posts split hashes, the challenger selects a piece"
+    while [ "$(game_field "game['winner'] is None and game['interval'][1] - game['interval'][0] > 1")" = True ]; do
+        prover respond --basedir "$SUBMITTER" --account 1
+        prover respond --basedir "$CHALLENGER" --account 2
+    done
+
+    if [ "$(game_field "game['winner'] is None")" = True ]; then
+        say "one step left: the challenger has the contract execute it"
+        prover step --basedir "$CHALLENGER" --account 2 || prover step --basedir "$SUBMITTER" --account 1
+    fi
+
+    say "result"
+    prover status
+    game_field "f\"winner: the {game['winner']}; rounds: {game['round']}; gas used: defender {game['gas']['defender']:,}, challenger {game['gas']['challenger']:,}, total {sum(game['gas'].values()):,}\""
+    echo "wall time: $(($(date +%s) - START)) s"
+}
