@@ -162,6 +162,9 @@ def next_move(side: Side, game: GameView, trace: Trace, k: int) -> Move:
         # One instruction is left. Its pre-state hash is agreed, so either side can prove it from
         # its own trace (the contract lets anyone): the honest side does not wait for the liar.
         state_data, proof = trace.witness_at(game.left)
+        if keccak(state_data) != game.left_hash:
+            # A party whose own run started elsewhere (another input or model) cannot prove it.
+            return Wait(f"our state at step {game.left} is not the agreed one; the other side proves it")
         return Step(game.left, state_data, proof)
     if side is not game.turn:
         return Wait(f"the {game.turn.value} is to move on [{game.left}, {game.right}]")

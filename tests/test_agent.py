@@ -162,3 +162,11 @@ def test_waiting_and_timeouts():
     assert isinstance(next_move(Side.CHALLENGER, out_of_time, trace, 2), ClaimTimeout)
     over = GameView(0, 100, trace.state_hash_at(0), trace.state_hash_at(100), (), Side.DEFENDER, True, 0)
     assert next_move(Side.CHALLENGER, over, trace, 2) == Wait("the game is over")
+
+
+def test_only_a_party_holding_the_agreed_state_proves_the_last_step():
+    truth = honest_trace(10)
+    elsewhere = liar_trace(truth, 0, 10)  # a run from another input: differs from step 0
+    game = GameView(4, 5, truth.state_hash_at(4), truth.state_hash_at(5), (), Side.CHALLENGER, False, 30)
+    assert next_move(Side.DEFENDER, game, truth, 2) == Step(4, *truth.witness_at(4))
+    assert isinstance(next_move(Side.CHALLENGER, game, elsewhere, 2), Wait)
