@@ -137,6 +137,9 @@ def record_fault(basedir: Path, fault_step: int | None) -> None:
     """Make --fault-step part of the party: later commands read it from fault.json."""
     if fault_step is None:
         return
+    steps = load_run(basedir).steps
+    if fault_step > steps:
+        raise ProverError(f"--fault-step {fault_step}: the run in {basedir} has only {steps} steps")
     path = basedir / "fault.json"
     if path.exists():
         recorded = read_json(path, "a fault injection")["step"]
@@ -428,6 +431,9 @@ def respond_command(party: Party, game_id: int | None) -> None:
     game = party.dispute_game()
     game_id, side = my_game(game, party, game_id)
     view = game.game(game_id)
+    if view.over:
+        click.echo(f"game {game_id} is over: {outcome(game_record(game, party, game_id))}")
+        return
     move = next_move(side, view, party.trace(), game.k)
     if isinstance(move, Wait):
         click.echo(f"game {game_id}: nothing to do for the {side.value}: {move.reason}")

@@ -10,7 +10,7 @@ from contract_fixtures import deploy, final_state, output_commitment
 from eth_hash.auto import keccak
 
 from prover.agent import Side
-from prover.game_commands import Party, game_status, play_one_move
+from prover.game_commands import Party, find_claim, find_games, find_task, game_status, my_game, play_one_move
 
 OUTPUT = b"\x00\x00\x00\x07 logits"
 CLOCK = 1_000
@@ -46,6 +46,13 @@ def test_dissection_on_chain_ends_at_the_first_wrong_step(tmp_path, k, steps, fa
     deployment.write_text(json.dumps({"dispute_game": game.address, "block": 0}))
     defender = Party(w3, "in-process", chain_setup.submitter, tmp_path, deployment)
     challenger = Party(w3, "in-process", chain_setup.challenger, tmp_path, deployment)
+    # What the commands find again on a re-run, from the chain's events.
+    assert find_task(game, defender, roots) == task_id
+    assert find_claim(game, defender, task_id, keccak(claimed)) == claim_id
+    assert find_games(game, challenger, claimId=claim_id, challenger=challenger.sender) == [game_id]
+    assert my_game(game, defender, None) == (game_id, Side.DEFENDER)
+    assert my_game(game, challenger, None) == (game_id, Side.CHALLENGER)
+
     s0 = game.initial_state_hash(*roots)
     honest = HashTrace(s0, keccak(claimed), steps)
     liar = HashTrace(s0, keccak(claimed), steps, fault_step)
