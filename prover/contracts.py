@@ -108,7 +108,7 @@ def decode_revert(data: bytes) -> str:
     return f"{name}({shown})"
 
 
-def _revert_bytes(exc: Exception) -> bytes:
+def revert_data(exc: Exception) -> bytes:
     """The raw revert data of a failed call or transaction.
 
     A JSON-RPC node reports it as hex data (web3's ContractLogicError). The in-process eth-tester
@@ -181,7 +181,7 @@ class DeployedContract:
         try:
             tx_hash = factory.constructor(*args).transact({"from": sender})
         except (ContractLogicError, TransactionFailed) as exc:
-            raise ProverError(f"deploying {cls.name} reverted: {decode_revert(_revert_bytes(exc))}") from None
+            raise ProverError(f"deploying {cls.name} reverted: {decode_revert(revert_data(exc))}") from None
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
         return cls(w3, receipt["contractAddress"])
 
@@ -214,7 +214,7 @@ class DeployedContract:
         return tuple(events)
 
     def _error(self, function: str, exc: Exception) -> ProverError:
-        return ProverError(f"{self.name}.{function} reverted: {decode_revert(_revert_bytes(exc))}")
+        return ProverError(f"{self.name}.{function} reverted: {decode_revert(revert_data(exc))}")
 
 
 class MipsVerifier(DeployedContract):
