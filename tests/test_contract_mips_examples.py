@@ -365,10 +365,20 @@ def test_forged_witnesses_revert(mips: MipsVerifier, what: str, error: str) -> N
 
 
 def test_non_canonical_calldata_reverts(mips: MipsVerifier) -> None:
+    """Calldata the ABI decoder accepts but that is not the canonical layout: trailing bytes, or
+    the proof moved 32 bytes further (its head offset adjusted). A truncated call does not even
+    decode (a revert without data)."""
     state, proof = honest_store_witness()
     calldata = mips.step_calldata(state, proof)
-    moved_proof = calldata[:36] + (0x180).to_bytes(32, "big") + calldata[68:] + bytes(32)
-    for forged in (calldata + bytes(32), calldata[:-1], moved_proof):
+    proof_at = 4 + 0x160
+    moved_proof = (
+        calldata[:36] + (0x180).to_bytes(32, "big") + calldata[68:proof_at] + bytes(32) + calldata[proof_at:]
+    )
+    for forged, reason in [
+        (calldata + bytes(32), "MalformedWitness()"),
+        (moved_proof, "MalformedWitness()"),
+        (calldata[:-1], "reverted without a reason"),
+    ]:
         with pytest.raises(TransactionFailed) as failure:
             mips.w3.eth.call({"to": mips.address, "data": "0x" + forged.hex()})
-        assert decode_revert(revert_data(failure.value)) == "MalformedWitness()"
+        assert decode_revert(revert_data(failure.value)) == reason
