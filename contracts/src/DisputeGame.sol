@@ -62,6 +62,9 @@ contract DisputeGame {
         uint64 defenderClock;
         uint64 challengerClock;
         uint64 turnStart;
+        uint8 postedCount;
+        // This round's hashes are posted[0:postedCount]. The slots are reused from round to round:
+        // overwriting a non-zero slot costs 5,000 gas, filling a cleared one 22,100.
         bytes32[] posted;
     }
 
@@ -268,11 +271,19 @@ contract DisputeGame {
         if (msg.sender != claims[game.claimId].submitter) revert NotDefender(msg.sender);
         uint256 length = game.right - game.left;
         if (length == 1) revert StepRequired(gameId);
-        if (game.posted.length != 0) revert NotYourTurn(gameId, Side.Challenger);
+        if (game.postedCount != 0) revert NotYourTurn(gameId, Side.Challenger);
         uint256 pieces = length < k ? length : k;
         if (hashes.length != pieces - 1) revert WrongHashCount(pieces - 1, hashes.length);
         _spendClock(gameId, game, Side.Defender);
-        game.posted = hashes;
+        bytes32[] storage posted = game.posted;
+        uint256 reused = posted.length < hashes.length ? posted.length : hashes.length;
+        for (uint256 i = 0; i < reused; ++i) {
+            posted[i] = hashes[i];
+        }
+        for (uint256 i = reused; i < hashes.length; ++i) {
+            posted.push(hashes[i]);
+        }
+        game.postedCount = uint8(hashes.length);
         emit Bisected(gameId, game.left, game.right, hashes);
     }
 
@@ -284,7 +295,7 @@ contract DisputeGame {
         uint256 left = game.left;
         uint256 length = game.right - left;
         if (length == 1) revert StepRequired(gameId);
-        uint256 hashCount = game.posted.length;
+        uint256 hashCount = game.postedCount;
         if (hashCount == 0) revert NotYourTurn(gameId, Side.Defender);
         uint256 pieces = hashCount + 1;
         if (index >= pieces) revert IndexOutOfRange(index, pieces);
@@ -293,7 +304,7 @@ contract DisputeGame {
         if (index != hashCount) game.rightHash = game.posted[index];
         game.left = uint64(left + length * index / pieces);
         game.right = uint64(left + length * (index + 1) / pieces);
-        delete game.posted;
+        game.postedCount = 0;
         emit Selected(gameId, index, game.left, game.right);
     }
 
@@ -340,7 +351,11 @@ contract DisputeGame {
         turn = _turn(game);
         over = game.status != GameStatus.Open;
         moverSecondsLeft = over ? 0 : _secondsLeft(game, turn);
-        return (game.left, game.right, game.leftHash, game.rightHash, game.posted, turn, over, moverSecondsLeft);
+        posted = new bytes32[](game.postedCount);
+        for (uint256 i = 0; i < posted.length; ++i) {
+            posted[i] = game.posted[i];
+        }
+        return (game.left, game.right, game.leftHash, game.rightHash, posted, turn, over, moverSecondsLeft);
     }
 
     /// @notice S0 of docs/memory-map.md: the initial state hash of a task.
@@ -400,7 +415,7 @@ contract DisputeGame {
     /// @dev The defender moves while the interval is longer than one step and it has not posted
     ///      this round's hashes; otherwise the challenger (select, or step at one step).
     function _turn(Game storage game) private view returns (Side) {
-        return game.right - game.left > 1 && game.posted.length == 0 ? Side.Defender : Side.Challenger;
+        return game.right - game.left > 1 && game.postedCount == 0 ? Side.Defender : Side.Challenger;
     }
 
     function _secondsLeft(Game storage game, Side side) private view returns (uint256) {
