@@ -187,8 +187,8 @@ def common_arguments(description: str, name: str, plan: TrainingPlan) -> argpars
     parser.add_argument(
         "--checkpoint",
         type=Path,
-        default=REPO_ROOT / "build" / "checkpoints" / f"{name}.pt",
-        help="where the torch state_dict is saved (and read with --skip-training)",
+        default=REPO_ROOT / "models" / f"{name}.pt",
+        help="where the torch state_dict and the history are saved (and read with --skip-training)",
     )
     parser.add_argument("--skip-training", action="store_true", help="reuse the saved checkpoint")
     parser.add_argument("--seed", type=int, default=1)
@@ -204,7 +204,7 @@ def run(
     input_shape: tuple[int, ...],
     plan: TrainingPlan,
 ) -> None:
-    """Train (or reload the checkpoint), then write the model files, the log and the plots."""
+    """Train (or reload the checkpoint), then write the log and the plots."""
     plan = replace(plan, epochs=args.epochs)
     log = Log(args.out_dir / f"{name}.log")
     generator = seed_everything(args.seed)
@@ -223,7 +223,20 @@ def run(
     log(f"model: {model}")
     for epoch in range(len(history.train_loss)):
         log(history.epoch_line(epoch))
-    log(f"training time {sum(history.seconds):.0f} s; checkpoint {args.checkpoint}")
+    log(f"training time {sum(history.seconds):.0f} s; checkpoint {args.checkpoint.name}")
+
+    test_x = as_pixels(data.test_images, input_shape)
+    with torch.no_grad():
+        probabilities = torch.cat([model(batch).softmax(dim=1) for batch in test_x.split(1000)]).numpy()
+    predictions = probabilities.argmax(axis=1)
+    accuracy = (predictions == data.test_labels).mean() * 100
+    log(f"torch f32 test accuracy {accuracy:.2f} % ({len(predictions)} images)")
+    title, prefix = f"{name} (torch f32)", args.out_dir / name
+    plot_curves(history, name, prefix.with_name(f"{name}_curves.png"))
+    plot_confusion(data.test_labels, predictions, title, prefix.with_name(f"{name}_confusion.png"))
+    plot_wrong_predictions(
+        data.test_images, data.test_labels, probabilities, title, prefix.with_name(f"{name}_wrong.png")
+    )
 
 
 def plot_curves(history: History, title: str, path: Path) -> None:
