@@ -38,7 +38,8 @@ class Subsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = functional.avg_pool2d(x, self.kernel_size, self.stride)
-        return pooled * self.coef[None, :, None, None] + self.bias[None, :, None, None]
+        # view(), not indexing: it exports to ONNX as a Reshape of a constant, which folds away.
+        return pooled * self.coef.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
         return f"channels={self.coef.numel()}, kernel_size={self.kernel_size}, stride={self.stride}"

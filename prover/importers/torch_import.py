@@ -1,0 +1,120 @@
+"""PyTorch to the importers' layer chain: an nn.Module (a Sequential, nested Sequentials allowed)
+of the layers below, or a state_dict together with the module it belongs to.
+
+    PixelNormalize            the input normalization
+    nn.Linear                 linear
+    nn.Conv2d, MaskedConv2d   conv2d (the mask's unconnected weights are zeroed)
+    Subsample                 subsample (LeNet's trainable subsampling)
+    nn.MaxPool2d, nn.AvgPool2d
+    nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax (last dim), nn.Flatten
+    nn.Dropout, nn.Identity   skipped (identities at inference)
+
+torch is imported here, lazily: the rest of prover never needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from prover.errors import ProverError
+from prover.importers.imported import ImportedModel, LayerChain
+
+
+def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _leaves(module: Any) -> Iterator[tuple[str, Any]]:
+    from torch import nn
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.Sequential):
+            for child_name, leaf in _leaves(child):
+                yield f"{name}.{child_name}", leaf
+        else:
+            yield name, child
+
+
+def import_torch(
+    module: Any, input_shape: tuple[int, ...], state_dict: Mapping[str, Any] | None = None
+) -> ImportedModel:
+    """`module`'s layers (with `state_dict`'s weights if given) as a chain; `input_shape` is one
+    input without the batch dimension: (features,) or (channels, height, width)."""
+    from torch import nn
+
+    from prover.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample
+
+    if state_dict is not None:
+        try:
+            module.load_state_dict(state_dict)
+        except (RuntimeError, KeyError) as exc:
+            raise ProverError(f"the state_dict does not fit the module: {exc}".splitlines()[0]) from None
+    chain = LayerChain()
+    for name, layer in _leaves(module):
+
+        def array(tensor: Any) -> np.ndarray:
+            return tensor.detach().cpu().numpy()
+
+        if isinstance(layer, PixelNormalize):
+            chain.normalize(layer.scale, layer.offset, where=name)
+        elif isinstance(layer, nn.Linear):
+            bias = array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
+            chain.add("linear", {"weight": array(layer.weight), "bias": bias})
+        elif isinstance(layer, nn.Conv2d):
+            if (
+                layer.padding_mode != "zeros"
+                or _pair(layer.dilation) != (1, 1)
+                or isinstance(layer.padding, str)
+            ):
+                raise ProverError(
+                    f"layer {name}: only zero-padded, undilated, explicit-padding convs are supported"
+                )
+            weight = array(layer.masked_weight() if isinstance(layer, MaskedConv2d) else layer.weight)
+            bias = array(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels)
+            arrays = {"weight": weight, "bias": bias}
+            if isinstance(layer, MaskedConv2d):
+                arrays["mask"] = array(layer.mask)
+            pad_h, pad_w = _pair(layer.padding)
+            chain.add(
+                "conv2d",
+                arrays,
+                stride=_pair(layer.stride),
+                padding=(pad_h, pad_w, pad_h, pad_w),
+                groups=layer.groups,
+            )
+        elif isinstance(layer, Subsample):
+            chain.add(
+                "subsample",
+                {"coef": array(layer.coef), "bias": array(layer.bias)},
+                kernel=_pair(layer.kernel_size),
+                stride=_pair(layer.stride),
+            )
+        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            kind = "maxpool2d" if isinstance(layer, nn.MaxPool2d) else "avgpool2d"
+            pad_h, pad_w = _pair(layer.padding)
+            if layer.ceil_mode or (kind == "avgpool2d" and layer.count_include_pad and (pad_h or pad_w)):
+                raise ProverError(
+                    f"layer {name}: ceil_mode and count_include_pad with padding are not supported"
+                )
+            if kind == "maxpool2d" and _pair(layer.dilation) != (1, 1):
+                raise ProverError(f"layer {name}: dilated pooling is not supported")
+            chain.add(
+                kind,
+                kernel=_pair(layer.kernel_size),
+                stride=_pair(layer.stride or layer.kernel_size),
+                padding=(pad_h, pad_w, pad_h, pad_w),
+            )
+        elif isinstance(layer, (nn.ReLU, nn.Tanh, nn.Sigmoid)):
+            chain.add(type(layer).__name__.lower())
+        elif isinstance(layer, nn.Softmax):
+            if layer.dim not in (-1, 1):
+                raise ProverError(f"layer {name}: Softmax must be over the last dimension")
+            chain.add("softmax")
+        elif isinstance(layer, nn.Flatten):
+            chain.add("flatten")
+        elif not isinstance(layer, (nn.Dropout, nn.Identity)):
+            raise ProverError(f"layer {name}: {type(layer).__name__} is not supported")
+    return chain.finish(input_shape)
