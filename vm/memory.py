@@ -62,6 +62,19 @@ class Memory:
         # _nodes[level] for level in PAGE_LEVEL..TREE_DEPTH (lower indices unused).
         self._nodes: list[dict[int, bytes]] = [{} for _ in range(TREE_DEPTH + 1)]
 
+    @classmethod
+    def from_pages(cls, pages: dict[int, bytes], page_roots: dict[int, bytes]) -> Memory:
+        """Memory holding copies of `pages`, whose roots the caller already knows (`page_roots`,
+        e.g. cached by content): only the tree above the pages is hashed."""
+        memory = cls()
+        memory.pages = {index: bytearray(page) for index, page in pages.items()}
+        level = memory._nodes[PAGE_LEVEL]
+        for index, root in page_roots.items():
+            if root != _ZERO_PAGE_ROOT:
+                level[index] = root
+        memory._rehash_above(set(pages))
+        return memory
+
     # ------------------------------------------------------------------ reading and writing
 
     def page_for_write(self, page_index: int) -> bytearray:
@@ -137,7 +150,10 @@ class Memory:
                 nodes.pop(index, None)
             else:
                 nodes[index] = root
-        indices = set(dirty)
+        self._rehash_above(set(dirty))
+
+    def _rehash_above(self, indices: set[int]) -> None:
+        """Recompute the nodes above the pages `indices` from their (current) page roots."""
         for level in range(PAGE_LEVEL, TREE_DEPTH):
             children = self._nodes[level]
             parents = self._nodes[level + 1]
