@@ -12,16 +12,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_hash.auto import keccak
+from elftools.elf.elffile import ELFFile
 
 from prover.errors import ProverError
+from prover.guest.build import GUEST_ELF
+from vm import Machine
+from vm.hashing import LEAF_SIZE, ZERO_HASHES, keccak
 
 SLOT_BITS = 28  # each of the 16 slots is 2^28 bytes: one subtree at level 23 of the memory tree
 SLOT_SIZE = 1 << SLOT_BITS
 SLOT_LEVEL = SLOT_BITS - 5  # 32-byte leaves are level 0
 SLOT_COUNT = 16
 TOP_LEVELS = 4  # the "top tree" over the 16 slot roots
-LEAF_SIZE = 32
 REGION_HEADER = 32  # a data region starts with [u32 length][28 zero bytes]
 
 PROGRAM_BASE = 0x00000000
@@ -33,16 +35,6 @@ HEAP_START = 0x40000000
 STACK_POINTER = 0x7FFFD000
 SP_REGISTER = 29
 MAX_PAYLOAD = SLOT_SIZE - REGION_HEADER
-
-
-def _zero_hashes(levels: int) -> list[bytes]:
-    hashes = [bytes(LEAF_SIZE)]
-    for _ in range(levels):
-        hashes.append(keccak(hashes[-1] + hashes[-1]))
-    return hashes
-
-
-ZERO_HASHES = _zero_hashes(27)  # ZERO_HASHES[L]: root of an all-zero subtree of level L
 
 
 def region_bytes(payload: bytes) -> bytes:
@@ -116,18 +108,66 @@ def verify_output_proof(output_payload: bytes, siblings: list[bytes], mem_root: 
     return len(siblings) == TOP_LEVELS and node == mem_root
 
 
+def sibling_slot_root(proof: bytes) -> bytes:
+    """The level-23 sibling of a memory proof (leaf, then 27 siblings bottom-up): for an address in
+    slot s, the root of slot s ^ 1."""
+    return proof[LEAF_SIZE * (1 + SLOT_LEVEL) : LEAF_SIZE * (2 + SLOT_LEVEL)]
+
+
+def top_tree_siblings(proof: bytes) -> list[bytes]:
+    """The four top-tree siblings (levels 23 to 26) of a memory proof."""
+    levels = range(SLOT_LEVEL, SLOT_LEVEL + TOP_LEVELS)
+    return [proof[LEAF_SIZE * (1 + level) : LEAF_SIZE * (2 + level)] for level in levels]
+
+
 @dataclass(frozen=True)
-class Region:
-    name: str
-    base: int
-    length: int  # bytes in use from the base (header leaf included for data regions)
+class GoldenImage:
+    """A task's initial machine and the commitments a contract sees."""
 
-    def to_json(self) -> dict[str, str | int]:
-        return {"name": self.name, "base": f"{self.base:#010x}", "size": SLOT_SIZE, "used": self.length}
+    machine: Machine
+    program_root: bytes
+    input_root: bytes
+    model_root: bytes
+    initial_hash: bytes  # S0
+    regions: tuple[tuple[str, int, int], ...]  # (name, base, bytes used from the base)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "S0": "0x" + self.initial_hash.hex(),
+            "program_root": "0x" + self.program_root.hex(),
+            "input_root": "0x" + self.input_root.hex(),
+            "model_root": "0x" + self.model_root.hex(),
+            "memory_map": [
+                {"region": name, "base": f"{base:#010x}", "size": f"{SLOT_SIZE:#x}", "used": used}
+                for name, base, used in self.regions
+            ],
+        }
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ProverError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+def build_golden(model: bytes, data: bytes, program: Path = GUEST_ELF) -> GoldenImage:
+    """Lay out the guest ELF, the input and the model in a fresh machine (docs/memory-map.md) and
+    compute the region roots and S0; checks the machine's state hash equals `initial_state_hash`."""
+    machine = Machine.from_elf(program)
+    if machine.state.pc != ENTRY:
+        raise ProverError(f"{program}: entry point {machine.state.pc:#x}, expected {ENTRY:#x}")
+    machine.state.registers[SP_REGISTER] = STACK_POINTER
+    machine.state.heap = HEAP_START
+    machine.memory.write(INPUT_BASE, region_bytes(data))
+    machine.memory.write(MODEL_BASE, region_bytes(model))
+    # The machine's tree already holds every slot root: read them off proofs of the neighbour slots.
+    program_root = sibling_slot_root(machine.memory.proof(INPUT_BASE))
+    input_root = sibling_slot_root(machine.memory.proof(PROGRAM_BASE))
+    model_root = sibling_slot_root(machine.memory.proof(OUTPUT_BASE))
+    initial_hash = initial_state_hash(program_root, input_root, model_root)
+    if machine.state_hash() != initial_hash:
+        raise RuntimeError("the machine's initial state differs from docs/memory-map.md's S0")
+    with open(program, "rb") as file:
+        segments = [seg for seg in ELFFile(file).iter_segments() if seg["p_type"] == "PT_LOAD"]
+        program_end = max(seg["p_vaddr"] + seg["p_memsz"] for seg in segments)
+    regions = (
+        ("program", PROGRAM_BASE, program_end),
+        ("input", INPUT_BASE, REGION_HEADER + len(data)),
+        ("model", MODEL_BASE, REGION_HEADER + len(model)),
+        ("output", OUTPUT_BASE, 0),
+    )
+    return GoldenImage(machine, program_root, input_root, model_root, initial_hash, regions)

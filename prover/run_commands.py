@@ -1,0 +1,190 @@
+"""`prover golden` and `prover run`: build a task's golden image, then execute it in the VM.
+
+A party's base directory holds, after `prover golden`:
+    golden.json        S0, the program / input / model roots, the memory map
+    golden.snapshot    the initial machine (the VM's snapshot format)
+and after `prover run`:
+    checkpoints/       the VM's checkpoints of the run, from which any step's state and witness come
+    final.json         SN, steps, exit code, output bytes, the output's top-tree proof, the class
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from prover.basedir import read_json, write_json
+from prover.errors import ProverError
+from prover.golden import OUTPUT_BASE, REGION_HEADER, build_golden, top_tree_siblings, verify_output_proof
+from vm import Machine, SnapshotError
+from vm.snapshot import load_snapshot, save_snapshot
+from vm.trace import Trace, reference_runner
+
+GOLDEN_JSON = "golden.json"
+GOLDEN_SNAPSHOT = "golden.snapshot"
+FINAL_JSON = "final.json"
+CHECKPOINTS = "checkpoints"
+DEFAULT_CHECKPOINT_INTERVAL = 20_000
+MAX_STEPS = 2_000_000_000  # a guest that has not exited by then is looping: the run is refused
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ProverError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+
+
+def load_input(model_path: Path, data_path: Path) -> tuple[bytes, bytes]:
+    """The model file's bytes and the input payload for it."""
+    return _read(model_path, "model"), _read(data_path, "input")
+
+
+def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
+    """Build the golden image and write its snapshot and golden.json into `basedir`; returns the JSON.
+    An earlier run's results in `basedir` belong to another image: they are removed."""
+    image = build_golden(model, data)
+    basedir.mkdir(parents=True, exist_ok=True)
+    (basedir / FINAL_JSON).unlink(missing_ok=True)
+    save_snapshot(image.machine, basedir / GOLDEN_SNAPSHOT)
+    golden = image.to_json()
+    write_json(basedir / GOLDEN_JSON, golden)
+    return golden
+
+
+@click.command("golden")
+@click.option(
+    "--model", "model_path", type=click.Path(path_type=Path), required=True, help=".ggml model file"
+)
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path), required=True, help="input: PNG/JPEG, .npy or raw"
+)
+@click.option(
+    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="print golden.json")
+def golden_command(model_path: Path, data_path: Path, basedir: Path, as_json: bool) -> None:
+    """Lay out the guest, the model and the input in VM memory; write golden.json; print S0."""
+    golden = write_golden(basedir, *load_input(model_path, data_path))
+    if as_json:
+        click.echo(json.dumps(golden, indent=2, sort_keys=True))
+    else:
+        click.echo(f"S0 {golden['S0']}")
+
+
+# docs/guest.md's exit codes (a test checks them against guest.h) and the VM's traps (docs/machine.md).
+EXIT_CODES = {
+    0: "OK",
+    1: "ERR_INPUT_REGION",
+    2: "ERR_MODEL_REGION",
+    3: "ERR_TRUNCATED",
+    4: "ERR_MAGIC",
+    5: "ERR_VERSION",
+    6: "ERR_LIMITS",
+    7: "ERR_METADATA",
+    8: "ERR_TENSOR",
+    9: "ERR_DATA_OFFSET",
+    10: "ERR_NODE",
+    11: "ERR_DANGLING",
+    12: "ERR_NOT_READY",
+    13: "ERR_OUTPUT_TENSOR",
+    14: "ERR_SHAPE",
+    15: "ERR_ATTRIBUTE",
+    16: "ERR_QUANT_PARAM",
+    17: "ERR_OUT_OF_MEMORY",
+    18: "ERR_GRAPH_IO",
+    19: "ERR_HEADER",
+    0xF1: "INVALID_INSTRUCTION",
+    0xF2: "DIVISION_BY_ZERO",
+    0xF3: "UNALIGNED_ACCESS",
+    0xF4: "UNALIGNED_PC",
+}
+
+
+def output_payload(machine: Machine) -> bytes:
+    """The output region's payload (docs/memory-map.md): [u32 class][output tensor bytes]."""
+    length = machine.memory.read_word(OUTPUT_BASE)
+    if length > (1 << 28) - REGION_HEADER:
+        raise ProverError(f"the output region claims {length} bytes: larger than its region")
+    return machine.memory.read(OUTPUT_BASE + REGION_HEADER, length)
+
+
+def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progress: bool = True) -> dict:
+    """Run the golden image of `basedir` to its exit with checkpoints (saved in basedir/checkpoints)
+    and write final.json; returns its content."""
+    try:
+        machine = load_snapshot(basedir / GOLDEN_SNAPSHOT)
+    except (OSError, SnapshotError) as exc:
+        raise ProverError(
+            f"{basedir / GOLDEN_SNAPSHOT}: no golden image ({exc}); run `prover golden` first"
+        ) from None
+    golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
+    if "0x" + machine.state_hash().hex() != golden["S0"]:
+        raise ProverError(f"{basedir / GOLDEN_SNAPSHOT}: its state hash is not golden.json's S0")
+    with tqdm(desc="run", unit="step", unit_scale=True, disable=not progress, leave=False) as bar:
+        trace = Trace.record(
+            machine,
+            interval=interval,
+            max_steps=MAX_STEPS,
+            runner=reference_runner,
+            progress=lambda done: bar.update(done - bar.n),
+        )
+    if not trace.exited:
+        raise ProverError(f"the guest did not exit within {MAX_STEPS} steps")
+    final_machine = trace.machine_at(trace.steps)
+    output = output_payload(final_machine)
+    siblings = top_tree_siblings(final_machine.memory.proof(OUTPUT_BASE))
+    if not verify_output_proof(output, siblings, final_machine.state.mem_root):
+        raise RuntimeError("the output's top-tree proof does not verify against the final memRoot")
+    checkpoints = basedir / CHECKPOINTS
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    trace.save(checkpoints)
+    state = final_machine.state
+    final = {
+        "SN": "0x" + trace.state_hash_at(trace.steps).hex(),
+        "steps": trace.steps,
+        "exit_code": state.exit_code,
+        "exit_name": EXIT_CODES.get(state.exit_code, "unknown"),
+        "output": "0x" + output.hex(),
+        "output_proof": ["0x" + sibling.hex() for sibling in siblings],
+        "mem_root": "0x" + state.mem_root.hex(),
+        "class": int.from_bytes(output[:4], "big") if state.exit_code == 0 and len(output) >= 4 else None,
+    }
+    write_json(basedir / FINAL_JSON, final)
+    return final
+
+
+@click.command("run")
+@click.option(
+    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+)
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="build the golden image first")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), help="with --model: the input")
+@click.option(
+    "--interval",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CHECKPOINT_INTERVAL,
+    show_default=True,
+    help="steps between checkpoints",
+)
+@click.option("--json", "as_json", is_flag=True, help="print final.json")
+def run_command(
+    basedir: Path, model_path: Path | None, data_path: Path | None, interval: int, as_json: bool
+) -> None:
+    """Run the golden image to its exit; write final.json and the checkpoints; print the class."""
+    if (model_path is None) != (data_path is None):
+        raise ProverError("--model and --data go together (golden image + run in one go)")
+    if model_path is not None and data_path is not None:
+        write_golden(basedir, *load_input(model_path, data_path))
+    final = run_task(basedir, interval, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(final, indent=2, sort_keys=True))
+        return
+    click.echo(f"SN {final['SN']} after {final['steps']} steps")
+    if final["exit_code"] != 0:
+        raise ProverError(
+            f"the guest exited with code {final['exit_code']} ({final['exit_name']}): no output"
+        )
+    click.echo(f"class {final['class']}")
