@@ -19,8 +19,9 @@ from prover.basedir import read_json, write_json
 from prover.errors import ProverError
 from prover.golden import OUTPUT_BASE, REGION_HEADER, build_golden, top_tree_siblings, verify_output_proof
 from vm import Machine, SnapshotError
+from vm.fast import FastExecutor
 from vm.snapshot import load_snapshot, save_snapshot
-from vm.trace import Trace, reference_runner
+from vm.trace import Trace
 
 GOLDEN_JSON = "golden.json"
 GOLDEN_SNAPSHOT = "golden.snapshot"
@@ -103,6 +104,19 @@ EXIT_CODES = {
 }
 
 
+class FastRunner:
+    """The Trace runner over vm.fast: one executor (and its compiled blocks) per machine, kept across
+    the per-checkpoint calls of Trace.record."""
+
+    def __init__(self) -> None:
+        self._executor: FastExecutor | None = None
+
+    def __call__(self, machine: Machine, steps: int) -> int:
+        if self._executor is None or self._executor.machine is not machine:
+            self._executor = FastExecutor(machine)
+        return self._executor.run(steps)
+
+
 def output_payload(machine: Machine) -> bytes:
     """The output region's payload (docs/memory-map.md): [u32 class][output tensor bytes]."""
     length = machine.memory.read_word(OUTPUT_BASE)
@@ -128,7 +142,7 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
             machine,
             interval=interval,
             max_steps=MAX_STEPS,
-            runner=reference_runner,
+            runner=FastRunner(),
             progress=lambda done: bar.update(done - bar.n),
         )
     if not trace.exited:
