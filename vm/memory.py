@@ -176,7 +176,7 @@ class Memory:
         page = self.pages.get(page_index)
         leaf = (addr & PAGE_MASK) >> 5
         if page is None or page == _ZERO_PAGE:
-            parts = [ZERO_HASHES[level] for level in range(PAGE_LEVEL + 1)]
+            parts = [ZERO_HASHES[0], *ZERO_HASHES[:PAGE_LEVEL]]  # the zero leaf, then its siblings
         else:
             levels = page_levels(page)
             parts = [levels[0][leaf]]
