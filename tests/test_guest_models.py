@@ -69,8 +69,8 @@ class Graph:
             if stored is None:
                 offsets.append(NO_DATA)
                 continue
-            offsets.append(data_start + len(data))
-            data += stored + bytes(-len(stored) % 32)
+            offsets.append(data_start + len(data) + -len(data) % 32)
+            data += bytes(-len(data) % 32) + stored  # padding between tensors, none after the last
         header = struct.pack(
             ">8I",
             0x67676D6C,
