@@ -41,6 +41,9 @@ from prover.basedir import read_json, write_json
 from prover.contracts import DisputeGame, MipsVerifier, Receipt
 from prover.errors import ProverError
 from prover.node import connect
+from prover.run_commands import CHECKPOINTS, FastRunner
+from vm.errors import VmError
+from vm.trace import Trace as VmTrace
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 ETHER = 10**18
@@ -490,7 +493,8 @@ def game_status(game: DisputeGame, party: Party, game_id: int) -> dict[str, Any]
         "challenger": record.challenger,
         "interval": [view.left, view.right],
         "steps_claimed": claim.steps,
-        "round": record.rounds + (0 if view.over else 1),
+        # Rounds are bisect + select pairs: one is under way unless the game is at its last step.
+        "round": record.rounds + (0 if view.over or view.right - view.left == 1 else 1),
         "rounds_at_most": rounds_needed(claim.steps, game.k),
         "turn": None if view.over else view.turn.value,
         "clocks": {side.value: seconds for side, seconds in clocks.items()},
@@ -620,7 +624,10 @@ def load_run(basedir: Path) -> Run:
 
 def load_trace(basedir: Path) -> Trace:
     """The party's trace from its checkpoints, with its recorded fault injection if it has one."""
-    honest = open_checkpoints(basedir)
+    try:
+        honest = VmTrace.load(basedir / CHECKPOINTS, runner=FastRunner())
+    except VmError as exc:
+        raise ProverError(f"{exc}; run `prover run --basedir {basedir}` first") from None
     fault_path = basedir / "fault.json"
     if not fault_path.exists():
         return honest
