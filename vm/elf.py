@@ -45,6 +45,12 @@ def load_segments(path: str | Path) -> tuple[int, list[tuple[int, bytes]]]:
     with stream:
         elf = _open(stream, str(path))
         file_size = path.stat().st_size
+        for table, offset, count, size in (
+            ("program", elf["e_phoff"], elf["e_phnum"], elf["e_phentsize"]),
+            ("section", elf["e_shoff"], elf["e_shnum"], elf["e_shentsize"]),
+        ):
+            if offset + count * size > file_size:
+                raise ElfError(f"{path}: truncated: the {table} header table ends past the end of the file")
         segments: list[tuple[int, bytes]] = []
         try:
             for index, segment in enumerate(elf.iter_segments()):
