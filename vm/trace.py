@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vm import fast
 from vm.errors import SnapshotError, VmError
 from vm.hashing import keccak
 from vm.machine import Machine
@@ -39,11 +40,9 @@ class Checkpoint:
     pages: dict[int, bytes]  # every page of memory (shared page objects)
 
 
+# runner(machine, n) runs n steps (fewer if the machine exits) and returns the steps run. The fast
+# executor by default: its states are bit-identical to the reference stepper's (tests/test_vm_fast.py).
 Runner = Callable[[Machine, int], int]
-
-
-def reference_runner(machine: Machine, steps: int) -> int:
-    return machine.run(steps)
 
 
 class Trace:
@@ -71,12 +70,11 @@ class Trace:
         machine: Machine,
         interval: int = DEFAULT_INTERVAL,
         max_steps: int | None = None,
-        runner: Runner = reference_runner,
+        runner: Runner = fast.run,
         progress: Callable[[int], None] | None = None,
     ) -> Trace:
         """Run a copy of `machine` to its exit (or `max_steps` steps) with a checkpoint every
-        `interval` steps. `runner(machine, n)` runs n steps (the reference stepper by default;
-        vm.fast.run gives the same states faster). `progress(steps)` is called per checkpoint."""
+        `interval` steps. `progress(steps)` is called per checkpoint."""
         if interval < 1:
             raise VmError(f"checkpoint interval {interval} must be at least 1")
         run = machine.copy()
@@ -166,7 +164,7 @@ class Trace:
         (directory / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
 
     @classmethod
-    def load(cls, directory: str | Path, runner: Runner = reference_runner) -> Trace:
+    def load(cls, directory: str | Path, runner: Runner = fast.run) -> Trace:
         """The trace saved by `save`; SnapshotError for missing or inconsistent files."""
         directory = Path(directory)
         try:
