@@ -22,9 +22,9 @@ from eth_hash.auto import keccak
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from contract_fixtures import Deployment, deploy, final_state, output_commitment
-from contract_programs import random_witnesses, workload_witnesses
+from contract_programs import random_witnesses, run_loop_program, workload_witnesses
 
-from prover.agent import rounds_needed, split_points
+from prover.agent import FaultyTrace, rounds_needed, split_points
 from vm import StepWitness
 
 CANNON_STEP_MEDIAN = 23_500
@@ -115,7 +115,26 @@ def dissection(k: int, steps: int) -> tuple[int, list[int], list[int], dict[str,
     return len(bisects), bisects, selects, other
 
 
-def report_dissection(step_median: int) -> None:
+def final_step_gas() -> int:
+    """gasUsed of the deciding DisputeGame.step transaction (witness checks, the verifier's
+    STATICCALL, resolution): a lying defender of the golden-image loop program, dissected to its
+    last step by a challenger that always takes the last piece."""
+    d = deploy(k=16)
+    run = run_loop_program(iterations=20)
+    liar = FaultyTrace(run, run.steps)
+    task = d.game.create_task(run.program_root, run.input_root, run.model_root, sender=d.other)
+    claim = d.game.submit(task, liar.state_at(run.steps), run.output, run.output_proof(), sender=d.submitter)
+    game = d.game.challenge(claim, sender=d.challenger)
+    while (view := d.game.game(game)).right - view.left > 1:
+        points = split_points(view.left, view.right, 16)
+        d.game.bisect(game, [liar.state_hash_at(p) for p in points[1:-1]], sender=d.submitter)
+        d.game.select(game, len(points) - 2, sender=d.challenger)
+    receipt = d.game.step(game, *run.witness_at(view.left), sender=d.challenger)
+    assert receipt.event("GameResolved").args["winner"] == 1
+    return receipt.gas_used
+
+
+def report_dissection() -> None:
     print("dissection moves (transaction gasUsed, all included)")
     print(f"  {'k':>3}{'rounds(1e6)':>13}{'bisect first':>14}{'bisect later':>14}{'select':>9}")
     for k in (2, 4, 8, 16):
@@ -123,12 +142,13 @@ def report_dissection(step_median: int) -> None:
         later = int(statistics.median(bisects[1:]))
         print(f"  {k:>3}{rounds:>13}{bisects[0]:>14}{later:>14}{int(statistics.median(selects)):>9}")
     rounds, bisects, selects, other = dissection(16, LONG_TRACE)
-    total = sum(other.values()) + sum(bisects) + sum(selects) + step_median + 21_000
+    step = final_step_gas()
+    total = sum(other.values()) + sum(bisects) + sum(selects) + step
     print(
         f"a {LONG_TRACE:,}-step dispute at k = 16: {rounds} rounds (target <= 6: "
         f"{'met' if rounds <= 6 else 'MISSED'}); total gas about {total:,} "
         f"(task {other['createTask']:,}, submit {other['submit']:,}, challenge {other['challenge']:,}, "
-        f"moves {sum(bisects) + sum(selects):,}, final step ~{step_median + 21_000:,} + calldata)"
+        f"moves {sum(bisects) + sum(selects):,}, final step {step:,})"
     )
 
 
@@ -143,7 +163,7 @@ def main() -> None:
     for name, gas in workload.items():
         by_class[name] += gas
     report_steps(by_class, workload_median)
-    report_dissection(workload_median)
+    report_dissection()
 
 
 if __name__ == "__main__":
