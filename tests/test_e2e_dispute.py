@@ -13,10 +13,15 @@ from pathlib import Path
 
 import pytest
 from node_process import running_node
+from test_guest_models import int8_convnet, int8_mlp
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
 MODELS = {"mlp": REPO / "models" / "mlp_int8.ggml", "lenet5": REPO / "models" / "lenet5_int8.ggml"}
+# Until the trained models are committed as .ggml files: random-weight int8 networks of the
+# guest's tests (an MLP of the MNIST MLP's shape, a small convnet). A dispute does not care what
+# the weights are, only that the run is long and real.
+STAND_INS = {"mlp": lambda: int8_mlp(hidden=500), "lenet5": int8_convnet}
 DEPLOYER, SUBMITTER, CHALLENGER = 0, 1, 2
 COMMAND_TIMEOUT_S = 600
 
@@ -66,6 +71,9 @@ def honest_runs(tmp_path_factory) -> dict[str, Path]:
         basedir = tmp_path_factory.mktemp(f"run-{name}")
         digit = basedir / "digit.raw"
         digit.write_bytes(mnist_image(0))
+        if not model.exists():
+            model = basedir / f"{name}.ggml"
+            model.write_bytes(STAND_INS[name]())
         prover("golden", "--model", str(model), "--data", str(digit), "--basedir", str(basedir))
         prover("run", "--basedir", str(basedir))
         runs[name] = basedir
