@@ -27,7 +27,7 @@ GOLDEN_JSON = "golden.json"
 GOLDEN_SNAPSHOT = "golden.snapshot"
 FINAL_JSON = "final.json"
 CHECKPOINTS = "checkpoints"
-DEFAULT_CHECKPOINT_INTERVAL = 20_000
+DEFAULT_CHECKPOINT_INTERVAL = 100_000
 MAX_STEPS = 2_000_000_000  # a guest that has not exited by then is looping: the run is refused
 
 
@@ -116,6 +116,11 @@ class FastRunner:
             self._executor = FastExecutor(machine)
         return self._executor.run(steps)
 
+    @property
+    def machine(self) -> Machine | None:
+        """The machine of the last call: after Trace.record, the run's final machine."""
+        return self._executor.machine if self._executor is not None else None
+
 
 def output_payload(machine: Machine) -> bytes:
     """The output region's payload (docs/memory-map.md): [u32 class][output tensor bytes]."""
@@ -137,17 +142,20 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
     golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
     if "0x" + machine.state_hash().hex() != golden["S0"]:
         raise ProverError(f"{basedir / GOLDEN_SNAPSHOT}: its state hash is not golden.json's S0")
+    runner = FastRunner()
     with tqdm(desc="run", unit="step", unit_scale=True, disable=not progress, leave=False) as bar:
         trace = Trace.record(
             machine,
             interval=interval,
             max_steps=MAX_STEPS,
-            runner=FastRunner(),
+            runner=runner,
             progress=lambda done: bar.update(done - bar.n),
         )
-    if not trace.exited:
+    final_machine = runner.machine
+    if not trace.exited or final_machine is None:
         raise ProverError(f"the guest did not exit within {MAX_STEPS} steps")
-    final_machine = trace.machine_at(trace.steps)
+    if final_machine.state.encode() != trace.final_state:
+        raise RuntimeError("the runner's machine is not the trace's final state")
     output = output_payload(final_machine)
     siblings = top_tree_siblings(final_machine.memory.proof(OUTPUT_BASE))
     if not verify_output_proof(output, siblings, final_machine.state.mem_root):

@@ -147,6 +147,35 @@ def int8_convnet(seed: int = 0) -> bytes:
     return g.write(pixels, int8_linear(rng, g, flat, 400, 10))
 
 
+def int8_convnet_lenet5(seed: int = 0) -> bytes:
+    """LeNet-5's int8 graph shape (as the quantizer lowers it): C1 5x5 padded, S2 as a depthwise 2x2
+    stride-2 convolution, C3 with a 6x16 connectivity mask, S4, C5, F6, output; tanh by lookup."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    pixels = g.tensor("pixels", U8, [28, 28, 1])
+    x = g.node(REQUANTIZE, [pixels], I8, [28, 28, 1], X_ZP=0, Y_ZP=-128, MULT=1 << 30, SHIFT=0)
+    table = g.tensor("tanh", I8, [256], np.round(127 * np.tanh(np.arange(-128, 128) / 40)))
+
+    def conv_tanh(x: int, cin: int, cout: int, k: int, out: int, groups: int = 1, **attrs: int) -> int:
+        shape = (cout, cin // groups, k, k)
+        w = g.tensor("w", I8, [k, k, cin // groups, cout], rng.integers(-127, 128, shape))
+        bias = g.tensor("bias", I32, [cout], rng.integers(-2000, 2000, cout))
+        inputs = [x, w, bias, *_requant_vectors(rng, g, cout)]
+        if "mask" in attrs:
+            inputs.append(attrs.pop("mask"))
+        y = g.node(CONV2D, inputs, I8, [out, out, cout], X_ZP=2, Y_ZP=-1, GROUPS=groups, **attrs)
+        return g.node(LOOKUP, [y, table], I8, [out, out, cout])
+
+    pad = {"PAD_TOP": 2, "PAD_LEFT": 2, "PAD_BOTTOM": 2, "PAD_RIGHT": 2}
+    c1 = conv_tanh(x, 1, 6, 5, 28, **pad)
+    s2 = conv_tanh(c1, 6, 6, 2, 14, groups=6, STRIDE_H=2, STRIDE_W=2)
+    c3 = conv_tanh(s2, 6, 16, 5, 10, mask=g.tensor("c3", U8, [6, 16], rng.random((16, 6)) < 0.6))
+    s4 = conv_tanh(c3, 16, 16, 2, 5, groups=16, STRIDE_H=2, STRIDE_W=2)
+    c5 = g.node(RESHAPE, [conv_tanh(s4, 16, 120, 5, 1)], I8, [120])
+    f6 = g.node(LOOKUP, [int8_linear(rng, g, c5, 120, 84), table], I8, [84])
+    return g.write(pixels, int8_linear(rng, g, f6, 84, 10))
+
+
 def f32_mlp(seed: int = 0, hidden: int = 24, activation: int = RELU) -> bytes:
     """784 u8 -> DEQUANTIZE -> LINEAR -> activation -> LINEAR -> SOFTMAX, all f32."""
     rng = np.random.default_rng(seed)
@@ -207,7 +236,9 @@ def output_values(result: GuestResult, dtype: str) -> np.ndarray:
     return np.frombuffer(result.output[4:], dtype)
 
 
-@pytest.mark.parametrize("model", [int8_mlp(), int8_convnet()], ids=["mlp", "convnet"])
+@pytest.mark.parametrize(
+    "model", [int8_mlp(), int8_convnet(), int8_convnet_lenet5()], ids=["mlp", "convnet", "lenet5"]
+)
 def test_int8_models_run_and_report_the_argmax(native_guest: NativeGuest, model: bytes) -> None:
     size = 784
     for image in images(5, size):
