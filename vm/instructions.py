@@ -117,12 +117,12 @@ def execute(
                 value = rs & rt
             elif funct == 43:  # sltu
                 value = 1 if rs < rt else 0
-            elif funct == 42:  # slt
-                value = 1 if sign32(rs) < sign32(rt) else 0
+            elif funct == 42:  # slt: flipping the sign bits orders signed values as unsigned
+                value = 1 if rs ^ 0x80000000 < rt ^ 0x80000000 else 0
             elif funct == 2:  # srl
                 value = rt >> ((insn >> 6) & 31)
             elif funct == 3:  # sra
-                value = (sign32(rt) >> ((insn >> 6) & 31)) & M32
+                value = (((rt ^ 0x80000000) - 0x80000000) >> ((insn >> 6) & 31)) & M32
             elif funct == 38:  # xor
                 value = rs ^ rt
             elif funct == 39:  # nor
@@ -132,7 +132,7 @@ def execute(
             elif funct == 6:  # srlv
                 value = rt >> (rs & 31)
             elif funct == 7:  # srav
-                value = (sign32(rt) >> (rs & 31)) & M32
+                value = (((rt ^ 0x80000000) - 0x80000000) >> (rs & 31)) & M32
             elif funct == 8:  # jr
                 pc, npc = npc, rs
                 continue
@@ -247,6 +247,19 @@ def execute(
                     regs[rt_index] = read_word(page, addr & PAGE_MASK)[0] if page is not None else 0
                 pc, npc = npc, (npc + 4) & M32
                 continue
+            if op == 0x28 or op == 0x20 or op == 0x24:  # sb, lb, lbu: the common byte accesses
+                page_index = addr >> PAGE_BITS
+                page = pages.get(page_index)
+                if op == 0x28:
+                    if page is None:
+                        page = pages[page_index] = bytearray(PAGE_SIZE)
+                    dirty.add(page_index)
+                    page[addr & PAGE_MASK] = regs[rt_index] & 0xFF
+                elif rt_index:
+                    value = page[addr & PAGE_MASK] if page is not None else 0
+                    regs[rt_index] = ((value ^ 0x80) - 0x80) & M32 if op == 0x20 else value
+                pc, npc = npc, (npc + 4) & M32
+                continue
             if op not in MEMORY_OPCODES:
                 trap = INVALID_INSTRUCTION
                 break
@@ -264,13 +277,8 @@ def execute(
             byte_shift = 24 - (addr & 3) * 8  # right of the addressed byte
             half_shift = 16 - (addr & 2) * 8  # right of the addressed halfword
             lane = (addr & 3) * 8  # left of the addressed byte
-            if op < 0x28:  # the other loads
-                if op == 0x20:  # lb
-                    value = (mem >> byte_shift) & 0xFF
-                    value = ((value ^ 0x80) - 0x80) & M32
-                elif op == 0x24:  # lbu
-                    value = (mem >> byte_shift) & 0xFF
-                elif op == 0x21:  # lh
+            if op < 0x28:  # lh, lhu, lwl, lwr
+                if op == 0x21:  # lh
                     value = (mem >> half_shift) & 0xFFFF
                     value = ((value ^ 0x8000) - 0x8000) & M32
                 elif op == 0x25:  # lhu
@@ -283,10 +291,8 @@ def execute(
                     regs[rt_index] = value
                 pc, npc = npc, (npc + 4) & M32
                 continue
-            if op == 0x2B or op == 0x38:  # sw, sc
+            if op == 0x2B or op == 0x38:  # sw, sc (the other stores: sh, swl, swr)
                 mem = rt
-            elif op == 0x28:  # sb
-                mem = (mem & ~(0xFF << byte_shift) & M32) | ((rt & 0xFF) << byte_shift)
             elif op == 0x29:  # sh
                 mem = (mem & ~(0xFFFF << half_shift) & M32) | ((rt & 0xFFFF) << half_shift)
             elif op == 0x2A:  # swl
@@ -336,7 +342,7 @@ def execute(
             elif op == 12:  # andi
                 value = rs & imm
             elif op == 10:  # slti
-                value = 1 if sign32(rs) < (imm ^ 0x8000) - 0x8000 else 0
+                value = 1 if ((rs ^ 0x80000000) - 0x80000000) < (imm ^ 0x8000) - 0x8000 else 0
             elif op == 11:  # sltiu: unsigned against the sign-extended immediate
                 value = 1 if rs < ((imm ^ 0x8000) - 0x8000) & M32 else 0
             else:  # xori
@@ -348,21 +354,22 @@ def execute(
             continue
 
         if op >= 4 or op == 1:  # ---------------------------------------------------- branches
-            rs = sign32(regs[(insn >> 21) & 31])
-            if op == 4:  # beq
-                taken = rs == sign32(regs[(insn >> 16) & 31])
-            elif op == 5:  # bne
-                taken = rs != sign32(regs[(insn >> 16) & 31])
+            # Registers hold unsigned 32-bit values: a negative one is >= 0x80000000.
+            rs = regs[(insn >> 21) & 31]
+            if op == 5:  # bne
+                taken = rs != regs[(insn >> 16) & 31]
+            elif op == 4:  # beq
+                taken = rs == regs[(insn >> 16) & 31]
             elif op == 6:  # blez
-                taken = rs <= 0
+                taken = rs == 0 or rs >= 0x80000000
             elif op == 7:  # bgtz
-                taken = rs > 0
+                taken = 0 < rs < 0x80000000
             else:
                 rt_field = (insn >> 16) & 31
                 if rt_field == 0:  # bltz
-                    taken = rs < 0
+                    taken = rs >= 0x80000000
                 elif rt_field == 1:  # bgez
-                    taken = rs >= 0
+                    taken = rs < 0x80000000
                 else:
                     trap = INVALID_INSTRUCTION
                     break
