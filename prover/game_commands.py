@@ -261,7 +261,8 @@ def make_move(
 
 def describe_move(move: Step | Bisect | Select | ClaimTimeout, view: GameView, k: int) -> str:
     if isinstance(move, Bisect):
-        return f"posted {len(move.hashes)} hashes splitting [{view.left}, {view.right}]"
+        count = len(move.hashes)
+        return f"posted {count} hash{'' if count == 1 else 'es'} splitting [{view.left}, {view.right}]"
     if isinstance(move, Select):
         points = split_points(view.left, view.right, k)
         return f"selected piece {move.index}: [{points[move.index]}, {points[move.index + 1]}]"
