@@ -20,6 +20,7 @@ memory from outside (Memory.write) must be followed by a new executor.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 
@@ -70,7 +71,7 @@ def _simple(insn: int, emit: Callable[[str], None], bail: str, after_store: str)
             37: f"{s} | {t}",
             38: f"{s} ^ {t}",
             39: f"({s} | {t}) ^ {M32}",
-            42: f"1 if {_signed(s)} < {_signed(t)} else 0",
+            42: f"1 if {s} ^ 0x80000000 < {t} ^ 0x80000000 else 0",
             43: f"1 if {s} < {t} else 0",
             0: f"({t} << {shamt}) & {M32}",
             2: f"{t} >> {shamt}",
@@ -133,7 +134,7 @@ def _simple(insn: int, emit: Callable[[str], None], bail: str, after_store: str)
         exprs = {
             8: f"({s} + {simm}) & {M32}",
             9: f"({s} + {simm}) & {M32}",
-            10: f"1 if {_signed(s)} < {simm} else 0",
+            10: f"1 if {s} ^ 0x80000000 < {(simm & M32) ^ 0x80000000} else 0",
             11: f"1 if {s} < {simm & M32} else 0",
             12: f"{s} & {imm}",
             13: f"{s} | {imm}",
@@ -142,6 +143,18 @@ def _simple(insn: int, emit: Callable[[str], None], bail: str, after_store: str)
         }
         if rt:
             emit(f"regs[{rt}] = {exprs[op]}")
+        return True
+    if op in (0x20, 0x24, 0x28):  # lb, lbu, sb: one byte, no word merge
+        emit(f"a = ({s} + {_sext16(insn)}) & {M32}")
+        emit(f"pi = a >> {PAGE_BITS}; pg = pages.get(pi)")
+        if op == 0x28:
+            emit(f"if pg is None: pg = pages[pi] = bytearray({PAGE_MASK + 1})")
+            emit("dirty.add(pi)")
+            emit(f"pg[a & {PAGE_MASK}] = {t} & 0xFF")
+            emit(f"if pi in code_pages: invalidate(pi); {after_store}")
+        elif rt:
+            value = f"pg[a & {PAGE_MASK}] if pg is not None else 0"
+            emit(f"regs[{rt}] = (({value}) ^ 0x80) - 0x80 & {M32}" if op == 0x20 else f"regs[{rt}] = {value}")
         return True
     if op in MEMORY_OPCODES:
         emit(f"a = ({s} + {_sext16(insn)}) & {M32}")
@@ -184,6 +197,18 @@ def _simple(insn: int, emit: Callable[[str], None], bail: str, after_store: str)
         emit(f"if pi in code_pages: invalidate(pi); {after_store}")
         return True
     return False
+
+
+def _with_register_locals(body: str) -> str:
+    """The block function around `body`: registers live in locals r0..r31 inside the block, loaded
+    on entry and stored back before every return (an unchanged local stores its own value back)."""
+    body = re.sub(r"regs\[(\d+)\]", r"r\1", body)
+    used = sorted({int(number) for number in re.findall(r"\br(\d+)\b", body)})
+    written = sorted({int(number) for number in re.findall(r"\br(\d+) = ", body)})
+    store = "".join(f"regs[{number}] = r{number}; " for number in written)
+    body = body.replace("return ", store + "return ")
+    load = "".join(f"    r{number} = regs[{number}]\n" for number in used)
+    return f"def block(regs, pages, dirty, st, budget):\n{load}    n = 0\n    while True:\n{body}"
 
 
 class FastExecutor:
@@ -248,18 +273,19 @@ class FastExecutor:
                     body.append(f"regs[{rd}] = {(pc + 8) & M32}")
                 next_expr = "t"
             else:
-                rs = _signed(f"regs[{(insn >> 21) & 31}]")
+                # Unsigned register values: a negative one is >= 0x80000000.
+                rs = f"regs[{(insn >> 21) & 31}]"
                 rt_field = (insn >> 16) & 31
                 conditions = {
-                    4: f"{rs} == {_signed(f'regs[{rt_field}]')}",
-                    5: f"{rs} != {_signed(f'regs[{rt_field}]')}",
-                    6: f"{rs} <= 0",
-                    7: f"{rs} > 0",
+                    4: f"{rs} == regs[{rt_field}]",
+                    5: f"{rs} != regs[{rt_field}]",
+                    6: f"({rs} == 0 or {rs} >= 0x80000000)",
+                    7: f"0 < {rs} < 0x80000000",
                 }
                 if op == 1:
                     if rt_field not in (0, 1):
                         break
-                    conditions[1] = f"{rs} {'<' if rt_field == 0 else '>='} 0"
+                    conditions[1] = f"{rs} {'>=' if rt_field == 0 else '<'} 0x80000000"
                 target = (pc + 4 + _sext16(insn) * 4) & M32
                 fall = (pc + 8) & M32
                 body.append(f"taken = {conditions[op]}")
@@ -292,7 +318,7 @@ class FastExecutor:
             end = [f"return n + {count}, {pc}, {(pc + 4) & M32}"]
         for line in end:
             emit(line)
-        source = "def block(regs, pages, dirty, st, budget):\n    n = 0\n    while True:\n" + "\n".join(lines)
+        source = _with_register_locals("\n".join(lines))
         namespace: dict[str, object] = {}
         exec(compile(source, f"<block {start:#010x}>", "exec"), self._globals, namespace)
         last = (start + 4 * (count - 1)) & M32
