@@ -124,5 +124,6 @@ class NativeGuest:
         )
         if code != 0:
             return GuestResult(code, b"")
-        length = int.from_bytes(self._output.raw[:4], "big")
-        return GuestResult(0, self._output.raw[REGION_HEADER : REGION_HEADER + length])
+        output = ctypes.addressof(self._output)
+        length = int.from_bytes(ctypes.string_at(output, 4), "big")
+        return GuestResult(0, ctypes.string_at(output + REGION_HEADER, length))
