@@ -96,15 +96,15 @@ def dissection(k: int, steps: int) -> tuple[int, list[int], list[int], dict[str,
     the last piece, the longest) and returns rounds, bisect gas, select gas and the other moves."""
     d = deploy(k=k)
     other: dict[str, int] = {}
-    task_receipt = d.game._transact("createTask", b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, sender=d.other)
+    task_receipt = d.game.transact("createTask", b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, sender=d.other)
     other["createTask"] = task_receipt.gas_used
     mem_root, siblings = output_commitment(OUTPUT)
     state = final_state(mem_root, steps)
-    submit = d.game._transact(
+    submit = d.game.transact(
         "submit", 1, state, OUTPUT, siblings, sender=d.submitter, value=d.game.submit_bond
     )
     other["submit"] = submit.gas_used
-    challenge = d.game._transact("challenge", 1, sender=d.challenger, value=d.game.challenge_bond)
+    challenge = d.game.transact("challenge", 1, sender=d.challenger, value=d.game.challenge_bond)
     other["challenge"] = challenge.gas_used
     bisects, selects = [], []
     while (view := d.game.game(1)).right - view.left > 1:

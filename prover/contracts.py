@@ -185,13 +185,15 @@ class DeployedContract:
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
         return cls(w3, receipt["contractAddress"])
 
-    def _call(self, function: str, *args: Any) -> Any:
+    def call(self, function: str, *args: Any) -> Any:
+        """Any view or pure function by name (an eth_call)."""
         try:
             return getattr(self.contract.functions, function)(*args).call()
         except (ContractLogicError, TransactionFailed) as exc:
             raise self._error(function, exc) from None
 
-    def _transact(self, function: str, *args: Any, sender: str, value: int = 0) -> Receipt:
+    def transact(self, function: str, *args: Any, sender: str, value: int = 0) -> Receipt:
+        """Any function by name as a mined transaction; the typed methods below use it."""
         call: ContractFunction = getattr(self.contract.functions, function)(*args)
         try:
             tx_hash = call.transact({"from": to_checksum_address(sender), "value": value})
@@ -224,14 +226,14 @@ class MipsVerifier(DeployedContract):
 
     def step(self, state_data: bytes, proof: bytes) -> bytes:
         """The post-state hash (an eth_call: nothing is mined)."""
-        return bytes(self._call("step", state_data, proof))
+        return bytes(self.call("step", state_data, proof))
 
     def step_calldata(self, state_data: bytes, proof: bytes) -> bytes:
         return bytes.fromhex(self.contract.encode_abi("step", [state_data, proof])[2:])
 
     def step_execution_gas(self, state_data: bytes, proof: bytes, sender: str | None = None) -> int:
         """Execution gas of one step, measured by mining it as a transaction."""
-        receipt = self._transact("step", state_data, proof, sender=sender or self.w3.eth.accounts[0])
+        receipt = self.transact("step", state_data, proof, sender=sender or self.w3.eth.accounts[0])
         return execution_gas(receipt.gas_used, self.step_calldata(state_data, proof))
 
 
@@ -258,61 +260,61 @@ class DisputeGame(DeployedContract):
 
     @property
     def k(self) -> int:
-        return self._call("k")
+        return self.call("k")
 
     @property
     def submit_bond(self) -> int:
-        return self._call("submitBond")
+        return self.call("submitBond")
 
     @property
     def challenge_bond(self) -> int:
-        return self._call("challengeBond")
+        return self.call("challengeBond")
 
     def initial_state_hash(self, program_root: bytes, input_root: bytes, model_root: bytes) -> bytes:
-        return bytes(self._call("initialStateHash", program_root, input_root, model_root))
+        return bytes(self.call("initialStateHash", program_root, input_root, model_root))
 
     def region_root(self, payload: bytes) -> bytes:
-        return bytes(self._call("regionRoot", payload))
+        return bytes(self.call("regionRoot", payload))
 
     def create_task(self, program_root: bytes, input_root: bytes, model_root: bytes, sender: str) -> int:
-        receipt = self._transact("createTask", program_root, input_root, model_root, sender=sender)
+        receipt = self.transact("createTask", program_root, input_root, model_root, sender=sender)
         return receipt.event("TaskCreated").args["taskId"]
 
     def submit(
         self, task_id: int, final_state: bytes, output: bytes, output_proof: list[bytes], sender: str
     ) -> int:
-        receipt = self._transact(
+        receipt = self.transact(
             "submit", task_id, final_state, output, output_proof, sender=sender, value=self.submit_bond
         )
         return receipt.event("ClaimSubmitted").args["claimId"]
 
     def challenge(self, claim_id: int, sender: str) -> int:
-        receipt = self._transact("challenge", claim_id, sender=sender, value=self.challenge_bond)
+        receipt = self.transact("challenge", claim_id, sender=sender, value=self.challenge_bond)
         return receipt.event("GameStarted").args["gameId"]
 
     def bisect(self, game_id: int, hashes: list[bytes], sender: str) -> Receipt:
-        return self._transact("bisect", game_id, list(hashes), sender=sender)
+        return self.transact("bisect", game_id, list(hashes), sender=sender)
 
     def select(self, game_id: int, index: int, sender: str) -> Receipt:
-        return self._transact("select", game_id, index, sender=sender)
+        return self.transact("select", game_id, index, sender=sender)
 
     def step(self, game_id: int, state_data: bytes, proof: bytes, sender: str) -> Receipt:
-        return self._transact("step", game_id, state_data, proof, sender=sender)
+        return self.transact("step", game_id, state_data, proof, sender=sender)
 
     def claim_timeout(self, game_id: int, sender: str) -> Receipt:
-        return self._transact("claimTimeout", game_id, sender=sender)
+        return self.transact("claimTimeout", game_id, sender=sender)
 
     def finalize(self, claim_id: int, sender: str) -> Receipt:
-        return self._transact("finalize", claim_id, sender=sender)
+        return self.transact("finalize", claim_id, sender=sender)
 
     def withdraw(self, sender: str) -> int:
-        return self._transact("withdraw", sender=sender).event("Withdrawn").args["amount"]
+        return self.transact("withdraw", sender=sender).event("Withdrawn").args["amount"]
 
     def balance_of(self, account: str) -> int:
-        return self._call("balances", to_checksum_address(account))
+        return self.call("balances", to_checksum_address(account))
 
     def game(self, game_id: int) -> GameView:
-        left, right, left_hash, right_hash, posted, turn, over, seconds_left = self._call("gameView", game_id)
+        left, right, left_hash, right_hash, posted, turn, over, seconds_left = self.call("gameView", game_id)
         return GameView(
             left=left,
             right=right,
@@ -326,10 +328,10 @@ class DisputeGame(DeployedContract):
 
     def game_status(self, game_id: int) -> str:
         """ "open", "defender won" or "challenger won"."""
-        return GAME_STATUS[self._call("games", game_id)[2]]
+        return GAME_STATUS[self.call("games", game_id)[2]]
 
     def claim(self, claim_id: int) -> ClaimInfo:
-        task_id, submitter, status, open_games, steps, deadline, final_state, output_hash = self._call(
+        task_id, submitter, status, open_games, steps, deadline, final_state, output_hash = self.call(
             "claims", claim_id
         )
         if status == 0:

@@ -123,7 +123,7 @@ def test_submit_refuses_unproven_results(d: Deployment, change: str, error: str)
         mem_root, siblings = output_commitment(b"", other_slots={2: region_root(OUTPUT)})
         state = final_state(mem_root, STEPS)
     with pytest.raises(ProverError, match=error):
-        d.game._transact("submit", task, state, output, siblings, sender=d.submitter, value=value)
+        d.game.transact("submit", task, state, output, siblings, sender=d.submitter, value=value)
 
 
 # ---------------------------------------------------------------- windows, finalization, money
@@ -164,7 +164,7 @@ def test_open_game_blocks_finalization_until_it_ends(d: Deployment) -> None:
 def test_challenge_needs_the_bond(d: Deployment) -> None:
     _, claim = open_claim(d)
     with pytest.raises(ProverError, match="WrongBond"):
-        d.game._transact("challenge", claim, sender=d.challenger, value=CHALLENGE_BOND + 1)
+        d.game.transact("challenge", claim, sender=d.challenger, value=CHALLENGE_BOND + 1)
     with pytest.raises(ProverError, match="UnknownClaim"):
         d.game.challenge(claim + 1, sender=d.challenger)
 
@@ -323,23 +323,24 @@ def test_payout_to_a_reentering_contract(d: Deployment, reentry: str) -> None:
     )
     payee = d.chain.w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
     claim, other_game = open_game(d)
-    game_calls = d.game.contract.functions
-    challenge = game_calls.challenge(claim)._encode_transaction_data()
-    payee.functions.forward(challenge).transact({"from": d.challenger, "value": CHALLENGE_BOND})
+
+    def encode(function: str, *args: object) -> bytes:
+        return bytes.fromhex(d.game.contract.encode_abi(function, list(args))[2:])
+
+    payee.functions.forward(encode("challenge", claim)).transact(
+        {"from": d.challenger, "value": CHALLENGE_BOND}
+    )
     game = other_game + 1
     d.chain.advance_time(CLOCK + 1)
-    payee.functions.forward(game_calls.claimTimeout(game)._encode_transaction_data()).transact(
-        {"from": d.challenger}
-    )
-    reentry_call = {
-        "withdraw": game_calls.withdraw(),
-        "claimTimeout": game_calls.claimTimeout(other_game),
-    }[reentry]
-    payee.functions.setReentryCall(reentry_call._encode_transaction_data()).transact({"from": d.challenger})
+    payee.functions.forward(encode("claimTimeout", game)).transact({"from": d.challenger})
+    reentry_call = {"withdraw": encode("withdraw"), "claimTimeout": encode("claimTimeout", other_game)}[
+        reentry
+    ]
+    payee.functions.setReentryCall(reentry_call).transact({"from": d.challenger})
     credited = d.game.balance_of(payee.address)
     assert credited == CHALLENGE_BOND + SUBMIT_BOND
     game_before = d.balance(d.game.address)
-    payee.functions.forward(game_calls.withdraw()._encode_transaction_data()).transact({"from": d.challenger})
+    payee.functions.forward(encode("withdraw")).transact({"from": d.challenger})
     assert payee.functions.reentryAttempts().call() == 1
     assert payee.functions.reentrySuccesses().call() == 0
     assert d.balance(payee.address) == credited

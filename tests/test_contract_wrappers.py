@@ -36,7 +36,7 @@ def test_deploy_parameters_are_checked() -> None:
 
 def test_receipts_carry_decoded_events() -> None:
     d = deploy()
-    receipt = d.game._transact("createTask", b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, sender=d.other)
+    receipt = d.game.transact("createTask", b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, sender=d.other)
     event = receipt.event("TaskCreated")
     assert event.args["taskId"] == 1
     assert event.args["programRoot"] == b"\x01" * 32
