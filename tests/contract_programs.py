@@ -7,12 +7,13 @@
 
 Each witness is vm's StepWitness: (state_data, proof, post_hash by vm)."""
 
+import hashlib
+import os
 import random
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from eth_hash.auto import keccak
@@ -204,15 +205,16 @@ WORKLOAD_SOURCE = Path(__file__).resolve().parent / "programs" / "workload.c"
 WORKLOAD_STEPS = 17_000  # about how long a run takes (it depends a little on the input)
 
 
-@cache
 def workload_elf() -> Path:
-    """tests/programs/workload.c compiled like the guest (zig, mips32 big-endian, guest.ld)."""
-    out = Path(tempfile.mkdtemp(prefix="workload-")) / "workload.elf"
-    command = [
-        *compiler_command(), *COMPILE_FLAGS, *LINK_FLAGS,
-        "-T", str(GUEST_DIR / "guest.ld"), str(WORKLOAD_SOURCE), "-o", str(out),
-    ]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True)
+    """tests/programs/workload.c compiled like the guest (zig, mips32 big-endian, guest.ld), cached
+    in the temp directory under a hash of the source and the flags."""
+    command = [*COMPILE_FLAGS, *LINK_FLAGS, "-T", str(GUEST_DIR / "guest.ld"), str(WORKLOAD_SOURCE)]
+    key = hashlib.sha256(WORKLOAD_SOURCE.read_bytes() + "\0".join(command).encode()).hexdigest()[:16]
+    out = Path(tempfile.gettempdir()) / f"opml-workload-{key}.elf"
+    if not out.exists():
+        partial = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+        subprocess.run([*compiler_command(), *command, "-o", str(partial)], check=True, capture_output=True)
+        os.replace(partial, out)
     return out
 
 
