@@ -70,21 +70,25 @@ class Trace:
         machine: Machine,
         interval: int = DEFAULT_INTERVAL,
         max_steps: int | None = None,
-        runner: Runner = fast.run,
+        runner: Runner | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> Trace:
         """Run a copy of `machine` to its exit (or `max_steps` steps) with a checkpoint every
-        `interval` steps. `progress(steps)` is called per checkpoint."""
+        `interval` steps. `runner` runs the chunks and later replays (default: one FastExecutor for
+        the recording, vm.fast.run per replay). `progress(steps)` is called per checkpoint."""
         if interval < 1:
             raise VmError(f"checkpoint interval {interval} must be at least 1")
         run = machine.copy()
+        # One executor for the whole run keeps its compiled blocks from chunk to chunk.
+        run_chunk = runner if runner is not None else lambda _, steps: executor.run(steps)
+        executor = fast.FastExecutor(run)
         memory = run.memory
         pages = {index: bytes(page) for index, page in memory.pages.items()}
         checkpoints = [Checkpoint(run.state.encode(), dict(pages))]
         done = 0
         while not run.state.exited and (max_steps is None or done < max_steps):
             chunk = interval if max_steps is None else min(interval, max_steps - done)
-            executed = runner(run, chunk)
+            executed = run_chunk(run, chunk)
             done += executed
             for index in memory.dirty:
                 pages[index] = bytes(memory.pages[index])
@@ -93,7 +97,7 @@ class Trace:
                 checkpoints.append(Checkpoint(state_data, dict(pages)))
             if progress is not None:
                 progress(done)
-        return cls(interval, checkpoints, run.state.encode(), runner)
+        return cls(interval, checkpoints, run.state.encode(), runner or fast.run)
 
     # ------------------------------------------------------------------ queries
 
