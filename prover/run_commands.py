@@ -45,10 +45,12 @@ def load_input(model_path: Path, data_path: Path) -> tuple[bytes, bytes]:
 
 def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
     """Build the golden image and write its snapshot and golden.json into `basedir`; returns the JSON.
-    An earlier run's results in `basedir` belong to another image: they are removed."""
+    An earlier run's results in `basedir` (final.json, checkpoints) belong to another image: they
+    are removed."""
     image = build_golden(model, data)
     basedir.mkdir(parents=True, exist_ok=True)
     (basedir / FINAL_JSON).unlink(missing_ok=True)
+    shutil.rmtree(basedir / CHECKPOINTS, ignore_errors=True)
     save_snapshot(image.machine, basedir / GOLDEN_SNAPSHOT)
     golden = image.to_json()
     write_json(basedir / GOLDEN_JSON, golden)
