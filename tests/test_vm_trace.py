@@ -4,9 +4,11 @@ stepping from the start."""
 from pathlib import Path
 
 import pytest
+from eth_abi import decode
 from vm_asm import SYSCALL, T0, T1, T2, V0, addiu, code, i_type, r_type
 
 from vm import Machine, SnapshotError
+from vm.hashing import keccak
 from vm.memory import verify_proof
 from vm.snapshot import load_snapshot, machine_from_bytes, machine_to_bytes, save_snapshot
 from vm.trace import Trace
@@ -124,3 +126,11 @@ def test_a_trace_that_did_not_exit() -> None:
     assert trace.state_at(55) == reference_states()[55][0]
     with pytest.raises(ValueError, match="past the end"):
         trace.state_at(56)
+
+
+def test_witness_calldata_is_the_abi_encoding() -> None:
+    witness = program().step()
+    calldata = witness.calldata()
+    assert calldata[:4] == keccak(b"step(bytes,bytes)")[:4]
+    assert decode(["bytes", "bytes"], calldata[4:]) == (witness.state_data, witness.proof)
+    assert len(calldata) == 4 + 32 * 2 + 32 + 256 + 32 + 1792
