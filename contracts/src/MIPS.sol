@@ -266,15 +266,18 @@ contract MIPS {
         unchecked {
             addr = (_reg(s, (insn >> 21) & 31) + uint256(_signExtend16(insn))) & MASK32;
         }
-        uint256 size = opcode & 7; // 0 byte, 1 half, 3/0x30/0x38 word, 2/6 lwl lwr swl swr
-        bool isWord = size == 3 || opcode >= 0x30;
-        if ((size == 1 || size == 5) && addr & 1 != 0 || isWord && addr & 3 != 0) {
+        // opcode & 7: 0/4 byte, 1/5 halfword, 3 word, 2/6 lwl lwr swl swr (never trap); ll and sc
+        // (0x30, 0x38) are words too.
+        uint256 width = opcode & 7;
+        bool isWord = width == 3 || opcode >= 0x30;
+        if ((width == 1 || width == 5) && addr & 1 != 0 || isWord && addr & 3 != 0) {
             return _trap(s, UNALIGNED_ACCESS);
         }
         uint256 rtField = (insn >> 16) & 31;
         uint256 rt = _reg(s, rtField);
         uint256 mem = MemoryProof.readWord(dataProof, addr, _root(s));
-        // Bits from the right of the word's least significant addressed byte / halfword.
+        // Big-endian lanes: the addressed byte sits `byteShift` bits above the word's low end, the
+        // addressed halfword `halfShift` bits; `lane` is the byte offset in bits from the top.
         uint256 byteShift = 24 - (addr & 3) * 8;
         uint256 halfShift = 16 - (addr & 2) * 8;
         uint256 lane = (addr & 3) * 8;
