@@ -67,11 +67,6 @@ def data_address(insn: int, registers: list[int]) -> int | None:
     return (registers[(insn >> 21) & 31] + ((insn & 0xFFFF) ^ 0x8000) - 0x8000) & M32
 
 
-def leading_zeros(value: int) -> int:
-    """Leading zero bits of a 32-bit value (32 for zero)."""
-    return 32 - value.bit_length()
-
-
 def execute(
     state: State, memory: Memory, max_steps: int | None = None, output: OutputSink | None = None
 ) -> int:
