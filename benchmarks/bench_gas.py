@@ -3,8 +3,8 @@
 - `step` of the one-step verifier, by instruction class (ALU, branch/jump, load, store, syscall):
   min / median / max execution gas (gasUsed minus the 21,000 base and the calldata gas), and the
   overall median against cannon's MIPS.sol reference figure (about 23,500 under the same rules).
-  The steps come from runs of a compiled C workload (tests/programs/workload.c: loops, sorting,
-  CRC32, multiply/divide, byte/halfword/unaligned accesses, calls), plus random syscall steps.
+  The steps come from the real guest's inference (an int8 MLP on MNIST-shaped inputs, windows of
+  consecutive steps across the run), plus random syscall steps (the guest makes only a few).
 - Dissection moves (`bisect` with k - 1 hashes, `select`) for k = 2, 4, 8, 16.
 - A whole dispute over a 3,000,000-step trace at k = 16: rounds (target <= 6) and total gas.
 
@@ -22,7 +22,7 @@ from eth_hash.auto import keccak
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from contract_fixtures import Deployment, deploy, final_state, output_commitment
-from contract_programs import random_witnesses, run_loop_program, workload_witnesses
+from contract_programs import guest_witnesses, random_witnesses, run_loop_program
 
 from prover.agent import FaultyTrace, rounds_needed, split_points
 from vm import StepWitness
@@ -52,16 +52,13 @@ def instruction_class(witness: StepWitness) -> str:
     return "alu"
 
 
-def workload_sample(count: int) -> list[StepWitness]:
-    """`count` steps spread over runs of the compiled C workload (tests/programs/workload.c)."""
-    sample = []
-    for seed in range(count // 50):
-        sample += list(workload_witnesses(50, seed))
-    return sample
+def guest_sample(count: int) -> list[StepWitness]:
+    """`count` steps of the guest's inference, 50 consecutive steps at each of count / 50 points."""
+    return list(guest_witnesses(count, seed=11, window=50))
 
 
 def syscall_sample(count: int) -> list[StepWitness]:
-    """Syscall steps (the workload makes only three): every syscall of docs/machine.md."""
+    """Syscall steps (the guest makes only a few): every syscall of docs/machine.md."""
     return [w for w in random_witnesses(count * 40, seed=7) if instruction_class(w) == "syscall"][:count]
 
 
@@ -73,16 +70,16 @@ def step_gas(d: Deployment, witnesses: list[StepWitness]) -> dict[str, list[int]
     return by_class
 
 
-def report_steps(by_class: dict[str, list[int]], workload_median: int) -> None:
+def report_steps(by_class: dict[str, list[int]], guest_median: int) -> None:
     print("step execution gas by instruction class (excluding 21,000 base and calldata)")
     print(f"  {'class':<10}{'count':>7}{'min':>9}{'median':>9}{'max':>9}")
     for name in sorted(by_class):
         gas = by_class[name]
         print(f"  {name:<10}{len(gas):>7}{min(gas):>9}{int(statistics.median(gas)):>9}{max(gas):>9}")
-    median = workload_median
+    median = guest_median
     verdict = "met" if median <= TARGET_STEP_MEDIAN else "MISSED"
     print(
-        f"  median over the workload's steps: {median} = {median / CANNON_STEP_MEDIAN:.2f} x cannon's"
+        f"  median over the guest's steps: {median} = {median / CANNON_STEP_MEDIAN:.2f} x cannon's"
         f" ~{CANNON_STEP_MEDIAN} (target <= {TARGET_STEP_MEDIAN}: {verdict})"
     )
 
@@ -154,15 +151,15 @@ def report_dissection() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=400, help="workload steps to measure")
+    parser.add_argument("--steps", type=int, default=400, help="guest steps to measure")
     args = parser.parse_args()
     d = deploy()
-    workload = step_gas(d, workload_sample(args.steps))
-    workload_median = int(statistics.median(g for gas in workload.values() for g in gas))
+    guest = step_gas(d, guest_sample(args.steps))
+    guest_median = int(statistics.median(g for gas in guest.values() for g in gas))
     by_class = step_gas(d, syscall_sample(40))
-    for name, gas in workload.items():
+    for name, gas in guest.items():
         by_class[name] += gas
-    report_steps(by_class, workload_median)
+    report_steps(by_class, guest_median)
     report_dissection()
 
 

@@ -3,6 +3,7 @@
 - random and adversarial single steps (random words, every opcode and funct, every syscall, traps,
   delay slots, unaligned and region-edge addresses),
 - the trace of a small MIPS program laid out as a golden image (docs/memory-map.md), for games,
+- steps of the real guest (prover/guest/guest.elf) running an int8 MLP on an MNIST-shaped input,
 - steps of a compiled C workload (tests/programs/workload.c, built with the guest's zig flags).
 
 Each witness is vm's StepWitness: (state_data, proof, post_hash by vm)."""
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_hash.auto import keccak
+from test_guest_models import images, int8_mlp
 
 from prover.golden import (
     INPUT_BASE,
     OUTPUT_BASE,
     SLOT_LEVEL,
     ZERO_HASHES,
+    build_golden,
     region_bytes,
     region_root,
     subtree_root,
@@ -30,6 +33,7 @@ from prover.golden import (
 )
 from prover.guest.build import COMPILE_FLAGS, GUEST_DIR, LINK_FLAGS, compiler_command
 from vm import Machine, StepWitness
+from vm.fast import FastExecutor
 
 M32 = 0xFFFFFFFF
 ENTRY = 0x00400000
@@ -233,3 +237,21 @@ def workload_witnesses(count: int, seed: int) -> Iterator[StepWitness]:
     machine.run(rng.randint(0, max(0, WORKLOAD_STEPS - count)))
     for _ in range(count):
         yield machine.step()
+
+
+# ---------------------------------------------------------------- the real guest
+
+GUEST_RUN_STEPS = 190_000  # the guest's int8 MLP inference (test_guest_models.int8_mlp) takes ~192k
+
+
+def guest_witnesses(count: int, seed: int, window: int = 250) -> Iterator[StepWitness]:
+    """`count` steps of the guest's inference, in windows of consecutive steps that start at
+    seeded points of the run (the fast executor skips there); each window on its own image."""
+    rng = random.Random(seed)
+    model = int8_mlp()
+    for first in range(0, count, window):
+        image = images(1, seed=rng.randrange(1 << 30))[0]
+        machine = build_golden(model, image).machine
+        FastExecutor(machine).run(rng.randint(0, GUEST_RUN_STEPS - window))
+        for _ in range(min(window, count - first)):
+            yield machine.step()

@@ -6,14 +6,14 @@ slow run checks 10,000 random or adversarial steps and 10,000 steps of a compile
 pytest-xdist spreads over the workers."""
 
 import pytest
-from contract_programs import random_witnesses, run_loop_program, workload_witnesses
+from contract_programs import guest_witnesses, random_witnesses, run_loop_program, workload_witnesses
 
 from prover.chain import LocalChain
 from prover.contracts import MipsVerifier
 from vm import StepWitness
 
 RANDOM_STEPS = 10_000
-PROGRAM_STEPS = 10_000
+GUEST_STEPS = 10_000
 CHUNKS = 4
 QUICK_STEPS = 400
 
@@ -36,7 +36,11 @@ def test_random_steps_quick(mips: MipsVerifier) -> None:
     assert_same(mips, list(random_witnesses(QUICK_STEPS, seed=1)))
 
 
-def test_program_steps_quick(mips: MipsVerifier) -> None:
+def test_guest_steps_quick(mips: MipsVerifier) -> None:
+    assert_same(mips, list(guest_witnesses(QUICK_STEPS, seed=1)))
+
+
+def test_workload_steps_quick(mips: MipsVerifier) -> None:
     assert_same(mips, list(workload_witnesses(QUICK_STEPS, seed=1)))
 
 
@@ -57,5 +61,5 @@ def test_random_steps(mips: MipsVerifier, chunk: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(CHUNKS))
-def test_program_steps(mips: MipsVerifier, chunk: int) -> None:
-    assert_same(mips, list(workload_witnesses(PROGRAM_STEPS // CHUNKS, seed=2000 + chunk)))
+def test_guest_steps(mips: MipsVerifier, chunk: int) -> None:
+    assert_same(mips, list(guest_witnesses(GUEST_STEPS // CHUNKS, seed=2000 + chunk)))
