@@ -35,8 +35,6 @@ from prover.errors import ProverError
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 SOURCE_DIRS = ("src", "test")
-STATE_SIZE = 226
-PROOF_SIZE = 2 * 28 * 32
 # The gas every transaction pays before execution: the base fee and calldata (EIP-2028).
 TX_BASE_GAS = 21_000
 CALLDATA_ZERO_GAS = 4
