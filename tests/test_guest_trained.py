@@ -1,0 +1,55 @@
+"""The guest's f32 path on the trained MNIST MLP (models/mlp.pt): the same class as torch's float32
+forward pass on MNIST test images, and the trained accuracy."""
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_guest_models import DEQUANTIZE, F32, LINEAR, RELU, U8, Graph, f32_bits, native_guest
+
+from prover.guest.native import NativeGuest
+
+torch = pytest.importorskip("torch")
+
+__all__ = ["native_guest"]  # the fixture, imported for this module
+
+REPO = Path(__file__).resolve().parent.parent
+MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+PIXEL_SCALE, PIXEL_OFFSET = 1 / 255, -1.0  # scripts/training_common.py's input normalization
+IMAGES = 1000
+
+
+def mnist_test(count: int) -> tuple[np.ndarray, np.ndarray]:
+    with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as file:
+        images = np.frombuffer(file.read(), np.uint8, offset=16).reshape(-1, 784)[:count]
+    with gzip.open(MNIST_DIR / "t10k-labels-idx1-ubyte.gz") as file:
+        labels = np.frombuffer(file.read(), np.uint8, offset=8)[:count]
+    return images, labels
+
+
+def test_trained_f32_mlp_predicts_like_torch(native_guest: NativeGuest) -> None:
+    state = torch.load(REPO / "models" / "mlp.pt", map_location="cpu")["state_dict"]
+    w1, b1, w2, b2 = (state[name].numpy() for name in ("1.weight", "1.bias", "4.weight", "4.bias"))
+    g = Graph()
+    pixels = g.tensor("pixels", U8, [784])
+    x = g.node(DEQUANTIZE, [pixels], F32, [784], SCALE=f32_bits(PIXEL_SCALE), OFFSET=f32_bits(PIXEL_OFFSET))
+    hidden = g.node(
+        LINEAR, [x, g.tensor("w1", F32, [784, 500], w1), g.tensor("b1", F32, [500], b1)], F32, [500]
+    )
+    inputs = [
+        g.node(RELU, [hidden], F32, [500]),
+        g.tensor("w2", F32, [500, 10], w2),
+        g.tensor("b2", F32, [10], b2),
+    ]
+    model = g.write(pixels, g.node(LINEAR, inputs, F32, [10]))
+
+    images, labels = mnist_test(IMAGES)
+    with torch.no_grad():
+        x = torch.from_numpy(images.astype(np.float32)) * PIXEL_SCALE + PIXEL_OFFSET
+        logits = torch.relu(x @ torch.from_numpy(w1).T + torch.from_numpy(b1)) @ torch.from_numpy(w2).T
+        expected = (logits + torch.from_numpy(b2)).argmax(dim=1).numpy()
+    predicted = np.array([native_guest.run(model, image.tobytes()).predicted_class for image in images])
+    assert (predicted == expected).mean() >= 0.999  # float summation order may flip a near tie
+    assert (predicted == labels).mean() >= 0.97
