@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from test_guest_models import DEQUANTIZE, F32, LINEAR, RELU, U8, Graph, f32_bits, native_guest
 
+from prover.golden import OUTPUT_BASE, REGION_HEADER, build_golden
 from prover.guest.native import NativeGuest
+from vm.fast import FastExecutor
 
 torch = pytest.importorskip("torch")
 
@@ -29,9 +31,11 @@ def mnist_test(count: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def test_trained_f32_mlp_predicts_like_torch(native_guest: NativeGuest) -> None:
+def trained_f32_mlp() -> tuple[bytes, list[np.ndarray]]:
+    """The trained MLP as an f32 .ggml (DEQUANTIZE -> LINEAR -> RELU -> LINEAR) and its weights."""
     state = torch.load(REPO / "models" / "mlp.pt", map_location="cpu")["state_dict"]
-    w1, b1, w2, b2 = (state[name].numpy() for name in ("1.weight", "1.bias", "4.weight", "4.bias"))
+    weights = [state[name].numpy() for name in ("1.weight", "1.bias", "4.weight", "4.bias")]
+    w1, b1, w2, b2 = weights
     g = Graph()
     pixels = g.tensor("pixels", U8, [784])
     x = g.node(DEQUANTIZE, [pixels], F32, [784], SCALE=f32_bits(PIXEL_SCALE), OFFSET=f32_bits(PIXEL_OFFSET))
@@ -43,8 +47,11 @@ def test_trained_f32_mlp_predicts_like_torch(native_guest: NativeGuest) -> None:
         g.tensor("w2", F32, [500, 10], w2),
         g.tensor("b2", F32, [10], b2),
     ]
-    model = g.write(pixels, g.node(LINEAR, inputs, F32, [10]))
+    return g.write(pixels, g.node(LINEAR, inputs, F32, [10])), weights
 
+
+def test_trained_f32_mlp_predicts_like_torch(native_guest: NativeGuest) -> None:
+    model, (w1, b1, w2, b2) = trained_f32_mlp()
     images, labels = mnist_test(IMAGES)
     with torch.no_grad():
         x = torch.from_numpy(images.astype(np.float32)) * PIXEL_SCALE + PIXEL_OFFSET
@@ -53,3 +60,16 @@ def test_trained_f32_mlp_predicts_like_torch(native_guest: NativeGuest) -> None:
     predicted = np.array([native_guest.run(model, image.tobytes()).predicted_class for image in images])
     assert (predicted == expected).mean() >= 0.999  # float summation order may flip a near tie
     assert (predicted == labels).mean() >= 0.97
+
+
+@pytest.mark.slow
+def test_trained_f32_mlp_in_the_vm(native_guest: NativeGuest) -> None:
+    """38.7 M steps: the soft-float VM run gives the native (hardware float) output bit for bit."""
+    model, _ = trained_f32_mlp()
+    images, labels = mnist_test(1)
+    machine = build_golden(model, images[0].tobytes()).machine
+    FastExecutor(machine).run(None)
+    length = machine.memory.read_word(OUTPUT_BASE)
+    output = machine.memory.read(OUTPUT_BASE + REGION_HEADER, length)
+    assert (machine.state.exit_code, output) == (0, native_guest.run(model, images[0].tobytes()).output)
+    assert int.from_bytes(output[:4], "big") == labels[0]
