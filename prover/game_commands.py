@@ -43,6 +43,7 @@ from prover.errors import ProverError
 from prover.node import connect
 from prover.run_commands import CHECKPOINTS, FastRunner
 from vm.errors import VmError
+from vm.machine import Machine
 from vm.trace import Trace as VmTrace
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
@@ -623,10 +624,40 @@ def load_run(basedir: Path) -> Run:
     )
 
 
+class ForwardTrace:
+    """The VM's checkpointed trace, keeping one machine between queries. Within a round the agent
+    asks for increasing steps (the split points; the challenger's comparisons), so running on from
+    the previous one beats replaying from a checkpoint (and recompiling the fast executor's blocks)
+    for every point."""
+
+    def __init__(self, trace: VmTrace) -> None:
+        self.trace = trace
+        self.machine: Machine | None = None
+        self.machine_step = 0
+
+    def state_at(self, step: int) -> bytes:
+        if self.trace.exited and step >= self.trace.steps:
+            return self.trace.final_state
+        ahead = step - self.machine_step
+        if self.machine is None or not 0 <= ahead < self.trace.interval:
+            self.machine, self.machine_step = self.trace.machine_at(step), step
+        elif ahead:
+            if self.trace.runner(self.machine, ahead) != ahead:
+                raise ProverError(f"the run ended before step {step}: the checkpoints do not match it")
+            self.machine_step = step
+        return self.machine.state.encode()
+
+    def state_hash_at(self, step: int) -> bytes:
+        return keccak(self.state_at(step))
+
+    def witness_at(self, step: int) -> tuple[bytes, bytes]:
+        return self.trace.witness_at(step)
+
+
 def load_trace(basedir: Path) -> Trace:
     """The party's trace from its checkpoints, with its recorded fault injection if it has one."""
     try:
-        honest = VmTrace.load(basedir / CHECKPOINTS, runner=FastRunner())
+        honest = ForwardTrace(VmTrace.load(basedir / CHECKPOINTS, runner=FastRunner()))
     except VmError as exc:
         raise ProverError(f"{exc}; run `prover run --basedir {basedir}` first") from None
     fault_path = basedir / "fault.json"
