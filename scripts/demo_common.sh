@@ -23,7 +23,8 @@ demo_setup() {
     START=$(date +%s)
 
     say "starting a local JSON-RPC node"
-    prover node --port "${PORT:-0}" >"$WORK/node.log" 2>&1 &
+    # Not through the prover function: $! must be the node process itself, so the trap can kill it.
+    "$PYTHON" -m prover.cli node --port "${PORT:-0}" >"$WORK/node.log" 2>&1 &
     NODE_PID=$!
     trap 'kill "$NODE_PID" 2>/dev/null; wait "$NODE_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
     for _ in $(seq 600); do
