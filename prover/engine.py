@@ -1,0 +1,305 @@
+"""The numpy reference engine: runs any valid .ggml graph on a batch of inputs.
+
+    outputs = run(graph, batch)          # batch: (B, ...) inputs, each of the input tensor's size
+    classes = outputs.argmax(axis=1)     # the first index of the maximum, as the guest reports it
+    values = activations(graph, batch)   # every tensor's value (the graph-level trace)
+
+Values are arrays of shape (B, count) in the tensor's dtype (float32, int8, uint8 or int32); an op
+views them through the tensor's dims as (B, N, C, H, W) where it needs to.
+
+int8 mode is integer arithmetic only, bit for bit the guest's (docs/arithmetic.md): int64 arrays
+holding int32 values, wrapped to 32 bits wherever C wraps (`wrap32`), C's truncating division and
+arithmetic shifts written out. Dot products run in int64, whose wrap-around modulo 2^64 keeps the
+sum right modulo 2^32, as the guest's u32 accumulators. f32 mode is IEEE single precision in
+whole-layer numpy operations; the guest sums in another order and has its own tanh / sigmoid / exp,
+so the two agree on the class, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from prover.errors import ProverError
+from prover.graph import Attr, DType, Graph, Node, Op, Tensor, bits_f32, dims4
+
+INT32_MIN = -(1 << 31)
+
+
+def wrap32(v: np.ndarray) -> np.ndarray:
+    """int64 values reduced to int32 two's complement (C's conversion of a u32 sum to i32)."""
+    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Saturating rounding doubling high multiply of int32 values (in int64 arrays)."""
+    a, b = np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
+    ab = a * b
+    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    quotient = np.where(v >= 0, v >> 31, -((-v) >> 31))  # v / 2^31 truncated toward zero
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), (1 << 31) - 1, quotient)
+
+
+def rdbpot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """Rounding divide by 2^exponent (0..31), ties away from zero."""
+    x, exponent = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def mbqm(x: np.ndarray, m0: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """x * M0 * 2^(shift - 31), rounded: MultiplyByQuantizedMultiplier."""
+    shift = np.asarray(shift, np.int64)
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    return rdbpot(srdhm(wrap32(np.asarray(x, np.int64) << left), m0), right)
+
+
+def _geometry(node: Node) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    a = node.attr
+    return (a(Attr.STRIDE_H), a(Attr.STRIDE_W)), (
+        a(Attr.PAD_TOP),
+        a(Attr.PAD_LEFT),
+        a(Attr.PAD_BOTTOM),
+        a(Attr.PAD_RIGHT),
+    )
+
+
+def _windows(
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pads: tuple[int, ...], fill: float
+) -> np.ndarray:
+    """(..., H, W) -> (..., OH, OW, KH, KW) windows of x padded with `fill`."""
+    top, left, bottom, right = pads
+    spread = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+    padded = np.pad(x, spread, constant_values=fill)
+    return sliding_window_view(padded, kernel, axis=(-2, -1))[..., :: stride[0], :: stride[1], :, :]
+
+
+def _spatial(value: np.ndarray, tensor: Tensor) -> np.ndarray:
+    """(B, count) -> (B * N, C, H, W)."""
+    width, height, channels, _ = dims4(tensor.dims)
+    return value.reshape(-1, channels, height, width)
+
+
+def _conv_sums(node: Node, x: np.ndarray, w: np.ndarray, mask: np.ndarray | None, dtype: type) -> np.ndarray:
+    """sum over each window and the group's input channels of x * w: (B * N, C, H, W) ->
+    (B * N, COUT, OH, OW) in `dtype` (int64 for int8 mode: exact modulo 2^64; float32)."""
+    groups = node.attr(Attr.GROUPS)
+    cout, cin_group, kh, kw = w.shape
+    if mask is not None:  # unconnected (cout, cin) pairs take no part: zero their weights
+        connected = mask.reshape(cout, groups, cin_group)[
+            np.arange(cout), np.arange(cout) // (cout // groups)
+        ]
+        w = w * (connected == 1)[:, :, None, None]
+    stride, pads = _geometry(node)
+    patches = _windows(x, (kh, kw), stride, pads, 0)  # (BN, C, OH, OW, KH, KW)
+    batch, _, oh, ow = patches.shape[:4]
+    cout_group = cout // groups
+    out = np.empty((batch, cout, oh, ow), dtype)
+    for g in range(groups):
+        group = patches[:, g * cin_group : (g + 1) * cin_group]  # (BN, CG, OH, OW, KH, KW)
+        rows = group.transpose(0, 2, 3, 1, 4, 5).reshape(batch * oh * ow, cin_group * kh * kw)
+        weights = w[g * cout_group : (g + 1) * cout_group].reshape(cout_group, -1).astype(dtype)
+        sums = rows.astype(dtype) @ weights.T
+        out[:, g * cout_group : (g + 1) * cout_group] = sums.reshape(batch, oh, ow, cout_group).transpose(
+            0, 3, 1, 2
+        )
+    return out
+
+
+def _pool(node: Node, x: np.ndarray, int8: bool) -> np.ndarray:
+    """MAXPOOL2D / AVGPOOL2D / SUBSAMPLE over (B * N, C, H, W), non-padded positions only."""
+    a = node.attr
+    kernel = (a(Attr.KERNEL_H), a(Attr.KERNEL_W))
+    stride, pads = _geometry(node)
+    if node.op == Op.SUBSAMPLE:
+        pads = (0, 0, 0, 0)
+    if node.op == Op.MAXPOOL2D:
+        fill = -128 if int8 else -np.inf  # never above a real position, and every window has one
+        return _windows(x, kernel, stride, pads, fill).max(axis=(-2, -1))
+    counts = _windows(np.ones(x.shape[-2:], np.int64), kernel, stride, pads, 0).sum(axis=(-2, -1))
+    if int8:
+        s = _windows(x.astype(np.int64), kernel, stride, pads, 0).sum(axis=(-2, -1))
+        half = counts // 2
+        return np.where(s >= 0, (s + half) // counts, -((half - s) // counts))  # C's truncating '/'
+    return _windows(x, kernel, stride, pads, 0).sum(axis=(-2, -1), dtype=np.float32) / counts.astype(
+        np.float32
+    )
+
+
+def _requantize(
+    acc: np.ndarray, node: Node, mult: np.ndarray, shift: np.ndarray, axis_shape: tuple
+) -> np.ndarray:
+    """clamp(Y_ZP + MBQM(acc, mult[c], shift[c]), ACT_MIN, ACT_MAX) with per-channel vectors shaped to
+    broadcast over acc."""
+    if np.any((shift < -31) | (shift > 31)):
+        raise ProverError("a requantization shift outside -31..31")
+    mult, shift = mult.astype(np.int64).reshape(axis_shape), shift.astype(np.int64).reshape(axis_shape)
+    y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, mult, shift))
+    return np.clip(y, node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX))
+
+
+def _f32_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    a = node.attr
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if node.op == Op.RELU:
+            return np.where(x > 0, x, np.float32(0))
+        if node.op == Op.TANH:
+            return np.tanh(x)
+        if node.op == Op.SIGMOID:
+            return np.float32(1) / (np.float32(1) + np.exp(-x))
+        if node.op == Op.CLIP:
+            lo, hi = np.float32(bits_f32(a(Attr.MIN_F))), np.float32(bits_f32(a(Attr.MAX_F)))
+            return np.where(x < lo, lo, np.where(x > hi, hi, x))
+        if node.op == Op.ADD:
+            return x + b
+        if node.op == Op.MUL:
+            return x * b
+        if node.op == Op.QUANTIZE:
+            scaled = np.clip(x / np.float32(bits_f32(a(Attr.SCALE))), -(2.0**30), 2.0**30)
+            rounded = np.rint(np.nan_to_num(scaled, nan=0.0)).astype(np.int64)
+            return np.clip(rounded + a(Attr.ZP), -128, 127)
+    raise ProverError(f"{node.op.name} has no f32 form")
+
+
+def _int8_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    a = node.attr
+    if node.op == Op.RELU:
+        return np.maximum(x, a(Attr.X_ZP))
+    if node.op == Op.CLIP:
+        return np.clip(x, a(Attr.ACT_MIN), a(Attr.ACT_MAX))
+    if node.op == Op.REQUANTIZE:
+        y = wrap32(a(Attr.Y_ZP) + mbqm(wrap32(x - a(Attr.X_ZP)), a(Attr.MULT), a(Attr.SHIFT)))
+        return np.clip(y, a(Attr.ACT_MIN), a(Attr.ACT_MAX))
+    da, db = wrap32(x - a(Attr.A_ZP)), wrap32(b - a(Attr.B_ZP))
+    if node.op == Op.ADD:
+        left = a(Attr.LEFT_SHIFT)
+        s = wrap32(
+            mbqm(wrap32(da << left), a(Attr.A_MULT), a(Attr.A_SHIFT))
+            + mbqm(wrap32(db << left), a(Attr.B_MULT), a(Attr.B_SHIFT))
+        )
+    else:
+        s = wrap32(da * db)
+    y = wrap32(a(Attr.Y_ZP) + mbqm(s, a(Attr.Y_MULT), a(Attr.Y_SHIFT)))
+    return np.clip(y, a(Attr.ACT_MIN), a(Attr.ACT_MAX))
+
+
+# Ops whose operands after the first are parameters (weights, bias, multipliers, mask, coef, table).
+_PARAMETER_OPS = {Op.LINEAR, Op.CONV2D, Op.SUBSAMPLE, Op.LOOKUP}
+
+
+def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.ndarray:
+    def batched(i: int) -> np.ndarray | None:
+        """A data operand as (B, count), or (1, count) when it is stored."""
+        t = node.input(i)
+        if t is None:
+            return None
+        stored = graph.tensors[t].data
+        return stored.reshape(1, -1) if stored is not None else values[t]
+
+    def param(i: int) -> np.ndarray | None:
+        """A parameter operand in its own shape (the first input's value if computed: see
+        `activations`)."""
+        t = node.input(i)
+        if t is None:
+            return None
+        tensor = graph.tensors[t]
+        return tensor.data if tensor.data is not None else values[t][0].reshape(tensor.shape)
+
+    x_tensor = graph.tensors[node.inputs[0]]
+    x = batched(0)
+    batch = x.shape[0]
+    f32 = x_tensor.dtype == DType.F32 or node.op == Op.DEQUANTIZE
+    a = node.attr
+    op = node.op
+
+    if op == Op.RESHAPE:
+        return x
+    if op == Op.DEQUANTIZE:
+        centred = wrap32(x.astype(np.int64) - a(Attr.ZP)).astype(np.float32)
+        return centred * np.float32(bits_f32(a(Attr.SCALE))) + np.float32(bits_f32(a(Attr.OFFSET)))
+    if op == Op.LINEAR:
+        w, bias = param(1), param(2)
+        inp = w.shape[-1]
+        if f32:
+            y = x.reshape(batch, -1, inp) @ w.reshape(-1, inp).T
+            return (y + bias.reshape(-1) if bias is not None else y).reshape(batch, -1)
+        xc = wrap32(x.astype(np.int64) - a(Attr.X_ZP)).reshape(batch, -1, inp)
+        acc = xc @ w.reshape(-1, inp).astype(np.int64).T
+        if bias is not None:
+            acc = acc + bias.reshape(-1).astype(np.int64)
+        return _requantize(wrap32(acc), node, param(3), param(4), (1, 1, -1)).reshape(batch, -1)
+    if op == Op.CONV2D:
+        w_dims = dims4(graph.tensors[node.inputs[1]].dims)
+        w, bias, mask = param(1).reshape(w_dims[::-1]), param(2), param(5)
+        if f32:
+            sums = _conv_sums(node, _spatial(x, x_tensor), w, mask, np.float32)
+            y = sums + bias.reshape(1, -1, 1, 1) if bias is not None else sums
+            return y.reshape(batch, -1)
+        xc = wrap32(_spatial(x, x_tensor).astype(np.int64) - a(Attr.X_ZP))
+        acc = _conv_sums(node, xc, w, mask, np.int64)
+        if bias is not None:
+            acc = acc + bias.astype(np.int64).reshape(1, -1, 1, 1)
+        return _requantize(wrap32(acc), node, param(3), param(4), (1, -1, 1, 1)).reshape(batch, -1)
+    if op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.SUBSAMPLE):
+        y = _pool(node, _spatial(x, x_tensor), int8=not f32)
+        if op == Op.SUBSAMPLE:
+            y = y * param(1).reshape(1, -1, 1, 1) + param(2).reshape(1, -1, 1, 1)
+        return y.reshape(batch, -1)
+    if op == Op.SOFTMAX:
+        rows = x.reshape(batch, -1, x_tensor.dims[0])
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(rows - rows.max(axis=-1, keepdims=True))
+            return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).reshape(batch, -1)
+    if op == Op.LOOKUP:
+        return param(1).reshape(-1)[x.astype(np.int64) + 128]
+    b = batched(1)
+    if f32:
+        return _f32_elementwise(node, x, b)
+    return _int8_elementwise(node, x.astype(np.int64), None if b is None else b.astype(np.int64))
+
+
+def activations(graph: Graph, batch: np.ndarray) -> list[np.ndarray | None]:
+    """Every tensor's value for a batch of inputs: (B, count) arrays for activations, None for
+    stored tensors. `batch` is (B, ...) with the input tensor's element count per input, in its dtype
+    (or values that fit it)."""
+    inputs = graph.tensors[graph.input]
+    batch = np.asarray(batch)
+    if batch.size % inputs.count or batch.size == 0:
+        raise ProverError(f"input of {batch.size} values is not a batch of {inputs.count}-value inputs")
+    batch = batch.reshape(-1, inputs.count)
+    if len(batch) > 1 and _computes_parameters(graph):
+        # A parameter computed from the input may differ per input: run them one at a time.
+        runs = [activations(graph, one) for one in batch]
+        return [None if v is None else np.concatenate([r[i] for r in runs]) for i, v in enumerate(runs[0])]
+    values: list[np.ndarray | None] = [None] * len(graph.tensors)
+    values[graph.input] = batch.astype(inputs.dtype.numpy)
+    for node in graph.nodes:
+        y = graph.tensors[node.output]
+        result = np.asarray(_run_node(graph, node, values)).astype(y.dtype.numpy, copy=False)
+        values[node.output] = np.broadcast_to(result.reshape(-1, y.count), (len(batch), y.count))
+    return values
+
+
+def _computes_parameters(graph: Graph) -> bool:
+    return any(
+        t is not None and graph.tensors[t].data is None
+        for node in graph.nodes
+        if node.op in _PARAMETER_OPS
+        for t in node.inputs[1:]
+    )
+
+
+def run(graph: Graph, batch: np.ndarray) -> np.ndarray:
+    """The output tensor's values, (B, count), for a batch of inputs."""
+    return activations(graph, batch)[graph.output]
+
+
+def dequantized(graph: Graph, outputs: np.ndarray) -> np.ndarray:
+    """Output values as floats: int8 ones through the output tensor's scale and zero point when
+    it has them (the logits of an int8 model), others as they are."""
+    tensor = graph.tensors[graph.output]
+    if tensor.dtype == DType.F32 or not tensor.scales:
+        return outputs.astype(np.float64)
+    return (outputs.astype(np.float64) - tensor.zero_point) * np.asarray(tensor.scales, np.float64)
