@@ -82,6 +82,17 @@ def _spatial(value: np.ndarray, tensor: Tensor) -> np.ndarray:
     return value.reshape(-1, channels, height, width)
 
 
+def masked_weights(w: np.ndarray, mask: np.ndarray | None, groups: int) -> np.ndarray:
+    """Conv weights (COUT, CIN / groups, KH, KW) with the unconnected pairs (mask[cout][cin] != 1)
+    zeroed: they take no part in the sum."""
+    if mask is None:
+        return w
+    cout, cin_group = w.shape[:2]
+    group_of = np.arange(cout) // (cout // groups)
+    connected = mask.reshape(cout, groups, cin_group)[np.arange(cout), group_of] == 1
+    return w * connected[:, :, None, None]
+
+
 def _conv_sums(node: Node, x: np.ndarray, w: np.ndarray, mask: np.ndarray | None, dtype: type) -> np.ndarray:
     """sum over each window and the group's input channels of x * w: (B * N, C, H, W) ->
     (B * N, COUT, OH, OW) in `dtype` (int64 for int8 mode: exact modulo 2^64; float32)."""

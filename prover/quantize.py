@@ -1,0 +1,253 @@
+"""Post-training int8 quantization: an f32 graph and calibration inputs in, an int8 graph out.
+
+    int8_graph = quantize(f32_graph, calibration)   # calibration: (N, ...) raw uint8 inputs
+
+The int8 graph computes with integers only (docs/arithmetic.md):
+- Calibration: the f32 engine runs the calibration inputs (e.g. 1,000 training images) and each
+  activation's range is its minimum and maximum over them, widened to hold 0. Its int8 scale is
+  range / 255 and its zero point puts the minimum at -128 (asymmetric, TFLite's convention).
+  Min / max rather than a percentile: MNIST activations have no outliers worth clipping, and no
+  calibration value is then ever clamped.
+- The u8 input's DEQUANTIZE (pixel * scale + offset) becomes a REQUANTIZE straight into the first
+  layer's int8 input; its range is exact (pixels 0..255), not calibrated.
+- LINEAR and CONV2D: per-output-channel symmetric int8 weights (scale max|w| / 127, values in
+  -127..127), int32 bias at scale x_scale * w_scale[c], and a per-channel multiplier (M0, shift) for
+  x_scale * w_scale[c] / y_scale. A RELU right after is fused: the node's output takes the ReLU's
+  range (which starts at 0) and ACT_MIN clamps at the zero point.
+- SUBSAMPLE (avgpool * coef + bias) becomes a depthwise CONV2D with weights coef[c] / (kh * kw).
+- MAXPOOL2D, AVGPOOL2D, RESHAPE and an unfused RELU keep their input's scale and zero point.
+- TANH and SIGMOID become LOOKUP tables computed here, with the fixed output scales of TFLite
+  (tanh: 1/128, zero point 0; sigmoid: 1/256, zero point -128).
+- A SOFTMAX producing the graph output is dropped (the argmax is unchanged): the int8 output is the
+  logits, whose scale and zero point are recorded on the output tensor.
+Any other node raises a ProverError naming it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from prover.engine import activations, masked_weights
+from prover.errors import ProverError
+from prover.graph import Attr, DType, Graph, Node, Op, bits_f32
+
+CALIBRATION_CHUNK = 500
+TANH_QPARAMS = (1 / 128, 0)
+SIGMOID_QPARAMS = (1 / 256, -128)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(M0, shift) with real = M0 * 2^(shift - 31), M0 in [2^30, 2^31); (0, 0) for a multiplier too
+    small to matter (below 2^-32: it moves no int32 value by half a unit)."""
+    if real < 0 or not math.isfinite(real):
+        raise ProverError(f"requantization multiplier {real} is not a finite non-negative number")
+    if real == 0:
+        return 0, 0
+    fraction, exponent = math.frexp(real)
+    m0 = round(fraction * (1 << 31))
+    if m0 == 1 << 31:
+        m0, exponent = m0 // 2, exponent + 1
+    if exponent < -31:
+        return 0, 0
+    if exponent > 30:
+        raise ProverError(f"requantization multiplier {real} is too large (>= 2^30)")
+    return m0, exponent
+
+
+def qparams(low: float, high: float) -> tuple[float, int]:
+    """int8 (scale, zero point) for values in [low, high], widened to hold 0 exactly."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = (high - low) / 255 if high > low else 1.0
+    zero_point = int(np.clip(round(-128 - low / scale), -128, 127))
+    return float(np.float32(scale)), zero_point
+
+
+def calibrate(graph: Graph, calibration: np.ndarray) -> dict[int, tuple[float, float]]:
+    """(min, max) of every f32 activation over the calibration inputs."""
+    ranges: dict[int, tuple[float, float]] = {}
+    batch = np.asarray(calibration).reshape(-1, graph.tensors[graph.input].count)
+    if len(batch) == 0:
+        raise ProverError("no calibration inputs")
+    for start in range(0, len(batch), CALIBRATION_CHUNK):
+        values = activations(graph, batch[start : start + CALIBRATION_CHUNK])
+        for index, value in enumerate(values):
+            if value is None or graph.tensors[index].dtype != DType.F32:
+                continue
+            low, high = float(np.min(value)), float(np.max(value))
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise ProverError(
+                    f"tensor {index} ({graph.tensors[index].name}): non-finite calibration values"
+                )
+            old = ranges.get(index, (low, high))
+            ranges[index] = (min(old[0], low), max(old[1], high))
+    return ranges
+
+
+class _Quantizer:
+    def __init__(self, source: Graph, ranges: dict[int, tuple[float, float]]) -> None:
+        self.source = source
+        self.ranges = ranges
+        self.graph = Graph(metadata={**source.metadata, "mode": "int8"})
+        self.mapped: dict[int, int] = {}  # source tensor -> int8 graph tensor
+
+    def qparams_of(self, new_tensor: int) -> tuple[float, int]:
+        t = self.graph.tensors[new_tensor]
+        return t.scales[0], t.zero_point
+
+    def activation(
+        self, op: Op, inputs: list[int | None], source_out: int, scale_zp: tuple[float, int], **attrs: int
+    ) -> int:
+        out = self.source.tensors[source_out]
+        scale, zp = scale_zp
+        index = self.graph.add_node(op, inputs, out.name, DType.I8, out.dims, (scale,), zp, **attrs)
+        self.mapped[source_out] = index
+        return index
+
+    def weighted(
+        self,
+        node: Node,
+        where: str,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        out: int,
+        fused_relu: bool,
+        **attrs: int,
+    ) -> None:
+        """LINEAR / CONV2D with per-channel int8 weights, int32 bias and multipliers."""
+        x = self.mapped[node.inputs[0]]
+        x_scale, x_zp = self.qparams_of(x)
+        y_scale, y_zp = qparams(*self.ranges[out])
+        channels = weight.shape[0]
+        per_channel = np.abs(weight.reshape(channels, -1)).max(axis=1).astype(np.float64) / 127
+        w_scale = np.where(per_channel > 0, per_channel, 1.0).astype(np.float32).astype(np.float64)
+        expand = (-1,) + (1,) * (weight.ndim - 1)
+        w_q = np.clip(np.round(weight / w_scale.reshape(expand)), -127, 127).astype(np.int8)
+        bias_scale = x_scale * w_scale
+        b = np.zeros(channels) if bias is None else np.asarray(bias, np.float64).reshape(-1)
+        b_q = np.clip(np.round(b / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
+        multipliers = [quantize_multiplier(float(x_scale * s / y_scale)) for s in w_scale]
+        g, name = self.graph, self.source.tensors[out].name
+        w_source = self.source.tensors[node.inputs[1]]
+        inputs: list[int | None] = [
+            x,
+            g.add_tensor(w_source.name, DType.I8, w_q.shape[::-1], w_q, tuple(w_scale)),
+            g.add_tensor(f"{name}.bias", DType.I32, (channels,), b_q, tuple(bias_scale)),
+            g.add_tensor(f"{name}.mult", DType.I32, (channels,), [m for m, _ in multipliers]),
+            g.add_tensor(f"{name}.shift", DType.I32, (channels,), [s for _, s in multipliers]),
+        ]
+        if node.op == Op.CONV2D and node.input(5) is not None:
+            mask = self.source.tensors[node.inputs[5]]
+            inputs.append(g.add_tensor(mask.name, DType.U8, mask.dims, mask.data))
+        if fused_relu:
+            attrs["ACT_MIN"] = max(-128, y_zp)
+        op = Op.LINEAR if node.op == Op.LINEAR else Op.CONV2D
+        self.activation(op, inputs, out, (y_scale, y_zp), X_ZP=x_zp, Y_ZP=y_zp, **attrs)
+
+    def run(self) -> Graph:
+        src = self.source
+        nodes = src.nodes
+        skip = set()
+        for index, node in enumerate(nodes):
+            if index in skip:
+                continue
+            where = f"node {index} ({node.op.name})"
+            x_source = node.inputs[0]
+            if node.op == Op.DEQUANTIZE:
+                self.input_requantize(node, where)
+                continue
+            if x_source not in self.mapped:
+                raise ProverError(f"{where}: its input is not an activation of the quantized graph")
+            x = self.mapped[x_source]
+
+            def stored(i: int, node: Node = node) -> np.ndarray | None:
+                return src.tensors[node.inputs[i]].data if node.input(i) is not None else None
+
+            if node.op in (Op.LINEAR, Op.CONV2D, Op.SUBSAMPLE):
+                if any(node.input(i) is not None and stored(i) is None for i in range(1, len(node.inputs))):
+                    raise ProverError(f"{where}: weights computed by the graph cannot be quantized")
+                follower = self.sole_consumer(node.output)
+                fused = follower is not None and nodes[follower].op == Op.RELU
+                out = nodes[follower].output if fused else node.output
+                if fused:
+                    skip.add(follower)
+                a = node.attr
+                if node.op == Op.SUBSAMPLE:
+                    kh, kw = a(Attr.KERNEL_H), a(Attr.KERNEL_W)
+                    coef = stored(1).reshape(-1).astype(np.float64)
+                    weight = np.broadcast_to((coef / (kh * kw)).reshape(-1, 1, 1, 1), (len(coef), 1, kh, kw))
+                    attrs = {"STRIDE_H": a(Attr.STRIDE_H), "STRIDE_W": a(Attr.STRIDE_W), "GROUPS": len(coef)}
+                    self.weighted(node, where, weight, stored(2), out, fused, **attrs)
+                    continue
+                weight = stored(1).astype(np.float64)
+                if node.op == Op.CONV2D:
+                    weight = masked_weights(weight, stored(5), node.attr(Attr.GROUPS))
+                attrs = {key.name: value for key, value in node.attrs.items()}
+                self.weighted(node, where, weight, stored(2), out, fused, **attrs)
+            elif node.op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.RESHAPE):
+                attrs = {key.name: value for key, value in node.attrs.items()}
+                self.activation(node.op, [x], node.output, self.qparams_of(x), **attrs)
+            elif node.op == Op.RELU:
+                scale, zp = self.qparams_of(x)
+                self.activation(Op.RELU, [x], node.output, (scale, zp), X_ZP=zp)
+            elif node.op in (Op.TANH, Op.SIGMOID):
+                self.lookup(node, x)
+            elif node.op == Op.SOFTMAX and node.output == src.output:
+                self.mapped[node.output] = x
+            else:
+                raise ProverError(f"{where}: no int8 form for this node (f32 only)")
+        if src.output not in self.mapped:
+            raise ProverError("the graph output is not computed by a quantizable node")
+        self.graph.output = self.mapped[src.output]
+        return self.graph
+
+    def sole_consumer(self, tensor: int) -> int | None:
+        consumers = self.source.consumers(tensor)
+        if len(consumers) == 1 and tensor != self.source.output:
+            return consumers[0]
+        return None
+
+    def input_requantize(self, node: Node, where: str) -> None:
+        src = self.source
+        pixels = src.tensors[node.inputs[0]]
+        if node.inputs[0] != src.input or pixels.dtype != DType.U8:
+            raise ProverError(f"{where}: only the DEQUANTIZE of the u8 graph input can be quantized")
+        a = node.attr
+        scale, offset = bits_f32(a(Attr.SCALE)), bits_f32(a(Attr.OFFSET))
+        if scale <= 0 or not math.isfinite(scale) or not math.isfinite(offset):
+            raise ProverError(f"{where}: input SCALE must be positive and finite")
+        # real = (pixel - ZP) * scale + offset = (pixel - x_zp) * scale, with offset / scale rounded
+        x_zp = a(Attr.ZP) - round(offset / scale)
+        ends = [(v - x_zp) * scale for v in (0, 255)]
+        y_scale, y_zp = qparams(min(ends), max(ends))
+        m0, shift = quantize_multiplier(scale / y_scale)
+        self.graph.input = self.graph.add_tensor(pixels.name, DType.U8, pixels.dims)
+        self.mapped[src.input] = self.graph.input
+        self.activation(
+            Op.REQUANTIZE,
+            [self.graph.input],
+            node.output,
+            (y_scale, y_zp),
+            X_ZP=x_zp,
+            Y_ZP=y_zp,
+            MULT=m0,
+            SHIFT=shift,
+        )
+
+    def lookup(self, node: Node, x: int) -> None:
+        x_scale, x_zp = self.qparams_of(x)
+        real = (np.arange(-128, 128, dtype=np.float64) - x_zp) * x_scale
+        if node.op == Op.TANH:
+            (y_scale, y_zp), y = TANH_QPARAMS, np.tanh(real)
+        else:
+            (y_scale, y_zp), y = SIGMOID_QPARAMS, 1 / (1 + np.exp(-real))
+        table = np.clip(np.round(y / y_scale) + y_zp, -128, 127).astype(np.int8)
+        name = self.source.tensors[node.output].name
+        table_tensor = self.graph.add_tensor(f"{name}.table", DType.I8, (256,), table)
+        self.activation(Op.LOOKUP, [x, table_tensor], node.output, (y_scale, y_zp))
+
+
+def quantize(graph: Graph, calibration: np.ndarray) -> Graph:
+    """The int8 graph of an f32 graph, calibrated on `calibration` (raw inputs, (N, ...))."""
+    return _Quantizer(graph, calibrate(graph, calibration)).run()
