@@ -7,6 +7,7 @@ import click
 
 from prover.errors import ProverError
 from prover.game_commands import GAME_COMMANDS
+from prover.model_commands import MODEL_COMMANDS
 from prover.node import node_command
 from prover.run_commands import golden_command, run_command
 
@@ -20,7 +21,7 @@ def cli() -> None:
 cli.add_command(node_command)
 cli.add_command(golden_command)
 cli.add_command(run_command)
-for command in GAME_COMMANDS:
+for command in (*GAME_COMMANDS, *MODEL_COMMANDS):
     cli.add_command(command)
 
 

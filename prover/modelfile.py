@@ -231,7 +231,7 @@ def read_model(data: bytes) -> Graph:
     if magic != MAGIC:
         raise ModelFormatError(0, f"bad magic 0x{magic:08x} (a .ggml file starts with 0x{MAGIC:08x})")
     if version != VERSION:
-        raise ModelFormatError(4, f"unknown version {version} (this reader knows {VERSION})")
+        raise ModelFormatError(4, f"unknown version {version} (OPML legacy file? prover convert --from opml)")
     if n_meta > MAX_META or n_tensors > MAX_TENSORS or n_nodes > MAX_NODES:
         raise ModelFormatError(8, f"counts {n_meta}, {n_tensors}, {n_nodes} over the limits 1024, 4096, 4096")
     if data_start % ALIGN or data_start > len(data):

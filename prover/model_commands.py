@@ -1,0 +1,147 @@
+"""`prover predict`, `prover eval`, `prover convert` and `prover quantize`: the model files and the
+numpy reference engine, without the VM.
+
+    prover predict  --model m.ggml --data digit.png [--json]
+    prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--json]
+    prover convert  --from opml IN OUT
+    prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
+
+Output files are written atomically (temp file + rename): a failed command leaves none behind.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from tqdm import tqdm
+
+from prover.data import load_input, load_mnist, mnist_dir
+from prover.engine import dequantized, run
+from prover.errors import ProverError
+from prover.modelfile import load_model, save_model, write_atomically, write_model
+from prover.opml import read_opml
+from prover.quantize import quantize
+
+EVAL_BATCH = 1000
+DEFAULT_CALIBRATION = 1000
+
+
+def _milliseconds(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+@click.command("predict")
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(path_type=Path), help=".ggml model file"
+)
+@click.option(
+    "--data", "data_path", required=True, type=click.Path(path_type=Path), help="PNG/JPEG, .npy or raw"
+)
+@click.option("--json", "as_json", is_flag=True, help="class, logits and timings as JSON")
+def predict_command(model_path: Path, data_path: Path, as_json: bool) -> None:
+    """Classify one input with the numpy reference engine."""
+    start = time.perf_counter()
+    graph = load_model(model_path)
+    loaded = _milliseconds(start)
+    start = time.perf_counter()
+    pixels = load_input(data_path, graph.tensors[graph.input])
+    prepared = _milliseconds(start)
+    start = time.perf_counter()
+    outputs = run(graph, pixels[None])
+    inferred = _milliseconds(start)
+    predicted = int(np.argmax(outputs[0]))
+    if not as_json:
+        click.echo(f"class {predicted}")
+        return
+    report = {
+        "class": predicted,
+        "logits": [float(v) for v in dequantized(graph, outputs)[0]],
+        "raw_output": outputs[0].tolist(),
+        "mode": graph.metadata.get("mode"),
+        "timings_ms": {"load_model": loaded, "load_input": prepared, "inference": inferred},
+    }
+    click.echo(json.dumps(report))
+
+
+@click.command("eval")
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(path_type=Path), help=".ggml model file"
+)
+@click.option(
+    "--mnist-dir",
+    "mnist_option",
+    type=click.Path(path_type=Path),
+    help="default: $MNIST_DIR, ../shared/data/mnist",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="only the first N test images")
+@click.option("--json", "as_json", is_flag=True, help="accuracy, counts and time as JSON")
+def eval_command(model_path: Path, mnist_option: Path | None, limit: int | None, as_json: bool) -> None:
+    """Accuracy on the MNIST test set (10,000 images) with the numpy reference engine."""
+    result = _evaluate(model_path, mnist_dir(mnist_option), limit)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(
+            f"accuracy {result['accuracy']:.2f} % ({result['correct']}/{result['total']} test images, "
+            f"{result['mode']}, {result['seconds']:.1f} s)"
+        )
+
+
+def _evaluate(model_path: Path, directory: Path, limit: int | None) -> dict[str, object]:
+    graph = load_model(model_path)
+    images, labels = load_mnist(directory, "t10k")
+    images, labels = images[:limit], labels[:limit]
+    if images.shape[1] != graph.tensors[graph.input].count:
+        raise ProverError(
+            f"{model_path}: the model input {graph.tensors[graph.input].dims} is not a 28x28 image"
+        )
+    start = time.perf_counter()
+    predictions = []
+    for first in tqdm(range(0, len(images), EVAL_BATCH), desc="eval", unit="batch", leave=False):
+        predictions.append(run(graph, images[first : first + EVAL_BATCH]).argmax(axis=1))
+    correct = int((np.concatenate(predictions) == labels).sum())
+    return {
+        "accuracy": round(100 * correct / len(labels), 4),
+        "correct": correct,
+        "total": len(labels),
+        "seconds": round(time.perf_counter() - start, 3),
+        "mode": graph.metadata.get("mode"),
+    }
+
+
+@click.command("convert")
+@click.option("--from", "source", required=True, type=click.Choice(["opml"]), help="input format")
+@click.argument("in_path", type=click.Path(path_type=Path))
+@click.argument("out_path", type=click.Path(path_type=Path))
+def convert_command(source: str, in_path: Path, out_path: Path) -> None:
+    """Convert a model file to .ggml (OPML's legacy MNIST MLP files: --from opml)."""
+    try:
+        data = in_path.read_bytes()
+    except OSError as exc:
+        raise ProverError(f"{in_path}: cannot read: {exc.strerror}") from None
+    try:
+        graph = read_opml(data)
+    except ProverError as exc:
+        raise ProverError(f"{in_path}: {exc}") from None
+    write_atomically(out_path, write_model(graph))
+    click.echo(f"wrote {out_path} ({len(graph.nodes)} nodes, f32)")
+
+
+@click.command("quantize")
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path), help="f32 .ggml model")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="int8 .ggml to write")
+@click.option("--mnist-dir", "mnist_option", type=click.Path(path_type=Path), help="calibration images")
+@click.option("--calibration", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION, show_default=True)
+def quantize_command(model_path: Path, out_path: Path, mnist_option: Path | None, calibration: int) -> None:
+    """Post-training int8 quantization, calibrated on the first N MNIST training images."""
+    graph = load_model(model_path)
+    images, _ = load_mnist(mnist_dir(mnist_option), "train")
+    save_model(quantize(graph, images[:calibration]), out_path)
+    click.echo(f"wrote {out_path} (int8, calibrated on {min(calibration, len(images))} training images)")
+
+
+MODEL_COMMANDS = (predict_command, eval_command, convert_command, quantize_command)
