@@ -256,6 +256,8 @@ def check_graph(graph: Graph) -> None:
     n = len(graph.tensors)
     if len(graph.metadata) > MAX_META or n > MAX_TENSORS or len(graph.nodes) > MAX_NODES:
         raise GraphError(f"too many metadata entries, tensors or nodes (limits {MAX_META}, 4096, 4096)")
+    for key, value in graph.metadata.items():
+        check_metadata(key, value)
     if not (0 <= graph.input < n and 0 <= graph.output < n):
         raise GraphError(f"graph input {graph.input} or output {graph.output} is not a tensor index (< {n})")
     for i, tensor in enumerate(graph.tensors):
@@ -298,6 +300,15 @@ def _check_links(node: Node, ready: list[bool], where: str) -> None:
     if ready[node.output]:
         raise GraphError(f"{where}: output tensor {node.output} is stored, the graph input or produced twice")
     ready[node.output] = True
+
+
+def check_metadata(key: str, value: MetaValue) -> None:
+    """A key and value the file can hold: str (<= 255 bytes), f32, u32 or i32."""
+    if len(key.encode()) > MAX_STR or (isinstance(value, str) and len(value.encode()) > MAX_STR):
+        raise GraphError(f"metadata {key[:40]!r}: key or value longer than {MAX_STR} bytes")
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if not (isinstance(value, str | float) or (is_int and -(1 << 31) <= value < 1 << 32)):
+        raise GraphError(f"metadata {key[:40]!r}: {value!r} is not a u32, i32, f32 or str")
 
 
 def check_tensor(tensor: Tensor, where: str) -> None:
