@@ -90,7 +90,7 @@ def masked_weights(w: np.ndarray, mask: np.ndarray | None, groups: int) -> np.nd
     cout, cin_group = w.shape[:2]
     group_of = np.arange(cout) // (cout // groups)
     connected = mask.reshape(cout, groups, cin_group)[np.arange(cout), group_of] == 1
-    return w * connected[:, :, None, None]
+    return np.where(connected[:, :, None, None], w, np.zeros((), w.dtype))
 
 
 def _conv_sums(node: Node, x: np.ndarray, w: np.ndarray, mask: np.ndarray | None, dtype: type) -> np.ndarray:
@@ -153,24 +153,23 @@ def _requantize(
 
 def _f32_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     a = node.attr
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if node.op == Op.RELU:
-            return np.where(x > 0, x, np.float32(0))
-        if node.op == Op.TANH:
-            return np.tanh(x)
-        if node.op == Op.SIGMOID:
-            return np.float32(1) / (np.float32(1) + np.exp(-x))
-        if node.op == Op.CLIP:
-            lo, hi = np.float32(bits_f32(a(Attr.MIN_F))), np.float32(bits_f32(a(Attr.MAX_F)))
-            return np.where(x < lo, lo, np.where(x > hi, hi, x))
-        if node.op == Op.ADD:
-            return x + b
-        if node.op == Op.MUL:
-            return x * b
-        if node.op == Op.QUANTIZE:
-            scaled = np.clip(x / np.float32(bits_f32(a(Attr.SCALE))), -(2.0**30), 2.0**30)
-            rounded = np.rint(np.nan_to_num(scaled, nan=0.0)).astype(np.int64)
-            return np.clip(rounded + a(Attr.ZP), -128, 127)
+    if node.op == Op.RELU:
+        return np.where(x > 0, x, np.float32(0))
+    if node.op == Op.TANH:
+        return np.tanh(x)
+    if node.op == Op.SIGMOID:
+        return np.float32(1) / (np.float32(1) + np.exp(-x))
+    if node.op == Op.CLIP:
+        lo, hi = np.float32(bits_f32(a(Attr.MIN_F))), np.float32(bits_f32(a(Attr.MAX_F)))
+        return np.where(x < lo, lo, np.where(x > hi, hi, x))
+    if node.op == Op.ADD:
+        return x + b
+    if node.op == Op.MUL:
+        return x * b
+    if node.op == Op.QUANTIZE:
+        scaled = np.clip(x / np.float32(bits_f32(a(Attr.SCALE))), -(2.0**30), 2.0**30)
+        rounded = np.rint(np.nan_to_num(scaled, nan=0.0)).astype(np.int64)
+        return np.clip(rounded + a(Attr.ZP), -128, 127)
     raise ProverError(f"{node.op.name} has no f32 form")
 
 
@@ -260,9 +259,8 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
         return y.reshape(batch, -1)
     if op == Op.SOFTMAX:
         rows = x.reshape(batch, -1, x_tensor.dims[0])
-        with np.errstate(over="ignore", invalid="ignore"):
-            e = np.exp(rows - rows.max(axis=-1, keepdims=True))
-            return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).reshape(batch, -1)
+        e = np.exp(rows - rows.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).reshape(batch, -1)
     if op == Op.LOOKUP:
         return param(1).reshape(-1)[x.astype(np.int64) + 128]
     b = batched(1)
@@ -288,7 +286,8 @@ def activations(graph: Graph, batch: np.ndarray) -> list[np.ndarray | None]:
     values[graph.input] = batch.astype(inputs.dtype.numpy)
     for node in graph.nodes:
         y = graph.tensors[node.output]
-        result = np.asarray(_run_node(graph, node, values)).astype(y.dtype.numpy, copy=False)
+        with np.errstate(all="ignore"):  # f32 overflow and NaN are IEEE results, not errors
+            result = np.asarray(_run_node(graph, node, values)).astype(y.dtype.numpy, copy=False)
         values[node.output] = np.broadcast_to(result.reshape(-1, y.count), (len(batch), y.count))
     return values
 
