@@ -97,12 +97,8 @@ def _conv_sums(node: Node, x: np.ndarray, w: np.ndarray, mask: np.ndarray | None
     """sum over each window and the group's input channels of x * w: (B * N, C, H, W) ->
     (B * N, COUT, OH, OW) in `dtype` (int64 for int8 mode: exact modulo 2^64; float32)."""
     groups = node.attr(Attr.GROUPS)
+    w = masked_weights(w, mask, groups)
     cout, cin_group, kh, kw = w.shape
-    if mask is not None:  # unconnected (cout, cin) pairs take no part: zero their weights
-        connected = mask.reshape(cout, groups, cin_group)[
-            np.arange(cout), np.arange(cout) // (cout // groups)
-        ]
-        w = w * (connected == 1)[:, :, None, None]
     stride, pads = _geometry(node)
     patches = _windows(x, (kh, kw), stride, pads, 0)  # (BN, C, OH, OW, KH, KW)
     batch, _, oh, ow = patches.shape[:4]

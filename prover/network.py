@@ -46,8 +46,8 @@ def _pads(value: int | tuple[int, ...]) -> tuple[int, int, int, int]:
 
 
 class _Normalized:
-    """Kernel and stride become (h, w) pairs (a pool's stride defaults to the kernel) and padding (top, left, bottom, right), whichever form
-    was given, so that equal layers compare equal."""
+    """Kernel and stride become (h, w) pairs (a pool's stride defaults to the kernel) and padding
+    (top, left, bottom, right), whichever form was given, so that equal layers compare equal."""
 
     def __post_init__(self) -> None:
         if getattr(self, "stride", 1) is None:
@@ -137,6 +137,12 @@ class Network:
     layers: list[Layer]
     input_scale: float = 1.0
     input_offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        # The file stores the normalization as f32: hold exactly what it will read back.
+        self.input_shape = tuple(int(d) for d in self.input_shape)
+        self.input_scale = float(np.float32(self.input_scale))
+        self.input_offset = float(np.float32(self.input_offset))
 
     def _where(self, index: int) -> str:
         return f"layer {index} ({type(self.layers[index]).__name__})"
