@@ -34,6 +34,7 @@ from prover.errors import ProverError
 from prover.graph import Attr, DType, Graph, Node, Op, bits_f32
 
 CALIBRATION_CHUNK = 500
+MIN_SCALE = 2.0**-32
 TANH_QPARAMS = (1 / 128, 0)
 SIGMOID_QPARAMS = (1 / 256, -128)
 
@@ -57,9 +58,10 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 
 def qparams(low: float, high: float) -> tuple[float, int]:
-    """int8 (scale, zero point) for values in [low, high], widened to hold 0 exactly."""
+    """int8 (scale, zero point) for values in [low, high], widened to hold 0 exactly. A (nearly)
+    empty range gets MIN_SCALE, which keeps the multipliers that divide by it finite."""
     low, high = min(low, 0.0), max(high, 0.0)
-    scale = (high - low) / 255 if high > low else 1.0
+    scale = max((high - low) / 255, MIN_SCALE)
     zero_point = int(np.clip(round(-128 - low / scale), -128, 127))
     return float(np.float32(scale)), zero_point
 
