@@ -107,86 +107,71 @@ class _Quantizer:
         self.mapped[source_out] = index
         return index
 
-    def weighted(
-        self,
-        node: Node,
-        where: str,
-        weight: np.ndarray,
-        bias: np.ndarray | None,
-        out: int,
-        fused_relu: bool,
-        **attrs: int,
-    ) -> None:
-        """LINEAR / CONV2D with per-channel int8 weights, int32 bias and multipliers."""
+    def weighted(self, node: Node, where: str, fused_relu: int | None) -> None:
+        """LINEAR / CONV2D / SUBSAMPLE as an int8 LINEAR or CONV2D: per-channel int8 weights, int32
+        bias and multipliers; a fused ReLU's output range and ACT_MIN."""
+        src, a = self.source, node.attr
+        stored = [None if t is None else src.tensors[t].data for t in node.inputs]
+        if any(t is not None and data is None for t, data in zip(node.inputs[1:], stored[1:], strict=True)):
+            raise ProverError(f"{where}: weights computed by the graph cannot be quantized")
+        if node.op == Op.SUBSAMPLE:  # a depthwise conv with weights coef[c] / (kh * kw)
+            kh, kw = a(Attr.KERNEL_H), a(Attr.KERNEL_W)
+            coef = stored[1].reshape(-1).astype(np.float64)
+            weight = np.broadcast_to((coef / (kh * kw)).reshape(-1, 1, 1, 1), (len(coef), 1, kh, kw))
+            attrs = {"STRIDE_H": a(Attr.STRIDE_H), "STRIDE_W": a(Attr.STRIDE_W), "GROUPS": len(coef)}
+        else:
+            weight = stored[1].astype(np.float64)
+            if node.op == Op.CONV2D:
+                weight = masked_weights(weight, stored[5] if len(stored) > 5 else None, a(Attr.GROUPS))
+            attrs = {key.name: value for key, value in node.attrs.items()}
+        out = node.output if fused_relu is None else src.nodes[fused_relu].output
         x = self.mapped[node.inputs[0]]
         x_scale, x_zp = self.qparams_of(x)
         y_scale, y_zp = qparams(*self.ranges[out])
         channels = weight.shape[0]
-        per_channel = np.abs(weight.reshape(channels, -1)).max(axis=1).astype(np.float64) / 127
+        per_channel = np.abs(weight.reshape(channels, -1)).max(axis=1) / 127
         w_scale = np.where(per_channel > 0, per_channel, 1.0).astype(np.float32).astype(np.float64)
         expand = (-1,) + (1,) * (weight.ndim - 1)
         w_q = np.clip(np.round(weight / w_scale.reshape(expand)), -127, 127).astype(np.int8)
         bias_scale = x_scale * w_scale
-        b = np.zeros(channels) if bias is None else np.asarray(bias, np.float64).reshape(-1)
-        b_q = np.clip(np.round(b / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
+        bias = np.zeros(channels) if stored[2] is None else stored[2].astype(np.float64).reshape(-1)
+        b_q = np.clip(np.round(bias / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
         multipliers = [quantize_multiplier(float(x_scale * s / y_scale)) for s in w_scale]
-        g, name = self.graph, self.source.tensors[out].name
-        w_source = self.source.tensors[node.inputs[1]]
+        g, name = self.graph, src.tensors[out].name
         inputs: list[int | None] = [
             x,
-            g.add_tensor(w_source.name, DType.I8, w_q.shape[::-1], w_q, tuple(w_scale)),
+            g.add_tensor(src.tensors[node.inputs[1]].name, DType.I8, w_q.shape[::-1], w_q, tuple(w_scale)),
             g.add_tensor(f"{name}.bias", DType.I32, (channels,), b_q, tuple(bias_scale)),
             g.add_tensor(f"{name}.mult", DType.I32, (channels,), [m for m, _ in multipliers]),
             g.add_tensor(f"{name}.shift", DType.I32, (channels,), [s for _, s in multipliers]),
         ]
         if node.op == Op.CONV2D and node.input(5) is not None:
-            mask = self.source.tensors[node.inputs[5]]
+            mask = src.tensors[node.inputs[5]]
             inputs.append(g.add_tensor(mask.name, DType.U8, mask.dims, mask.data))
-        if fused_relu:
+        if fused_relu is not None:
             attrs["ACT_MIN"] = max(-128, y_zp)
         op = Op.LINEAR if node.op == Op.LINEAR else Op.CONV2D
         self.activation(op, inputs, out, (y_scale, y_zp), X_ZP=x_zp, Y_ZP=y_zp, **attrs)
 
     def run(self) -> Graph:
         src = self.source
-        nodes = src.nodes
-        skip = set()
-        for index, node in enumerate(nodes):
-            if index in skip:
+        fused: set[int] = set()
+        for index, node in enumerate(src.nodes):
+            if index in fused:
                 continue
             where = f"node {index} ({node.op.name})"
-            x_source = node.inputs[0]
             if node.op == Op.DEQUANTIZE:
                 self.input_requantize(node, where)
                 continue
-            if x_source not in self.mapped:
+            if node.inputs[0] not in self.mapped:
                 raise ProverError(f"{where}: its input is not an activation of the quantized graph")
-            x = self.mapped[x_source]
-
-            def stored(i: int, node: Node = node) -> np.ndarray | None:
-                return src.tensors[node.inputs[i]].data if node.input(i) is not None else None
-
+            x = self.mapped[node.inputs[0]]
             if node.op in (Op.LINEAR, Op.CONV2D, Op.SUBSAMPLE):
-                if any(node.input(i) is not None and stored(i) is None for i in range(1, len(node.inputs))):
-                    raise ProverError(f"{where}: weights computed by the graph cannot be quantized")
                 follower = self.sole_consumer(node.output)
-                fused = follower is not None and nodes[follower].op == Op.RELU
-                out = nodes[follower].output if fused else node.output
-                if fused:
-                    skip.add(follower)
-                a = node.attr
-                if node.op == Op.SUBSAMPLE:
-                    kh, kw = a(Attr.KERNEL_H), a(Attr.KERNEL_W)
-                    coef = stored(1).reshape(-1).astype(np.float64)
-                    weight = np.broadcast_to((coef / (kh * kw)).reshape(-1, 1, 1, 1), (len(coef), 1, kh, kw))
-                    attrs = {"STRIDE_H": a(Attr.STRIDE_H), "STRIDE_W": a(Attr.STRIDE_W), "GROUPS": len(coef)}
-                    self.weighted(node, where, weight, stored(2), out, fused, **attrs)
-                    continue
-                weight = stored(1).astype(np.float64)
-                if node.op == Op.CONV2D:
-                    weight = masked_weights(weight, stored(5), node.attr(Attr.GROUPS))
-                attrs = {key.name: value for key, value in node.attrs.items()}
-                self.weighted(node, where, weight, stored(2), out, fused, **attrs)
+                relu = follower if follower is not None and src.nodes[follower].op == Op.RELU else None
+                if relu is not None:
+                    fused.add(relu)
+                self.weighted(node, where, relu)
             elif node.op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.RESHAPE):
                 attrs = {key.name: value for key, value in node.attrs.items()}
                 self.activation(node.op, [x], node.output, self.qparams_of(x), **attrs)
