@@ -1,30 +1,17 @@
 """State files of a party's base directory, written atomically: a command killed at any moment
-leaves either the old file or the new one, never a torn one (temporary file in the same
-directory, flushed to disk, then os.replace)."""
+leaves either the old file or the new one, never a torn one (prover.files)."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from prover.errors import ProverError
+from prover.files import write_atomically
 
 
 def write_json(path: Path, data: Any) -> None:
     """Replace `path` with `data` as indented JSON, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(data, file, indent=2, sort_keys=True)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_json(path: Path, what: str) -> Any:

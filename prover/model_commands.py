@@ -3,7 +3,7 @@ numpy reference engine, without the VM.
 
     prover predict  --model m.ggml --data digit.png [--json]
     prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--json]
-    prover convert  --from opml IN OUT
+    prover convert  --from opml|torch|onnx IN OUT [--module M:F --input-shape S]
     prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
 
 Output files are written atomically (temp file + rename): a failed command leaves none behind.
@@ -22,7 +22,9 @@ from tqdm import tqdm
 from prover.data import load_input, load_mnist, mnist_dir
 from prover.engine import dequantized, run
 from prover.errors import ProverError
-from prover.modelfile import load_model, save_model, write_atomically, write_model
+from prover.files import write_atomically
+from prover.graph import Graph
+from prover.modelfile import load_model, save_model, write_model
 from prover.opml import read_opml
 from prover.quantize import quantize
 
@@ -113,18 +115,52 @@ def _evaluate(model_path: Path, directory: Path, limit: int | None) -> dict[str,
     }
 
 
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise ProverError(f"--input-shape {text!r}: expected positive integers such as 784 or 1,28,28")
+    return shape
+
+
+def _convert(source: str, in_path: Path, module: str | None, input_shape: str | None) -> Graph:
+    if source == "opml":
+        try:
+            data = in_path.read_bytes()
+        except OSError as exc:
+            raise ProverError(f"{in_path}: cannot read: {exc.strerror}") from None
+        return read_opml(data)
+    if source == "onnx":
+        from prover.importers.onnx_import import import_onnx
+
+        return import_onnx(in_path).to_graph({"source": "onnx"})
+    if input_shape is None:
+        raise ProverError("--from torch needs --input-shape (one input without the batch dimension)")
+    from prover.importers.torch_import import load_torch
+
+    return load_torch(in_path, _input_shape(input_shape), module).to_graph({"source": "torch"})
+
+
 @click.command("convert")
-@click.option("--from", "source", required=True, type=click.Choice(["opml"]), help="input format")
+@click.option(
+    "--from", "source", required=True, type=click.Choice(["opml", "torch", "onnx"]), help="input format"
+)
+@click.option(
+    "--module",
+    help="torch: MODULE:FUNCTION or FILE.py:FUNCTION building the nn.Module whose state_dict IN holds",
+)
+@click.option("--input-shape", help="torch: one input without the batch dimension, e.g. 784 or 1,28,28")
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_path", type=click.Path(path_type=Path))
-def convert_command(source: str, in_path: Path, out_path: Path) -> None:
-    """Convert a model file to .ggml (OPML's legacy MNIST MLP files: --from opml)."""
+def convert_command(
+    source: str, module: str | None, input_shape: str | None, in_path: Path, out_path: Path
+) -> None:
+    """Convert a model to an f32 .ggml file: OPML's legacy MNIST MLP files (opml), a PyTorch
+    state_dict or pickled module (torch, needs the train extra), or an ONNX file (onnx)."""
     try:
-        data = in_path.read_bytes()
-    except OSError as exc:
-        raise ProverError(f"{in_path}: cannot read: {exc.strerror}") from None
-    try:
-        graph = read_opml(data)
+        graph = _convert(source, in_path, module, input_shape)
     except ProverError as exc:
         raise ProverError(f"{in_path}: {exc}") from None
     write_atomically(out_path, write_model(graph))

@@ -13,12 +13,12 @@ from __future__ import annotations
 import itertools
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from prover.errors import ProverError
+from prover.files import write_atomically
 from prover.graph import (
     MAX_INPUTS,
     MAX_META,
@@ -301,23 +301,6 @@ def load_model(path: str | os.PathLike[str]) -> Graph:
         return read_model(data)
     except ModelFormatError as exc:
         raise ModelFormatError(exc.offset, exc.problem, str(path)) from None
-
-
-def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same directory and os.replace: a reader
-    sees the old file or the whole new one, and a failure leaves no partial file behind."""
-    path = Path(path)
-    try:
-        fd, temp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ProverError(f"{path}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(graph: Graph, path: str | os.PathLike[str]) -> None:

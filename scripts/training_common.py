@@ -17,6 +17,11 @@ from matplotlib import pyplot
 from torch import nn
 from torch.nn import functional
 
+from prover import engine
+from prover.importers.torch_import import import_torch
+from prover.modelfile import save_model
+from prover.quantize import quantize
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_THREADS = 2
 # The project's MNIST copy (../shared/data/mnist) is drawn dark on white: background pixels are
@@ -204,7 +209,8 @@ def run(
     input_shape: tuple[int, ...],
     plan: TrainingPlan,
 ) -> None:
-    """Train (or reload the checkpoint), then write the log and the plots."""
+    """Train (or reload the checkpoint), write the f32 and int8 .ggml files, measure them with the
+    reference engine, then write the log and the plots."""
     plan = replace(plan, epochs=args.epochs)
     log = Log(args.out_dir / f"{name}.log")
     generator = seed_everything(args.seed)
@@ -231,12 +237,35 @@ def run(
     predictions = probabilities.argmax(axis=1)
     accuracy = (predictions == data.test_labels).mean() * 100
     log(f"torch f32 test accuracy {accuracy:.2f} % ({len(predictions)} images)")
+    write_model_files(args, name, model, input_shape, data, log)
     title, prefix = f"{name} (torch f32)", args.out_dir / name
     plot_curves(history, name, prefix.with_name(f"{name}_curves.png"))
     plot_confusion(data.test_labels, predictions, title, prefix.with_name(f"{name}_confusion.png"))
     plot_wrong_predictions(
         data.test_images, data.test_labels, probabilities, title, prefix.with_name(f"{name}_wrong.png")
     )
+
+
+def write_model_files(
+    args: argparse.Namespace,
+    name: str,
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    data: Mnist,
+    log: Log,
+) -> None:
+    """<name>_f32.ggml through the PyTorch importer and <name>_int8.ggml quantized with the first
+    `args.calibration` training images, each measured on the test set with the numpy engine."""
+    f32 = import_torch(model, input_shape).to_graph({"name": name, "arch": name})
+    int8 = quantize(f32, data.train_images[: args.calibration])
+    for mode, graph in (("f32", f32), ("int8", int8)):
+        path = args.out_dir / f"{name}_{mode}.ggml"
+        save_model(graph, path)
+        predictions = np.concatenate(
+            [engine.run(graph, batch).argmax(axis=1) for batch in np.array_split(data.test_images, 10)]
+        )
+        accuracy = (predictions == data.test_labels).mean() * 100
+        log(f"{path.name}: numpy engine {mode} test accuracy {accuracy:.2f} %")
 
 
 def plot_curves(history: History, title: str, path: Path) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prover.errors import ProverError
+from prover.graph import Graph
+from prover.network import network_from_imported
 
 
 @dataclass
@@ -49,6 +51,11 @@ class ImportedModel:
     input_scale: float
     input_offset: float
     layers: list[ImportedLayer]
+
+    def to_graph(self, metadata: dict[str, str] | None = None) -> Graph:
+        """The f32 .ggml graph, through the network description (which checks every shape)."""
+        network, params = network_from_imported(self)
+        return network.to_graph(params, metadata)
 
 
 class LayerChain:

@@ -15,6 +15,7 @@ torch is imported here, lazily: the rest of prover never needs it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,3 +119,58 @@ def import_torch(
         elif not isinstance(layer, (nn.Dropout, nn.Identity)):
             raise ProverError(f"layer {name}: {type(layer).__name__} is not supported")
     return chain.finish(input_shape)
+
+
+def _factory(spec: str) -> Any:
+    """`package.module:function` or `path/to/file.py:function`: the callable that builds the module."""
+    import importlib
+    import importlib.util
+    import sys
+
+    where, _, attribute = spec.rpartition(":")
+    if not where or not attribute:
+        raise ProverError(f"--module {spec!r}: expected MODULE:FUNCTION or FILE.py:FUNCTION")
+    if where.endswith(".py"):
+        path = Path(where).resolve()
+        if not path.is_file():
+            raise ProverError(f"--module {spec!r}: {where} is not a file")
+        # The script may import its neighbours (the training scripts share training_common).
+        sys.path.insert(0, str(path.parent))
+        try:
+            spec_of_file = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec_of_file)
+            spec_of_file.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.parent))
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise ProverError(f"--module {spec!r}: {exc}") from None
+    if not callable(factory := getattr(module, attribute, None)):
+        raise ProverError(f"--module {spec!r}: {where} has no function {attribute}")
+    return factory
+
+
+def load_torch(path: str | Path, input_shape: tuple[int, ...], module_spec: str | None) -> ImportedModel:
+    """A saved PyTorch model: with `module_spec` (MODULE:FUNCTION building the nn.Module), `path`
+    holds its state_dict (or a checkpoint dict with a "state_dict" entry), loaded without
+    unpickling code; without it, `path` holds a whole pickled nn.Module (trusted files only)."""
+    import pickle
+
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=module_spec is not None)
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise ProverError(f"{path}: not a readable torch file: {str(exc).splitlines()[0]}") from None
+    if module_spec is None:
+        if not isinstance(saved, torch.nn.Module):
+            kind = type(saved).__name__
+            raise ProverError(f"{path}: holds a {kind}, not a module: name its builder with --module")
+        return import_torch(saved.eval(), input_shape)
+    if isinstance(saved, dict) and isinstance(saved.get("state_dict"), dict):
+        saved = saved["state_dict"]
+    if not isinstance(saved, dict):
+        raise ProverError(f"{path}: holds a {type(saved).__name__}, not a state_dict")
+    return import_torch(_factory(module_spec)().eval(), input_shape, saved)
