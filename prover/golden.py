@@ -144,30 +144,50 @@ class GoldenImage:
         }
 
 
+class GoldenTemplate:
+    """The program and model regions of a task laid out once; `image(data)` adds an input.
+
+    Many inputs under one model (the bit-exactness checks over the MNIST test set) then hash the
+    program and model pages once instead of per input. Each image is still a complete, independent
+    machine whose state hash is checked against `initial_state_hash` of its three roots, exactly as
+    `build_golden` does (which is this class used once)."""
+
+    def __init__(self, model: bytes, program: Path = GUEST_ELF) -> None:
+        machine = Machine.from_elf(program)
+        if machine.state.pc != ENTRY:
+            raise ProverError(f"{program}: entry point {machine.state.pc:#x}, expected {ENTRY:#x}")
+        machine.state.registers[SP_REGISTER] = STACK_POINTER
+        machine.state.heap = HEAP_START
+        machine.memory.write(MODEL_BASE, region_bytes(model))
+        # The machine's tree holds every slot root: read them off proofs of the neighbour slots.
+        # (Taking the proofs also brings the tree up to date, so each copy rehashes only its input.)
+        self.program_root = sibling_slot_root(machine.memory.proof(INPUT_BASE))
+        self.model_root = sibling_slot_root(machine.memory.proof(OUTPUT_BASE))
+        self._machine = machine
+        self._model_size = len(model)
+        with open(program, "rb") as file:
+            segments = [seg for seg in ELFFile(file).iter_segments() if seg["p_type"] == "PT_LOAD"]
+            self._program_end = max(seg["p_vaddr"] + seg["p_memsz"] for seg in segments)
+
+    def image(self, data: bytes) -> GoldenImage:
+        """A fresh machine holding the program, the model and `data` as the input, with its roots
+        and S0; checks the machine's state hash equals `initial_state_hash`."""
+        machine = self._machine.copy()
+        machine.memory.write(INPUT_BASE, region_bytes(data))
+        input_root = sibling_slot_root(machine.memory.proof(PROGRAM_BASE))
+        initial_hash = initial_state_hash(self.program_root, input_root, self.model_root)
+        if machine.state_hash() != initial_hash:
+            raise RuntimeError("the machine's initial state differs from docs/memory-map.md's S0")
+        regions = (
+            ("program", PROGRAM_BASE, self._program_end),
+            ("input", INPUT_BASE, REGION_HEADER + len(data)),
+            ("model", MODEL_BASE, REGION_HEADER + self._model_size),
+            ("output", OUTPUT_BASE, 0),
+        )
+        return GoldenImage(machine, self.program_root, input_root, self.model_root, initial_hash, regions)
+
+
 def build_golden(model: bytes, data: bytes, program: Path = GUEST_ELF) -> GoldenImage:
     """Lay out the guest ELF, the input and the model in a fresh machine (docs/memory-map.md) and
     compute the region roots and S0; checks the machine's state hash equals `initial_state_hash`."""
-    machine = Machine.from_elf(program)
-    if machine.state.pc != ENTRY:
-        raise ProverError(f"{program}: entry point {machine.state.pc:#x}, expected {ENTRY:#x}")
-    machine.state.registers[SP_REGISTER] = STACK_POINTER
-    machine.state.heap = HEAP_START
-    machine.memory.write(INPUT_BASE, region_bytes(data))
-    machine.memory.write(MODEL_BASE, region_bytes(model))
-    # The machine's tree already holds every slot root: read them off proofs of the neighbour slots.
-    program_root = sibling_slot_root(machine.memory.proof(INPUT_BASE))
-    input_root = sibling_slot_root(machine.memory.proof(PROGRAM_BASE))
-    model_root = sibling_slot_root(machine.memory.proof(OUTPUT_BASE))
-    initial_hash = initial_state_hash(program_root, input_root, model_root)
-    if machine.state_hash() != initial_hash:
-        raise RuntimeError("the machine's initial state differs from docs/memory-map.md's S0")
-    with open(program, "rb") as file:
-        segments = [seg for seg in ELFFile(file).iter_segments() if seg["p_type"] == "PT_LOAD"]
-        program_end = max(seg["p_vaddr"] + seg["p_memsz"] for seg in segments)
-    regions = (
-        ("program", PROGRAM_BASE, program_end),
-        ("input", INPUT_BASE, REGION_HEADER + len(data)),
-        ("model", MODEL_BASE, REGION_HEADER + len(model)),
-        ("output", OUTPUT_BASE, 0),
-    )
-    return GoldenImage(machine, program_root, input_root, model_root, initial_hash, regions)
+    return GoldenTemplate(model, program).image(data)

@@ -17,9 +17,18 @@ from tqdm import tqdm
 
 from prover.basedir import read_json, write_json
 from prover.errors import ProverError
-from prover.golden import OUTPUT_BASE, REGION_HEADER, build_golden, top_tree_siblings, verify_output_proof
+from prover.golden import (
+    OUTPUT_BASE,
+    REGION_HEADER,
+    SLOT_SIZE,
+    GoldenImage,
+    build_golden,
+    top_tree_siblings,
+    verify_output_proof,
+)
 from vm import Machine, SnapshotError
 from vm.fast import FastExecutor
+from vm.memory import PAGE_BITS
 from vm.snapshot import load_snapshot, save_snapshot
 from vm.trace import Trace
 
@@ -29,6 +38,7 @@ FINAL_JSON = "final.json"
 CHECKPOINTS = "checkpoints"
 DEFAULT_CHECKPOINT_INTERVAL = 100_000
 MAX_STEPS = 2_000_000_000  # a guest that has not exited by then is looping: the run is refused
+_SLOT0_PAGES = SLOT_SIZE >> PAGE_BITS  # page indices of the program slot
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -122,6 +132,60 @@ class FastRunner:
     def machine(self) -> Machine | None:
         """The machine of the last call: after Trace.record, the run's final machine."""
         return self._executor.machine if self._executor is not None else None
+
+
+class _CountingExecutor(FastExecutor):
+    """A FastExecutor that counts block invalidations (stores into a page holding compiled code)."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.invalidations = 0
+        super().__init__(machine)
+
+    def _invalidate(self, page: int) -> None:
+        self.invalidations += 1
+        super()._invalidate(page)
+
+
+class BatchRunner:
+    """Runs many golden images of one program to their exit with one fast executor, so the blocks
+    it compiled for the first image serve the next ones (compiling them costs about as much as a
+    whole int8 MLP run). Each run is still a full run of a fresh machine from its own initial state.
+
+    Why the sharing is sound: a compiled block is a function of the code words it covers and of
+    nothing else. Images are only shared between machines whose program slot (slot 0) has the same
+    root, hence the same bytes. A block compiled from code that the previous run had modified would
+    be stale for the next machine; such a block lives on a page in the executor's `code_pages`, and
+    that page was either still modified at the end of the run (caught by comparing every code page
+    with its initial bytes) or restored later by a store, which invalidates the page's blocks
+    (caught by the invalidation count). Either way the executor is dropped and the next image gets a
+    fresh one; so is it when code runs outside slot 0 (its bytes may differ between images)."""
+
+    def __init__(self) -> None:
+        self._executor: _CountingExecutor | None = None
+        self._program_root: bytes | None = None
+        self.fresh_executors = 0  # how many executors were made (1 when every image shared one)
+
+    def run(self, image: GoldenImage, max_steps: int = MAX_STEPS) -> int:
+        """Run `image.machine` until it exits or `max_steps` steps; returns the steps run."""
+        machine = image.machine
+        if machine.state.step != 0:
+            raise ValueError("BatchRunner runs golden images from their initial state")
+        executor = self._executor
+        if executor is None or self._program_root != image.program_root:
+            executor = _CountingExecutor(machine)
+            self.fresh_executors += 1
+        executor.machine = machine
+        executor.invalidations = 0
+        initial = {index: bytes(page) for index, page in machine.memory.pages.items() if index < _SLOT0_PAGES}
+        steps = executor.run(max_steps)
+        pages = machine.memory.pages
+        pristine = executor.invalidations == 0 and all(
+            index < _SLOT0_PAGES and bytes(pages.get(index, b"")) == initial.get(index, b"")
+            for index in executor.code_pages
+        )
+        self._executor = executor if pristine else None
+        self._program_root = image.program_root
+        return steps
 
 
 def output_payload(machine: Machine) -> bytes:
