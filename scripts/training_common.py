@@ -4,8 +4,6 @@ the plots. Each train_*.py script only defines its network and its hyperparamete
 from __future__ import annotations
 
 import argparse
-import gzip
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +16,7 @@ from torch import nn
 from torch.nn import functional
 
 from prover import engine
+from prover.data import load_mnist, mnist_dir
 from prover.importers.torch_import import import_torch
 from prover.modelfile import save_model
 from prover.quantize import quantize
@@ -31,20 +30,6 @@ PIXEL_SCALE, PIXEL_OFFSET = 1 / 255, -1.0
 BACKGROUND_PIXEL = 255.0
 
 
-def default_mnist_dir() -> Path:
-    return Path(os.environ.get("MNIST_DIR", REPO_ROOT.parent / "shared" / "data" / "mnist"))
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """One gzipped IDX file (the canonical MNIST format): big-endian u32 magic whose low byte is
-    the number of dims, the u32 dims, then uint8 data."""
-    with gzip.open(path, "rb") as stream:
-        raw = stream.read()
-    n_dims = raw[3]
-    dims = np.frombuffer(raw, ">u4", count=n_dims, offset=4)
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * n_dims).reshape(tuple(int(d) for d in dims))
-
-
 @dataclass
 class Mnist:
     """Images as (N, 784) uint8 raw pixels, labels as (N,) uint8."""
@@ -56,15 +41,7 @@ class Mnist:
 
     @classmethod
     def load(cls, directory: Path) -> Mnist:
-        def images(name: str) -> np.ndarray:
-            return read_idx(directory / name).reshape(-1, 28 * 28)
-
-        return cls(
-            images("train-images-idx3-ubyte.gz"),
-            read_idx(directory / "train-labels-idx1-ubyte.gz"),
-            images("t10k-images-idx3-ubyte.gz"),
-            read_idx(directory / "t10k-labels-idx1-ubyte.gz"),
-        )
+        return cls(*load_mnist(directory, "train"), *load_mnist(directory, "t10k"))
 
 
 @dataclass
@@ -187,7 +164,7 @@ def train(
 
 def common_arguments(description: str, name: str, plan: TrainingPlan) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--mnist-dir", type=Path, default=default_mnist_dir())
+    parser.add_argument("--mnist-dir", type=Path, default=mnist_dir(None))
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "models", help="model files, log, plots")
     parser.add_argument(
         "--checkpoint",
