@@ -24,7 +24,7 @@ from prover.engine import dequantized, run
 from prover.errors import ProverError
 from prover.files import write_atomically
 from prover.graph import Graph
-from prover.modelfile import load_model, save_model, write_model
+from prover.modelfile import load_model, write_model
 from prover.opml import read_opml
 from prover.quantize import quantize
 
@@ -152,10 +152,11 @@ def _convert(source: str, in_path: Path, module: str | None, input_shape: str | 
     help="torch: MODULE:FUNCTION or FILE.py:FUNCTION building the nn.Module whose state_dict IN holds",
 )
 @click.option("--input-shape", help="torch: one input without the batch dimension, e.g. 784 or 1,28,28")
+@click.option("--json", "as_json", is_flag=True, help="the written file's summary as JSON")
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_path", type=click.Path(path_type=Path))
 def convert_command(
-    source: str, module: str | None, input_shape: str | None, in_path: Path, out_path: Path
+    source: str, module: str | None, input_shape: str | None, as_json: bool, in_path: Path, out_path: Path
 ) -> None:
     """Convert a model to an f32 .ggml file: OPML's legacy MNIST MLP files (opml), a PyTorch
     state_dict or pickled module (torch, needs the train extra), or an ONNX file (onnx)."""
@@ -163,8 +164,9 @@ def convert_command(
         graph = _convert(source, in_path, module, input_shape)
     except ProverError as exc:
         raise ProverError(f"{in_path}: {exc}") from None
-    write_atomically(out_path, write_model(graph))
-    click.echo(f"wrote {out_path} ({len(graph.nodes)} nodes, f32)")
+    data = write_model(graph)
+    write_atomically(out_path, data)
+    _report_written(out_path, data, graph, as_json, "f32")
 
 
 @click.command("quantize")
@@ -172,12 +174,31 @@ def convert_command(
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="int8 .ggml to write")
 @click.option("--mnist-dir", "mnist_option", type=click.Path(path_type=Path), help="calibration images")
 @click.option("--calibration", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION, show_default=True)
-def quantize_command(model_path: Path, out_path: Path, mnist_option: Path | None, calibration: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="the written file's summary as JSON")
+def quantize_command(
+    model_path: Path, out_path: Path, mnist_option: Path | None, calibration: int, as_json: bool
+) -> None:
     """Post-training int8 quantization, calibrated on the first N MNIST training images."""
     graph = load_model(model_path)
     images, _ = load_mnist(mnist_dir(mnist_option), "train")
-    save_model(quantize(graph, images[:calibration]), out_path)
-    click.echo(f"wrote {out_path} (int8, calibrated on {min(calibration, len(images))} training images)")
+    quantized = quantize(graph, images[:calibration])
+    data = write_model(quantized)
+    write_atomically(out_path, data)
+    count = min(calibration, len(images))
+    _report_written(out_path, data, quantized, as_json, f"int8, calibrated on {count} training images")
+
+
+def _report_written(path: Path, data: bytes, graph: Graph, as_json: bool, what: str) -> None:
+    if as_json:
+        summary = {
+            "path": str(path),
+            "bytes": len(data),
+            "nodes": len(graph.nodes),
+            "mode": graph.metadata["mode"],
+        }
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"wrote {path} ({len(graph.nodes)} nodes, {what})")
 
 
 MODEL_COMMANDS = (predict_command, eval_command, convert_command, quantize_command)

@@ -93,8 +93,16 @@ def test_eval_and_quantize(tmp_path, mnist, model):
     result = invoke("eval", "--model", model, "--mnist-dir", directory)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"accuracy 100.00 % ({COUNT}/{COUNT} test images, f32")
-    result = invoke("quantize", "--model", model, "--out", tmp_path / "int8.ggml", "--mnist-dir", directory)
+    out = tmp_path / "int8.ggml"
+    result = invoke("quantize", "--model", model, "--out", out, "--mnist-dir", directory, "--json")
     assert result.exit_code == 0, result.output
+    written = json.loads(result.stdout)
+    assert written == {
+        "path": str(out),
+        "bytes": out.stat().st_size,
+        "nodes": written["nodes"],
+        "mode": "int8",
+    }
     result = invoke(
         "eval", "--model", tmp_path / "int8.ggml", "--mnist-dir", directory, "--limit", 20, "--json"
     )
