@@ -1,0 +1,174 @@
+"""The trained int8 models (models/*_int8.ggml) in the VM equal the numpy reference engine bit for
+bit: the whole output region (u32 class, then all ten int8 logits) of a full fast-executor run from
+the image's initial state, on MNIST test images.
+
+The expected payload is written here from docs/memory-map.md (class = first index of the maximum,
+then the output tensor's bytes), not taken from prover code, so the check does not share a bug with
+the code it checks.
+
+Cost: the MLP takes 1.55 M steps per image, LeNet-5 2.96 M. The first run of an executor compiles
+its blocks (about as long as a whole MLP run); the slow tests therefore run the 200 images through
+prover.run_commands.BatchRunner, which keeps the compiled blocks from one image to the next, and
+lay the images out with prover.golden.GoldenTemplate (program and model pages hashed once). Every
+image is still a fresh machine run from its own S0 to its exit; the fast tests check on a few
+images that this path ends in exactly the final state of the plain path (build_golden and a new
+FastExecutor per image), and the tests at the end that the block sharing stops when a program
+writes to its code.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prover import engine
+from prover.data import load_mnist, mnist_dir
+from prover.golden import GoldenImage, GoldenTemplate, build_golden
+from prover.modelfile import load_model
+from prover.run_commands import BatchRunner, output_payload
+from vm import Machine
+from vm.fast import FastExecutor
+from vm.instructions import execute
+
+REPO = Path(__file__).resolve().parent.parent
+INT8_MODELS = ["mlp_int8", "lenet5_int8"]
+FAST_IMAGES = [0, 1]  # the non-slow subset
+SLOW_IMAGES = 200
+
+
+@pytest.fixture(scope="module")
+def mnist() -> tuple[np.ndarray, np.ndarray]:
+    return load_mnist(mnist_dir(None), "t10k")
+
+
+def engine_payloads(name: str, images: np.ndarray) -> list[bytes]:
+    """The output region's payload the engine predicts for each image."""
+    graph = load_model(REPO / "models" / f"{name}.ggml")
+    logits = engine.run(graph, images)
+    assert logits.dtype == np.int8 and logits.shape == (len(images), 10)
+    return [int(np.argmax(row)).to_bytes(4, "big") + row.astype(">i1").tobytes() for row in logits]
+
+
+@pytest.mark.parametrize("name", INT8_MODELS)
+def test_int8_model_in_the_vm_equals_the_engine(name: str, mnist: tuple[np.ndarray, np.ndarray]) -> None:
+    """The plain path (build_golden, a new FastExecutor) equals the engine, and the shared path of
+    the slow tests ends in the very same final state."""
+    model = (REPO / "models" / f"{name}.ggml").read_bytes()
+    template, runner = GoldenTemplate(model), BatchRunner()
+    images = mnist[0][FAST_IMAGES]
+    for image, want in zip(images, engine_payloads(name, images), strict=True):
+        plain = build_golden(model, image.tobytes())
+        FastExecutor(plain.machine).run(None)
+        assert (plain.machine.state.exit_code, output_payload(plain.machine)) == (0, want)
+        shared = template.image(image.tobytes())
+        assert shared.to_json() == plain.to_json()  # S0, the three roots, the memory map
+        runner.run(shared)
+        assert shared.machine.state.encode() == plain.machine.state.encode()
+    assert runner.fresh_executors == 1  # the later images did reuse the first one's blocks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", INT8_MODELS)
+def test_int8_model_in_the_vm_equals_the_engine_on_200_images(
+    name: str, mnist: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images = mnist[0]
+    model = (REPO / "models" / f"{name}.ggml").read_bytes()
+    template, runner = GoldenTemplate(model), BatchRunner()
+
+    mismatches = []
+    for index, want in enumerate(engine_payloads(name, images[:SLOW_IMAGES])):
+        image = template.image(images[index].tobytes())
+        runner.run(image)
+        if (image.machine.state.exit_code, output_payload(image.machine)) != (0, want):
+            mismatches.append(index)
+    assert mismatches == []
+    assert runner.fresh_executors == 1
+
+
+# ---------------------------------------------------------------------------- BatchRunner's guard
+
+BASE = 0x00400000
+PAGE = 0x1000
+
+
+def words(*values: int) -> bytes:
+    return b"".join(value.to_bytes(4, "big") for value in values)
+
+
+# exit_group(a0): addiu $v0, $zero, 4246; syscall
+EXIT = (0x24020000 | 4246, 0x0000000C)
+
+
+def image_of(code: dict[int, bytes]) -> GoldenImage:
+    """A stand-in golden image: `code` (address -> bytes) at pc = BASE. The runner only uses the
+    machine and the program root, which here is the root of slot 0 (all the code is there)."""
+    machine = Machine.from_bytes(b"", pc=BASE)
+    for addr, data in code.items():
+        machine.memory.write(addr, data)
+    root = machine.memory.merkle_root()
+    return GoldenImage(machine, root, b"", b"", machine.state_hash(), ())
+
+
+def reference_state(code: dict[int, bytes]) -> bytes:
+    machine = image_of(code).machine
+    execute(machine.state, machine.memory, None, lambda fd, data: None)
+    return machine.state.encode()
+
+
+def self_modifying_same_page() -> dict[int, bytes]:
+    """Stores `ori $a0, $zero, 7` over the `ori $a0, $zero, 1` two words later, then exits with $a0:
+    the block compiled before the store is invalidated in the run (exit code 7)."""
+    new = 0x34040007
+    return {
+        BASE: words(
+            0x3C080000 | (new >> 16),  # lui $t0, hi(new)
+            0x35080000 | (new & 0xFFFF),  # ori $t0, $t0, lo(new)
+            0x3C090000 | (BASE >> 16),  # lui $t1, hi(BASE)
+            0xAD280000 | 0x18,  # sw $t0, 0x18($t1)   (the word at BASE + 0x18)
+            0x00000000,
+            0x00000000,
+            0x34040001,  # BASE + 0x18: ori $a0, $zero, 1  (replaced)
+            *EXIT,
+        )
+    }
+
+
+def modifies_another_page() -> dict[int, bytes]:
+    """Writes `ori $a0, $zero, 9` + exit into the (never executed before) next page and jumps
+    there: blocks compiled from the modified page would be stale for the next image."""
+    target = BASE + PAGE
+    program = [
+        0x3C090000 | (target >> 16),  # lui $t1, hi(target)
+        0x35290000 | (target & 0xFFFF),  # ori $t1, $t1, lo(target)
+    ]
+    for offset, word in enumerate((0x34040009, *EXIT)):
+        program += [0x3C080000 | (word >> 16), 0x35080000 | (word & 0xFFFF), 0xAD280000 | (4 * offset)]
+    program += [0x01200008, 0x00000000]  # jr $t1; nop
+    return {BASE: words(*program), target: words(0, 0, 0)}
+
+
+@pytest.mark.parametrize(
+    ("program", "exit_code"), [(self_modifying_same_page, 7), (modifies_another_page, 9)]
+)
+def test_batch_runner_drops_blocks_compiled_from_modified_code(
+    program: Callable[[], dict[int, bytes]], exit_code: int
+) -> None:
+    runner = BatchRunner()
+    for _ in range(2):
+        image = image_of(program())
+        runner.run(image)
+        assert image.machine.state.exited and image.machine.state.exit_code == exit_code
+        assert image.machine.state.encode() == reference_state(program())
+    assert runner.fresh_executors == 2  # the second image did not inherit the first one's blocks
+
+
+def test_batch_runner_shares_blocks_of_unmodified_code() -> None:
+    code = {BASE: words(0x34040003, *EXIT)}
+    runner = BatchRunner()
+    for _ in range(3):
+        image = image_of(code)
+        runner.run(image)
+        assert image.machine.state.encode() == reference_state(code)
+    assert runner.fresh_executors == 1
