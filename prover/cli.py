@@ -1,28 +1,47 @@
 """The `prover` command line. Commands live in the module of their concept; this file only
-assembles them and turns user errors into one line and a non-zero exit."""
+assembles them and turns user errors into one line and a non-zero exit.
 
+A command's module is imported only when that command runs: `prover predict` or `prover run`
+should not pay for importing web3 and the embedded chain (about 1.5 s)."""
+
+import importlib
 import sys
 
 import click
 
 from prover.errors import ProverError
-from prover.game_commands import GAME_COMMANDS
-from prover.model_commands import MODEL_COMMANDS
-from prover.node import node_command
-from prover.run_commands import golden_command, run_command
+
+# Where each command is defined: every click command at the top level of these modules is a
+# `prover` subcommand. The names are only a shortcut; a name missing here is looked up in all.
+COMMAND_MODULES = {
+    "prover.model_commands": ("predict", "eval", "convert", "quantize"),
+    "prover.run_commands": ("golden", "run"),
+    "prover.node": ("node",),
+    "prover.game_commands": ("deploy", "submit", "challenge", "respond", "step", "status", "dispute"),
+}
 
 
-@click.group()
+def _commands_of(module_name: str) -> dict[str, click.Command]:
+    module = importlib.import_module(module_name)
+    return {value.name: value for value in vars(module).values() if isinstance(value, click.Command)}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for module in COMMAND_MODULES for name in _commands_of(module))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        named = [module for module, names in COMMAND_MODULES.items() if cmd_name in names]
+        for module in named or COMMAND_MODULES:
+            if command := _commands_of(module).get(cmd_name):
+                return command
+        return None
+
+
+@click.group(cls=_LazyGroup)
 @click.version_option(package_name="opml-prover")
 def cli() -> None:
     """Verifiable ML inference: models, the MIPS VM, and the on-chain dispute game."""
-
-
-cli.add_command(node_command)
-cli.add_command(golden_command)
-cli.add_command(run_command)
-for command in (*GAME_COMMANDS, *MODEL_COMMANDS):
-    cli.add_command(command)
 
 
 def main() -> None:

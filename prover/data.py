@@ -83,7 +83,7 @@ def _image_size(tensor: Tensor) -> tuple[int, int]:
 def load_input(path: Path, tensor: Tensor) -> np.ndarray:
     """One input for the graph input `tensor`, as a flat array of its dtype."""
     if not path.is_file():
-        raise ProverError(f"{path}: no such file")
+        raise ProverError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         from PIL import Image, UnidentifiedImageError
