@@ -16,6 +16,7 @@ import click
 from tqdm import tqdm
 
 from prover.basedir import read_json, write_json
+from prover.data import load_input
 from prover.errors import ProverError
 from prover.golden import (
     OUTPUT_BASE,
@@ -26,6 +27,7 @@ from prover.golden import (
     top_tree_siblings,
     verify_output_proof,
 )
+from prover.modelfile import read_model
 from vm import Machine, SnapshotError
 from vm.fast import FastExecutor
 from vm.memory import PAGE_BITS
@@ -48,9 +50,20 @@ def _read(path: Path, what: str) -> bytes:
         raise ProverError(f"{path}: cannot read the {what} ({exc.strerror})") from None
 
 
-def load_input(model_path: Path, data_path: Path) -> tuple[bytes, bytes]:
-    """The model file's bytes and the input payload for it."""
-    return _read(model_path, "model"), _read(data_path, "input")
+def load_task(model_path: Path, data_path: Path) -> tuple[bytes, bytes]:
+    """The model file's bytes and the input payload for it: `--data` converted by
+    prover.data.load_input for the model's input tensor, as `prover predict` does (a PNG/JPEG
+    resized to the input, a .npy, or raw bytes of the tensor's exact size), then laid out as the
+    guest reads it (the tensor's dtype, big-endian). A model the reader rejects is refused here:
+    without its input tensor there is no way to convert the data."""
+    model = _read(model_path, "model")
+    try:
+        graph = read_model(model)
+    except ProverError as exc:
+        raise ProverError(f"{model_path}: not a valid model: {exc}") from None
+    tensor = graph.tensors[graph.input]
+    values = load_input(data_path, tensor)
+    return model, values.astype(tensor.dtype.numpy.newbyteorder(">")).tobytes()
 
 
 def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
@@ -80,7 +93,7 @@ def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
 @click.option("--json", "as_json", is_flag=True, help="print golden.json")
 def golden_command(model_path: Path, data_path: Path, basedir: Path, as_json: bool) -> None:
     """Lay out the guest, the model and the input in VM memory; write golden.json; print S0."""
-    golden = write_golden(basedir, *load_input(model_path, data_path))
+    golden = write_golden(basedir, *load_task(model_path, data_path))
     if as_json:
         click.echo(json.dumps(golden, indent=2, sort_keys=True))
     else:
@@ -265,7 +278,7 @@ def run_command(
     if (model_path is None) != (data_path is None):
         raise ProverError("--model and --data go together (golden image + run in one go)")
     if model_path is not None and data_path is not None:
-        write_golden(basedir, *load_input(model_path, data_path))
+        write_golden(basedir, *load_task(model_path, data_path))
     final = run_task(basedir, interval, progress=not as_json)
     if as_json:
         click.echo(json.dumps(final, indent=2, sort_keys=True))
