@@ -121,7 +121,7 @@ def final_step_gas() -> int:
     run = run_loop_program(iterations=20)
     liar = FaultyTrace(run, run.steps)
     task = d.game.create_task(run.program_root, run.input_root, run.model_root, sender=d.other)
-    claim = d.game.submit(task, liar.state_at(run.steps), run.output, run.output_proof(), sender=d.submitter)
+    claim = d.game.submit(task, liar.state_at(run.steps), run.output, run.output_proof, sender=d.submitter)
     game = d.game.challenge(claim, sender=d.challenger)
     while (view := d.game.game(game)).right - view.left > 1:
         points = split_points(view.left, view.right, 16)

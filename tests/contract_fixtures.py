@@ -1,14 +1,14 @@
 """Shared setup of the contract tests: a fresh in-process chain with the verifier and a dispute
 game deployed, and claims whose final state commits to an output the way docs/memory-map.md says."""
 
-import struct
 from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
 from prover.chain import LocalChain
 from prover.contracts import DisputeGame, MipsVerifier
-from prover.golden import ZERO_HASHES, region_root, top_tree_root
+from prover.golden import HEAP_START, SP_REGISTER, STACK_POINTER, ZERO_HASHES, region_root, top_tree_root
+from vm import State
 
 SUBMIT_BOND = 10**18
 CHALLENGE_BOND = 3 * 10**17
@@ -66,11 +66,15 @@ def final_state(
 ) -> bytes:
     """A 226-byte state encoding (docs/machine.md) with the given exit fields."""
     registers = [0] * 32
-    registers[29] = 0x7FFFD000
-    return (
-        mem_root
-        + bytes(32)
-        + struct.pack(">IIIIII", 0, pc, pc + 4, 0, 0, 0x40000000)
-        + struct.pack(">BBQ", exit_code, exited, steps)
-        + struct.pack(">32I", *registers)
+    registers[SP_REGISTER] = STACK_POINTER
+    state = State(
+        pc=pc,
+        next_pc=pc + 4,
+        heap=HEAP_START,
+        exit_code=exit_code,
+        exited=exited,
+        step=steps,
+        registers=registers,
+        mem_root=mem_root,
     )
+    return state.encode()

@@ -24,12 +24,12 @@ from prover.golden import (
     INPUT_BASE,
     OUTPUT_BASE,
     SLOT_LEVEL,
-    ZERO_HASHES,
     build_golden,
     region_bytes,
     region_root,
     subtree_root,
-    top_tree_root,
+    top_tree_siblings,
+    verify_output_proof,
 )
 from prover.guest.build import COMPILE_FLAGS, GUEST_DIR, LINK_FLAGS, compiler_command
 from vm import Machine, StepWitness
@@ -147,6 +147,7 @@ class ProgramRun:
     input_root: bytes
     model_root: bytes
     output: bytes
+    output_proof: list[bytes]  # slot 3's four top-tree siblings in the final memory
 
     # prover.agent.Trace
     def state_at(self, step: int) -> bytes:
@@ -161,19 +162,6 @@ class ProgramRun:
     @property
     def steps(self) -> int:
         return len(self.states) - 1
-
-    def output_proof(self) -> list[bytes]:
-        """Slot 3's top-tree siblings (the program writes nothing outside slot 3)."""
-        slots = [self.program_root, self.input_root, self.model_root] + [ZERO_HASHES[SLOT_LEVEL]] * 13
-        slots[3] = region_root(self.output)
-        assert top_tree_root(slots) == self.states[-1][:32], "the program wrote outside its output region"
-        return [slots[2], keccak(slots[0] + slots[1]), _root(slots[4:8]), _root(slots[8:16])]
-
-
-def _root(nodes: list[bytes]) -> bytes:
-    while len(nodes) > 1:
-        nodes = [keccak(nodes[i] + nodes[i + 1]) for i in range(0, len(nodes), 2)]
-    return nodes[0]
 
 
 def run_loop_program(iterations: int) -> ProgramRun:
@@ -192,14 +180,19 @@ def run_loop_program(iterations: int) -> ProgramRun:
     assert machine.state.exit_code == 0
     witness = machine.step()  # the exited machine's no-op step: a game may end on it
     witnesses.append((witness.state_data, witness.proof))
-    output_value = int.from_bytes(machine.memory.read(OUTPUT_BASE + 32, 4), "big")
+    output = machine.memory.read(OUTPUT_BASE + 32, 4)
+    output_proof = top_tree_siblings(machine.memory.proof(OUTPUT_BASE))
+    assert verify_output_proof(output, output_proof, machine.state.mem_root), (
+        "not the output region's content"
+    )
     return ProgramRun(
         states=states,
         witnesses=witnesses,
         program_root=subtree_root([(ENTRY, code)], SLOT_LEVEL),
         input_root=region_root(payload),
         model_root=region_root(b""),
-        output=output_value.to_bytes(4, "big"),
+        output=output,
+        output_proof=output_proof,
     )
 
 

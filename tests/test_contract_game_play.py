@@ -61,7 +61,7 @@ def start(d: Deployment, run: ProgramRun, claimed: Trace) -> tuple[int, int]:
     """A task for `run`'s image, a claim of `claimed`'s final state, and a challenge."""
     task = d.game.create_task(run.program_root, run.input_root, run.model_root, sender=d.other)
     final = claimed.state_at(run.steps)
-    claim = d.game.submit(task, final, run.output, run.output_proof(), sender=d.submitter)
+    claim = d.game.submit(task, final, run.output, run.output_proof, sender=d.submitter)
     return claim, d.game.challenge(claim, sender=d.challenger)
 
 
@@ -104,7 +104,7 @@ def test_a_run_from_another_start_cannot_win(honest: ProgramRun, other_input: Pr
     d = deploy(k=4)
     task = d.game.create_task(honest.program_root, honest.input_root, honest.model_root, sender=d.other)
     final = other_input.state_at(other_input.steps)
-    claim = d.game.submit(task, final, other_input.output, other_input.output_proof(), sender=d.submitter)
+    claim = d.game.submit(task, final, other_input.output, other_input.output_proof, sender=d.submitter)
     game = d.game.challenge(claim, sender=d.challenger)
     status, _ = play(d, game, defender=other_input, challenger=honest, k=4)
     assert status == "challenger won"

@@ -3,19 +3,36 @@ post-state the specification demands (by hand, not by a VM), with the corner cas
 must get right: wrapping, signed division overflow, variable shifts by rs & 31, j/jal upper bits,
 delay slots, traps, every syscall, unaligned and region-edge memory. Forged witnesses revert."""
 
-from dataclasses import replace
-
 import pytest
-from contract_witness import SparseMemory, State
 from eth_tester.exceptions import TransactionFailed
 
 from prover.chain import LocalChain
 from prover.contracts import MipsVerifier, decode_revert, revert_data
 from prover.errors import ProverError
+from vm import Memory, State
 
 M32 = 0xFFFFFFFF
 PC = 0x00400000
-BASE = State(pc=PC, next_pc=PC + 4, step=41).with_registers(r29=0x7FFFD000)
+STATE_FIELDS = ("mem_root", "pc", "next_pc", "lo", "hi", "heap", "exit_code", "exited", "step")
+
+
+def changed(state: State, **changes: int | bytes) -> State:
+    """A detached copy of `state` with fields changed by name (pc=..., mem_root=...) and registers
+    by rN (r1=5, r31=0x400): the examples derive post-states from pre-states without mutating them.
+    Only the encoding (vm.State) and the proofs (vm.Memory) come from vm, never a post-state."""
+    copy = state.copy()
+    for name, value in changes.items():
+        if name in STATE_FIELDS:
+            setattr(copy, name, value)
+        elif name[0] == "r" and name[1:].isdigit() and int(name[1:]) < 32:
+            assert isinstance(value, int)
+            copy.registers[int(name[1:])] = value & M32
+        else:
+            raise ValueError(f"no state field or register {name!r}")
+    return copy
+
+
+BASE = changed(State(heap=0x40000000), pc=PC, next_pc=PC + 4, step=41, r29=0x7FFFD000)
 
 
 def special(funct: int, rs: int = 0, rt: int = 0, rd: int = 0, shamt: int = 0) -> int:
@@ -45,28 +62,25 @@ def run(
     insn: int | None,
     words: dict[int, int] | None = None,
     data_addr: int | None = None,
-) -> tuple[State, SparseMemory, bytes]:
+) -> tuple[State, Memory, bytes]:
     """Puts `insn` at pre.pc and `words` in memory, proves pc and data_addr, and steps."""
-    memory = SparseMemory()
+    memory = Memory()
     if insn is not None:
         memory.write_word(pre.pc & ~3, insn)
     for addr, word in (words or {}).items():
         memory.write_word(addr, word)
-    pre = replace(pre, mem_root=memory.root())
+    pre = changed(pre, mem_root=memory.merkle_root())
     proof = memory.proof(pre.pc) + (memory.proof(data_addr) if data_addr is not None else bytes(896))
     return pre, memory, mips.step(pre.encode(), proof)
 
 
-def advanced(pre: State, **changes: int) -> State:
+def advanced(pre: State, **changes: int | bytes) -> State:
     """The post-state of a non-control instruction: step + 1, pc = nextPC, nextPC += 4."""
-    registers = {name: value for name, value in changes.items() if name.startswith("r")}
-    fields = {name: value for name, value in changes.items() if not name.startswith("r")}
-    post = replace(pre, step=pre.step + 1, pc=pre.next_pc, next_pc=(pre.next_pc + 4) & M32, **fields)
-    return post.with_registers(**registers)
+    return changed(pre, step=pre.step + 1, pc=pre.next_pc, next_pc=(pre.next_pc + 4) & M32, **changes)
 
 
 def trapped(pre: State, code: int) -> State:
-    return replace(pre, step=pre.step + 1, exited=1, exit_code=code)
+    return changed(pre, step=pre.step + 1, exited=1, exit_code=code)
 
 
 ALU_EXAMPLES = [
@@ -120,18 +134,18 @@ ALU_EXAMPLES = [
 
 @pytest.mark.parametrize(("name", "insn", "before", "after"), ALU_EXAMPLES, ids=[e[0] for e in ALU_EXAMPLES])
 def test_alu(mips: MipsVerifier, name: str, insn: int, before: dict[str, int], after: dict[str, int]) -> None:
-    pre = replace(BASE.with_registers(**before), hi=0x1234, lo=0x5678)
+    pre = changed(BASE, hi=0x1234, lo=0x5678, **before)
     pre, _, post_hash = run(mips, pre, insn)
     assert post_hash == advanced(pre, **after).hash()
 
 
 def control(pre: State, target: int, **registers: int) -> State:
     """The post-state of a taken branch or jump: the delay slot, then target."""
-    return replace(pre, step=pre.step + 1, pc=pre.next_pc, next_pc=target & M32).with_registers(**registers)
+    return changed(pre, step=pre.step + 1, pc=pre.next_pc, next_pc=target & M32, **registers)
 
 
 def test_j_takes_the_upper_bits_of_the_delay_slot(mips: MipsVerifier) -> None:
-    pre = replace(BASE, pc=0x0FFFFFFC, next_pc=0x10000000)
+    pre = changed(BASE, pc=0x0FFFFFFC, next_pc=0x10000000)
     pre, _, post_hash = run(mips, pre, jtype(2, 0x40))
     assert post_hash == control(pre, 0x10000100).hash()
 
@@ -142,12 +156,12 @@ def test_jal_links_pc_plus_8(mips: MipsVerifier) -> None:
 
 
 def test_jalr_reads_the_target_before_linking(mips: MipsVerifier) -> None:
-    pre, _, post_hash = run(mips, BASE.with_registers(r31=0x00400800), special(9, 31, 0, 31))
+    pre, _, post_hash = run(mips, changed(BASE, r31=0x00400800), special(9, 31, 0, 31))
     assert post_hash == control(pre, 0x00400800, r31=PC + 8).hash()
 
 
 def test_jr_in_a_delay_slot_follows_the_rules(mips: MipsVerifier) -> None:
-    pre = replace(BASE, next_pc=0x00500000).with_registers(r4=0x00600000)
+    pre = changed(BASE, next_pc=0x00500000, r4=0x00600000)
     pre, _, post_hash = run(mips, pre, special(8, 4))
     assert post_hash == control(pre, 0x00600000).hash()
 
@@ -164,7 +178,7 @@ def test_jr_in_a_delay_slot_follows_the_rules(mips: MipsVerifier) -> None:
     ],
 )
 def test_branches(mips: MipsVerifier, insn: int, registers: dict[str, int], taken: bool) -> None:
-    pre = replace(BASE, next_pc=0x00400010).with_registers(**registers)  # in a delay slot
+    pre = changed(BASE, next_pc=0x00400010, **registers)  # in a delay slot
     pre, _, post_hash = run(mips, pre, insn)
     offset = ((insn & 0xFFFF) ^ 0x8000) - 0x8000
     target = PC + 4 + 4 * offset if taken else pre.next_pc + 4
@@ -187,17 +201,17 @@ def test_branches(mips: MipsVerifier, insn: int, registers: dict[str, int], take
     ],
 )
 def test_traps_change_only_the_exit_fields(mips: MipsVerifier, insn: int, code: int) -> None:
-    pre, _, post_hash = run(mips, BASE.with_registers(r1=7), insn)
+    pre, _, post_hash = run(mips, changed(BASE, r1=7), insn)
     assert post_hash == trapped(pre, code).hash()
 
 
 def test_unaligned_pc_traps_without_reading_memory(mips: MipsVerifier) -> None:
-    pre = replace(BASE, pc=PC + 2, mem_root=b"\x11" * 32)
+    pre = changed(BASE, pc=PC + 2, mem_root=b"\x11" * 32)
     assert mips.step(pre.encode(), bytes(1792)) == trapped(pre, 0xF4).hash()
 
 
 def test_an_exited_machine_does_not_change(mips: MipsVerifier) -> None:
-    pre = replace(BASE, exited=1, exit_code=3, mem_root=b"\x22" * 32)
+    pre = changed(BASE, exited=1, exit_code=3, mem_root=b"\x22" * 32)
     assert mips.step(pre.encode(), bytes(1792)) == pre.hash()
 
 
@@ -221,7 +235,7 @@ LOAD_EXAMPLES = [
 @pytest.mark.parametrize(("opcode", "addr", "word", "rt_before", "rt_after"), LOAD_EXAMPLES)
 def test_loads(mips: MipsVerifier, opcode: int, addr: int, word: int, rt_before: int, rt_after: int) -> None:
     base = (addr + 0x10) & M32  # rs + (-16) == addr
-    pre = BASE.with_registers(r5=base, r6=rt_before)
+    pre = changed(BASE, r5=base, r6=rt_before)
     pre, _, post_hash = run(mips, pre, itype(opcode, 5, 6, -16), {addr & ~3: word}, data_addr=addr)
     assert post_hash == advanced(pre, r6=rt_after).hash()
 
@@ -240,24 +254,24 @@ STORE_EXAMPLES = [
 
 @pytest.mark.parametrize(("opcode", "addr", "before", "rt", "after"), STORE_EXAMPLES)
 def test_stores(mips: MipsVerifier, opcode: int, addr: int, before: int, rt: int, after: int) -> None:
-    pre = BASE.with_registers(r5=addr, r6=rt)
+    pre = changed(BASE, r5=addr, r6=rt)
     pre, memory, post_hash = run(mips, pre, itype(opcode, 5, 6, 0), {addr & ~3: before}, data_addr=addr)
     memory.write_word(addr & ~3, after)
-    assert post_hash == advanced(pre, mem_root=memory.root()).hash()
+    assert post_hash == advanced(pre, mem_root=memory.merkle_root()).hash()
 
 
 def test_sc_stores_and_sets_rt(mips: MipsVerifier) -> None:
-    pre = BASE.with_registers(r5=0x7FFFCFF0, r6=0xDEADBEEF)
+    pre = changed(BASE, r5=0x7FFFCFF0, r6=0xDEADBEEF)
     pre, memory, post_hash = run(mips, pre, itype(0x38, 5, 6, 0), {0x7FFFCFF0: 0}, data_addr=0x7FFFCFF0)
     memory.write_word(0x7FFFCFF0, 0xDEADBEEF)
-    assert post_hash == advanced(pre, mem_root=memory.root(), r6=1).hash()
+    assert post_hash == advanced(pre, mem_root=memory.merkle_root(), r6=1).hash()
 
 
 def test_store_into_the_instruction_leaf(mips: MipsVerifier) -> None:
-    pre = BASE.with_registers(r5=PC + 8, r6=0x01020304)
+    pre = changed(BASE, r5=PC + 8, r6=0x01020304)
     pre, memory, post_hash = run(mips, pre, itype(0x2B, 5, 6, 0), data_addr=PC + 8)
     memory.write_word(PC + 8, 0x01020304)
-    assert post_hash == advanced(pre, mem_root=memory.root()).hash()
+    assert post_hash == advanced(pre, mem_root=memory.merkle_root()).hash()
 
 
 @pytest.mark.parametrize(
@@ -273,7 +287,7 @@ def test_store_into_the_instruction_leaf(mips: MipsVerifier) -> None:
     ],
 )
 def test_unaligned_accesses_trap_without_a_data_proof(mips: MipsVerifier, opcode: int, addr: int) -> None:
-    pre, _, post_hash = run(mips, BASE.with_registers(r5=addr), itype(opcode, 5, 6, 0))
+    pre, _, post_hash = run(mips, changed(BASE, r5=addr), itype(opcode, 5, 6, 0))
     assert post_hash == trapped(pre, 0xF3).hash()
 
 
@@ -305,13 +319,13 @@ SYSCALL_EXAMPLES = [
 def test_syscalls(
     mips: MipsVerifier, v0: int, a0: int, a1: int, a2: int, v0_after: int, a3_after: int, changes: dict
 ) -> None:
-    pre = BASE.with_registers(r2=v0, r4=a0, r5=a1, r6=a2, r7=0x77)
+    pre = changed(BASE, r2=v0, r4=a0, r5=a1, r6=a2, r7=0x77)
     pre, _, post_hash = run(mips, pre, SYSCALL)
     assert post_hash == advanced(pre, r2=v0_after, r7=a3_after, **changes).hash()
 
 
 def test_exit_group_changes_only_the_exit_fields(mips: MipsVerifier) -> None:
-    pre, _, post_hash = run(mips, BASE.with_registers(r2=4246, r4=0x1FE), SYSCALL)
+    pre, _, post_hash = run(mips, changed(BASE, r2=4246, r4=0x1FE), SYSCALL)
     assert post_hash == trapped(pre, 0xFE).hash()
 
 
@@ -319,10 +333,10 @@ def test_exit_group_changes_only_the_exit_fields(mips: MipsVerifier) -> None:
 
 
 def honest_store_witness() -> tuple[bytes, bytes]:
-    memory = SparseMemory()
+    memory = Memory()
     memory.write_word(PC, itype(0x2B, 5, 6, 0))
     memory.write_word(0x10000040, 0x55)
-    pre = replace(BASE, mem_root=memory.root()).with_registers(r5=0x10000040, r6=9)
+    pre = changed(BASE, mem_root=memory.merkle_root(), r5=0x10000040, r6=9)
     return pre.encode(), memory.proof(PC) + memory.proof(0x10000040)
 
 
