@@ -166,12 +166,13 @@ class BatchRunner:
 
     Why the sharing is sound: a compiled block is a function of the code words it covers and of
     nothing else. Images are only shared between machines whose program slot (slot 0) has the same
-    root, hence the same bytes. A block compiled from code that the previous run had modified would
-    be stale for the next machine; such a block lives on a page in the executor's `code_pages`, and
-    that page was either still modified at the end of the run (caught by comparing every code page
-    with its initial bytes) or restored later by a store, which invalidates the page's blocks
-    (caught by the invalidation count). Either way the executor is dropped and the next image gets a
-    fresh one; so is it when code runs outside slot 0 (its bytes may differ between images)."""
+    root, hence the same bytes. A block compiled from code that a run had modified would be stale
+    for the next machine. Such a block is registered on the page(s) it covers (`code_pages`); a
+    later store into such a page drops its blocks (the executor's own rule), so a stale block
+    survives a run only if its page still differs from its initial bytes at the end, which is
+    checked for every page holding blocks. On a difference, and conservatively after any store into
+    a page holding blocks, or code run outside slot 0 (whose bytes may differ between images), the
+    executor is dropped and the next image gets a fresh one."""
 
     def __init__(self) -> None:
         self._executor: _CountingExecutor | None = None

@@ -24,7 +24,7 @@ import pytest
 
 from prover import engine
 from prover.data import load_mnist, mnist_dir
-from prover.golden import GoldenImage, GoldenTemplate, build_golden
+from prover.golden import INPUT_BASE, GoldenImage, GoldenTemplate, build_golden, sibling_slot_root
 from prover.modelfile import load_model
 from prover.run_commands import BatchRunner, output_payload
 from vm import Machine
@@ -103,11 +103,11 @@ EXIT = (0x24020000 | 4246, 0x0000000C)
 
 def image_of(code: dict[int, bytes]) -> GoldenImage:
     """A stand-in golden image: `code` (address -> bytes) at pc = BASE. The runner only uses the
-    machine and the program root, which here is the root of slot 0 (all the code is there)."""
+    machine and the program root (slot 0's root)."""
     machine = Machine.from_bytes(b"", pc=BASE)
     for addr, data in code.items():
         machine.memory.write(addr, data)
-    root = machine.memory.merkle_root()
+    root = sibling_slot_root(machine.memory.proof(INPUT_BASE))
     return GoldenImage(machine, root, b"", b"", machine.state_hash(), ())
 
 
@@ -135,33 +135,66 @@ def self_modifying_same_page() -> dict[int, bytes]:
     }
 
 
-def modifies_another_page() -> dict[int, bytes]:
-    """Writes `ori $a0, $zero, 9` + exit into the (never executed before) next page and jumps
-    there: blocks compiled from the modified page would be stale for the next image."""
+def modifies_another_page(value: int = 9) -> dict[int, bytes]:
+    """Writes `ori $a0, $zero, value` + exit into the (never executed before) next page, taking
+    `value` from the input region, and jumps there: the block compiled from that page is stale for
+    an image with another input, although the program is the same."""
     target = BASE + PAGE
     program = [
+        0x3C0C0000 | (INPUT_BASE >> 16),  # lui $t4, hi(INPUT_BASE)
+        0x8D8B0000 | 32,  # lw $t3, 32($t4)   (the input payload's first word)
+        0x3C080000 | 0x3404,  # lui $t0, 0x3404   (ori $a0, $zero, 0)
+        0x010B4025,  # or $t0, $t0, $t3
         0x3C090000 | (target >> 16),  # lui $t1, hi(target)
         0x35290000 | (target & 0xFFFF),  # ori $t1, $t1, lo(target)
+        0xAD280000,  # sw $t0, 0($t1)
     ]
-    for offset, word in enumerate((0x34040009, *EXIT)):
+    for offset, word in enumerate(EXIT, start=1):
         program += [0x3C080000 | (word >> 16), 0x35080000 | (word & 0xFFFF), 0xAD280000 | (4 * offset)]
     program += [0x01200008, 0x00000000]  # jr $t1; nop
-    return {BASE: words(*program), target: words(0, 0, 0)}
+    return {BASE: words(*program), INPUT_BASE + 32: words(value)}
 
 
-@pytest.mark.parametrize(
-    ("program", "exit_code"), [(self_modifying_same_page, 7), (modifies_another_page, 9)]
-)
-def test_batch_runner_drops_blocks_compiled_from_modified_code(
-    program: Callable[[], dict[int, bytes]], exit_code: int
-) -> None:
+def modifies_and_restores() -> dict[int, bytes]:
+    """self_modifying_same_page, then the replaced word is stored back before the exit: the code
+    ends as it began, only the invalidation (a store into a page holding blocks) shows."""
+    old, new = 0x34040001, 0x34040007
+    return {
+        BASE: words(
+            0x3C080000 | (new >> 16),  # lui $t0, hi(new)
+            0x35080000 | (new & 0xFFFF),  # ori $t0, $t0, lo(new)
+            0x3C090000 | (BASE >> 16),  # lui $t1, hi(BASE)
+            0xAD280000 | 0x18,  # sw $t0, 0x18($t1)
+            0x00000000,
+            0x00000000,
+            old,  # BASE + 0x18: ori $a0, $zero, 1  (replaced, then restored)
+            0x3C0A0000 | (old >> 16),  # lui $t2, hi(old)
+            0x354A0000 | (old & 0xFFFF),  # ori $t2, $t2, lo(old)
+            0xAD2A0000 | 0x18,  # sw $t2, 0x18($t1)
+            *EXIT,
+        )
+    }
+
+
+@pytest.mark.parametrize("program", [self_modifying_same_page, modifies_and_restores])
+def test_batch_runner_drops_blocks_after_a_store_into_code(program: Callable[[], dict[int, bytes]]) -> None:
     runner = BatchRunner()
     for _ in range(2):
         image = image_of(program())
         runner.run(image)
-        assert image.machine.state.exited and image.machine.state.exit_code == exit_code
+        assert image.machine.state.exited and image.machine.state.exit_code == 7
         assert image.machine.state.encode() == reference_state(program())
     assert runner.fresh_executors == 2  # the second image did not inherit the first one's blocks
+
+
+def test_batch_runner_drops_blocks_compiled_from_modified_code() -> None:
+    runner = BatchRunner()
+    for value in (9, 5):  # a stale block would exit with 9 again
+        image = image_of(modifies_another_page(value))
+        runner.run(image)
+        assert image.machine.state.exited and image.machine.state.exit_code == value
+        assert image.machine.state.encode() == reference_state(modifies_another_page(value))
+    assert runner.fresh_executors == 2
 
 
 def test_batch_runner_shares_blocks_of_unmodified_code() -> None:
