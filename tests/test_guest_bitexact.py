@@ -135,24 +135,25 @@ def self_modifying_same_page() -> dict[int, bytes]:
     }
 
 
-def modifies_another_page(value: int = 9) -> dict[int, bytes]:
-    """Writes `ori $a0, $zero, value` + exit into the (never executed before) next page, taking
-    `value` from the input region, and jumps there: the block compiled from that page is stale for
-    an image with another input, although the program is the same."""
+def modifies_another_page(value: int) -> dict[int, bytes]:
+    """The next page holds `ori $a0, $zero, 1` + exit. With a non-zero first input word, the program
+    first overwrites that `ori` with `ori $a0, $zero, value`; then it jumps there. A block compiled
+    for an image that wrote would be stale for an image that did not (same program, other input)."""
     target = BASE + PAGE
     program = [
         0x3C0C0000 | (INPUT_BASE >> 16),  # lui $t4, hi(INPUT_BASE)
         0x8D8B0000 | 32,  # lw $t3, 32($t4)   (the input payload's first word)
-        0x3C080000 | 0x3404,  # lui $t0, 0x3404   (ori $a0, $zero, 0)
-        0x010B4025,  # or $t0, $t0, $t3
         0x3C090000 | (target >> 16),  # lui $t1, hi(target)
         0x35290000 | (target & 0xFFFF),  # ori $t1, $t1, lo(target)
+        0x11600004,  # beq $t3, $zero, +4  (to the jr)
+        0x00000000,
+        0x3C083404,  # lui $t0, 0x3404   (ori $a0, $zero, 0)
+        0x010B4025,  # or $t0, $t0, $t3
         0xAD280000,  # sw $t0, 0($t1)
+        0x01200008,  # jr $t1
+        0x00000000,
     ]
-    for offset, word in enumerate(EXIT, start=1):
-        program += [0x3C080000 | (word >> 16), 0x35080000 | (word & 0xFFFF), 0xAD280000 | (4 * offset)]
-    program += [0x01200008, 0x00000000]  # jr $t1; nop
-    return {BASE: words(*program), INPUT_BASE + 32: words(value)}
+    return {BASE: words(*program), target: words(0x34040001, *EXIT), INPUT_BASE + 32: words(value)}
 
 
 def modifies_and_restores() -> dict[int, bytes]:
@@ -189,10 +190,10 @@ def test_batch_runner_drops_blocks_after_a_store_into_code(program: Callable[[],
 
 def test_batch_runner_drops_blocks_compiled_from_modified_code() -> None:
     runner = BatchRunner()
-    for value in (9, 5):  # a stale block would exit with 9 again
+    for value, exit_code in ((9, 9), (0, 1)):  # a stale block would exit with 9 again
         image = image_of(modifies_another_page(value))
         runner.run(image)
-        assert image.machine.state.exited and image.machine.state.exit_code == value
+        assert image.machine.state.exited and image.machine.state.exit_code == exit_code
         assert image.machine.state.encode() == reference_state(modifies_another_page(value))
     assert runner.fresh_executors == 2
 
