@@ -118,6 +118,7 @@ def main() -> None:
         "first_image": args.start,
         "images_checked": 0,
         "engine_mismatches": [],
+        "native_compared": not args.no_native,
         "native_mismatches": [],
         "failed_exits": [],
         "correct": 0,
@@ -155,9 +156,10 @@ def main() -> None:
     write_progress(progress, report)
     checked = report["images_checked"]
     mismatches = report["engine_mismatches"] + report["native_mismatches"]
+    native = "not compared" if args.no_native else f"{len(report['native_mismatches'])} mismatches"
     print(
         f"{args.model}: {checked} images, {len(report['engine_mismatches'])} mismatches with the engine "
-        f"{report['engine_mismatches'][:20]}, {len(report['native_mismatches'])} with the native build"
+        f"{report['engine_mismatches'][:20]}; native build: {native}"
     )
     elapsed, per_image = report["elapsed_s"], report["elapsed_s"] / max(checked, 1)
     low, high = report["steps_min"], report["steps_max"]
