@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from eth_abi import abi
+from eth_hash.auto import keccak
 from eth_tester.exceptions import TransactionFailed
 from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
@@ -293,8 +294,14 @@ class DisputeGame(DeployedContract):
     def bisect(self, game_id: int, hashes: list[bytes], sender: str) -> Receipt:
         return self.transact("bisect", game_id, list(hashes), sender=sender)
 
-    def select(self, game_id: int, index: int, sender: str) -> Receipt:
-        return self.transact("select", game_id, index, sender=sender)
+    def select(
+        self, game_id: int, index: int, sender: str, posted: tuple[bytes, ...] | None = None
+    ) -> Receipt:
+        """The challenger's move. The contract needs this round's hashes back (it stores only
+        their hash): `posted`, or else they are read from the chain (`game(game_id).posted`)."""
+        if posted is None:
+            posted = self.game(game_id).posted
+        return self.transact("select", game_id, index, list(posted), sender=sender)
 
     def step(self, game_id: int, state_data: bytes, proof: bytes, sender: str) -> Receipt:
         return self.transact("step", game_id, state_data, proof, sender=sender)
@@ -312,16 +319,35 @@ class DisputeGame(DeployedContract):
         return self.call("balances", to_checksum_address(account))
 
     def game(self, game_id: int) -> GameView:
-        left, right, left_hash, right_hash, posted, turn, over, seconds_left = self.call("gameView", game_id)
+        """The game's state; this round's posted hashes come from their Bisected event."""
+        (left, right, left_hash, right_hash, count, block, posted_hash, turn, over, seconds_left) = self.call(
+            "gameView", game_id
+        )
         return GameView(
             left=left,
             right=right,
             left_hash=bytes(left_hash),
             right_hash=bytes(right_hash),
-            posted=tuple(bytes(h) for h in posted),
+            posted=self._posted_hashes(game_id, count, block, bytes(posted_hash)),
             turn=Side.DEFENDER if turn == 0 else Side.CHALLENGER,
             over=over,
             mover_seconds_left=seconds_left,
+        )
+
+    def _posted_hashes(self, game_id: int, count: int, block: int, posted_hash: bytes) -> tuple[bytes, ...]:
+        """The hashes of the game's Bisected event in `block` that the contract committed to. The
+        last matching event counts: a block may hold bisect, select and bisect of one game."""
+        if count == 0:
+            return ()
+        logs = self.contract.events.Bisected().get_logs(
+            argument_filters={"gameId": game_id}, from_block=block, to_block=block
+        )
+        for log in reversed(logs):
+            hashes = tuple(bytes(h) for h in log["args"]["hashes"])
+            if len(hashes) == count and keccak(b"".join(hashes)) == posted_hash:
+                return hashes
+        raise ProverError(
+            f"game {game_id}: the node returned no Bisected event in block {block} with the posted hashes"
         )
 
     def game_status(self, game_id: int) -> str:

@@ -161,6 +161,14 @@ def test_open_game_blocks_finalization_until_it_ends(d: Deployment) -> None:
     assert d.game.balance_of(d.submitter) == SUBMIT_BOND + CHALLENGE_BOND
 
 
+def test_a_final_claim_cannot_be_challenged(d: Deployment) -> None:
+    _, claim = open_claim(d)
+    d.chain.advance_time(WINDOW + 1)
+    d.game.finalize(claim, sender=d.submitter)
+    with pytest.raises(ProverError, match=r"ClaimNotPending\(claimId=1, status=3\)"):
+        d.game.challenge(claim, sender=d.challenger)
+
+
 def test_challenge_needs_the_bond(d: Deployment) -> None:
     _, claim = open_claim(d)
     with pytest.raises(ProverError, match="WrongBond"):
@@ -220,6 +228,23 @@ def test_moves_out_of_turn_or_by_others_revert(d: Deployment) -> None:
     assert (view.left_hash, view.right_hash) == (fake_hashes(3)[1], fake_hashes(3)[2])
     with pytest.raises(ProverError, match="NotYourTurn"):
         d.game.select(game, 2, sender=d.challenger)  # a repeated move
+
+
+def test_select_must_repeat_exactly_the_posted_hashes(d: Deployment) -> None:
+    """The contract stores only the hash of a round's hashes; the challenger passes them back and
+    cannot move the interval onto hashes the defender did not post."""
+    _, game = open_game(d)
+    posted = fake_hashes(3)
+    receipt = d.game.bisect(game, posted, sender=d.submitter)
+    assert d.game.game(game).posted == tuple(posted)  # read back from the Bisected event
+    for forged in ([posted[0], fake_hashes(1, salt=9)[0], posted[2]], posted[:2], [*posted, posted[0]], []):
+        with pytest.raises(ProverError, match="PostedHashesMismatch"):
+            d.game.select(game, 1, sender=d.challenger, posted=tuple(forged))
+    d.game.select(game, 1, sender=d.challenger, posted=tuple(posted))
+    view = d.game.game(game)
+    assert (view.left, view.right, view.left_hash, view.right_hash) == (250, 500, posted[0], posted[1])
+    assert view.posted == ()
+    assert receipt.event("Bisected").args["hashes"] == posted
 
 
 def test_the_last_piece_keeps_the_claimed_final_hash(d: Deployment) -> None:

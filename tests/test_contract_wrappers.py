@@ -28,10 +28,22 @@ def test_missing_artifact_is_a_user_error() -> None:
         load_artifact("NoSuchContract")
 
 
-def test_deploy_parameters_are_checked() -> None:
-    d = deploy()
-    with pytest.raises(ProverError, match=r"deploying DisputeGame reverted: InvalidParameters\(\)"):
-        DisputeGame.deploy(d.chain.w3, d.mips.address, 65, SUBMIT_BOND, CHALLENGE_BOND, CLOCK, WINDOW)
+def test_constructor_parameters_are_checked_and_kept() -> None:
+    d = deploy(k=7, clock=123, window=456)
+    getters = ("mips", "k", "submitBond", "challengeBond", "clockBudget", "challengeWindow")
+    values = [d.game.call(name) for name in getters]
+    assert values == [d.mips.address, 7, SUBMIT_BOND, CHALLENGE_BOND, 123, 456]
+    zero = "0x" + "00" * 20
+    for mips, k, clock in [
+        (d.mips.address, 1, CLOCK),
+        (d.mips.address, 65, CLOCK),
+        (d.mips.address, 4, 0),
+        (zero, 4, CLOCK),
+    ]:
+        with pytest.raises(ProverError, match=r"deploying DisputeGame reverted: InvalidParameters\(\)"):
+            DisputeGame.deploy(d.chain.w3, mips, k, SUBMIT_BOND, CHALLENGE_BOND, clock, WINDOW)
+    for k in (2, 64):  # the bounds themselves are valid
+        assert DisputeGame.deploy(d.chain.w3, d.mips.address, k, 0, 0, 1, 0).k == k
 
 
 def test_receipts_carry_decoded_events() -> None:

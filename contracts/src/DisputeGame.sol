@@ -62,10 +62,13 @@ contract DisputeGame {
         uint64 defenderClock;
         uint64 challengerClock;
         uint64 turnStart;
+        // This round's hashes (none while postedCount == 0) are in calldata and in the Bisected
+        // event of block postedBlock; storage keeps only their hash, which select checks the
+        // challenger's copy against. Storing k - 1 hashes would cost 22,100 gas each in a game's
+        // first round and 5,000 in later ones (k = 16: 330,000 and 75,000).
         uint8 postedCount;
-        // This round's hashes are posted[0:postedCount]. The slots are reused from round to round:
-        // overwriting a non-zero slot costs 5,000 gas, filling a cleared one 22,100.
-        bytes32[] posted;
+        uint56 postedBlock;
+        bytes32 postedHash;
     }
 
     // Memory layout (docs/memory-map.md): 16 slots of 2^28 bytes, each a subtree at level 23.
@@ -134,6 +137,7 @@ contract DisputeGame {
     error NotOneStep(uint256 gameId, uint64 left, uint64 right);
     error WrongHashCount(uint256 expected, uint256 got);
     error IndexOutOfRange(uint256 index, uint256 pieces);
+    error PostedHashesMismatch(bytes32 expected, bytes32 got);
     error StateHashMismatch(bytes32 expected, bytes32 got);
     error ClockExpired(uint256 gameId, Side side);
     error ClockNotExpired(uint256 gameId, uint256 secondsLeft);
@@ -265,7 +269,8 @@ contract DisputeGame {
 
     // ---------------------------------------------------------------- moves
 
-    /// @notice The defender's move: its state hashes at the n - 1 inner split points.
+    /// @notice The defender's move: its state hashes at the n - 1 inner split points. They are
+    ///         kept in the Bisected event; the contract stores only their hash.
     function bisect(uint256 gameId, bytes32[] calldata hashes) external nonReentrant {
         Game storage game = _openGame(gameId);
         if (msg.sender != claims[game.claimId].submitter) revert NotDefender(msg.sender);
@@ -275,21 +280,16 @@ contract DisputeGame {
         uint256 pieces = length < k ? length : k;
         if (hashes.length != pieces - 1) revert WrongHashCount(pieces - 1, hashes.length);
         _spendClock(gameId, game, Side.Defender);
-        bytes32[] storage posted = game.posted;
-        uint256 reused = posted.length < hashes.length ? posted.length : hashes.length;
-        for (uint256 i = 0; i < reused; ++i) {
-            posted[i] = hashes[i];
-        }
-        for (uint256 i = reused; i < hashes.length; ++i) {
-            posted.push(hashes[i]);
-        }
         game.postedCount = uint8(hashes.length);
+        game.postedBlock = uint56(block.number);
+        game.postedHash = keccak256(abi.encodePacked(hashes));
         emit Bisected(gameId, game.left, game.right, hashes);
     }
 
     /// @notice The challenger's move: it agrees with the hash at p_index and disputes the one at
-    ///         p_index+1, which becomes the new interval.
-    function select(uint256 gameId, uint256 index) external nonReentrant {
+    ///         p_index+1, which becomes the new interval. `posted` repeats this round's hashes
+    ///         (from the Bisected event); they must be exactly the defender's.
+    function select(uint256 gameId, uint256 index, bytes32[] calldata posted) external nonReentrant {
         Game storage game = _openGame(gameId);
         if (msg.sender != game.challenger) revert NotChallenger(msg.sender);
         uint256 left = game.left;
@@ -299,9 +299,13 @@ contract DisputeGame {
         if (hashCount == 0) revert NotYourTurn(gameId, Side.Defender);
         uint256 pieces = hashCount + 1;
         if (index >= pieces) revert IndexOutOfRange(index, pieces);
+        bytes32 postedHash = keccak256(abi.encodePacked(posted));
+        if (posted.length != hashCount || postedHash != game.postedHash) {
+            revert PostedHashesMismatch(game.postedHash, postedHash);
+        }
         _spendClock(gameId, game, Side.Challenger);
-        if (index != 0) game.leftHash = game.posted[index - 1];
-        if (index != hashCount) game.rightHash = game.posted[index];
+        if (index != 0) game.leftHash = posted[index - 1];
+        if (index != hashCount) game.rightHash = posted[index];
         game.left = uint64(left + length * index / pieces);
         game.right = uint64(left + length * (index + 1) / pieces);
         game.postedCount = 0;
@@ -331,7 +335,9 @@ contract DisputeGame {
 
     // ---------------------------------------------------------------- views
 
-    /// @notice One game as the parties need it (prover/agent.py's GameView).
+    /// @notice One game as the parties need it (prover/agent.py's GameView). This round's
+    ///         hashes themselves are in the Bisected event of block `postedBlock` (none while
+    ///         postedCount == 0); `postedHash` is keccak256 of their concatenation.
     function gameView(uint256 gameId)
         external
         view
@@ -340,7 +346,9 @@ contract DisputeGame {
             uint64 right,
             bytes32 leftHash,
             bytes32 rightHash,
-            bytes32[] memory posted,
+            uint256 postedCount,
+            uint256 postedBlock,
+            bytes32 postedHash,
             Side turn,
             bool over,
             uint256 moverSecondsLeft
@@ -351,11 +359,18 @@ contract DisputeGame {
         turn = _turn(game);
         over = game.status != GameStatus.Open;
         moverSecondsLeft = over ? 0 : _secondsLeft(game, turn);
-        posted = new bytes32[](game.postedCount);
-        for (uint256 i = 0; i < posted.length; ++i) {
-            posted[i] = game.posted[i];
-        }
-        return (game.left, game.right, game.leftHash, game.rightHash, posted, turn, over, moverSecondsLeft);
+        return (
+            game.left,
+            game.right,
+            game.leftHash,
+            game.rightHash,
+            game.postedCount,
+            game.postedBlock,
+            game.postedHash,
+            turn,
+            over,
+            moverSecondsLeft
+        );
     }
 
     /// @notice S0 of docs/memory-map.md: the initial state hash of a task.
