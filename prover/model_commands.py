@@ -3,7 +3,7 @@ numpy reference engine, without the VM.
 
     prover predict  --model m.ggml --data digit.png [--json]
     prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--json]
-    prover convert  --from opml|torch|onnx IN OUT [--module M:F --input-shape S]
+    prover convert  --from opml|torch|onnx|keras IN OUT [--module M:F --input-shape S]
     prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
 
 Output files are written atomically (temp file + rename): a failed command leaves none behind.
@@ -29,6 +29,7 @@ from prover.opml import read_opml
 from prover.quantize import quantize
 
 EVAL_BATCH = 1000
+SOURCES = ("opml", "torch", "onnx", "keras")  # prover convert --from
 DEFAULT_CALIBRATION = 1000
 
 
@@ -136,6 +137,10 @@ def _convert(source: str, in_path: Path, module: str | None, input_shape: str | 
         from prover.importers.onnx_import import import_onnx
 
         return import_onnx(in_path).to_graph({"source": "onnx"})
+    if source == "keras":
+        from prover.importers.keras_import import import_keras
+
+        return import_keras(in_path).to_graph({"source": "keras"})
     if input_shape is None:
         raise ProverError("--from torch needs --input-shape (one input without the batch dimension)")
     from prover.importers.torch_import import load_torch
@@ -144,9 +149,7 @@ def _convert(source: str, in_path: Path, module: str | None, input_shape: str | 
 
 
 @click.command("convert")
-@click.option(
-    "--from", "source", required=True, type=click.Choice(["opml", "torch", "onnx"]), help="input format"
-)
+@click.option("--from", "source", required=True, type=click.Choice(SOURCES), help="input format")
 @click.option(
     "--module",
     help="torch: MODULE:FUNCTION or FILE.py:FUNCTION building the nn.Module whose state_dict IN holds",
@@ -159,7 +162,8 @@ def convert_command(
     source: str, module: str | None, input_shape: str | None, as_json: bool, in_path: Path, out_path: Path
 ) -> None:
     """Convert a model to an f32 .ggml file: OPML's legacy MNIST MLP files (opml), a PyTorch
-    state_dict or pickled module (torch, needs the train extra), or an ONNX file (onnx)."""
+    state_dict or pickled module (torch, needs torch), an ONNX file (onnx, needs onnx) or a Keras 3
+    .keras file (keras, needs h5py)."""
     try:
         graph = _convert(source, in_path, module, input_shape)
     except ProverError as exc:
