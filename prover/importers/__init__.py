@@ -1,2 +1,3 @@
-"""Model importers: PyTorch (torch_import) and ONNX (onnx_import) into one chain-of-layers form
-(imported). torch and onnx are imported lazily, only when an importer runs."""
+"""Model importers: PyTorch (torch_import), ONNX (onnx_import) and Keras 3 (keras_import) into one
+chain-of-layers form (imported). torch, onnx and h5py are imported lazily, only when an importer
+runs."""

@@ -1,6 +1,6 @@
 """What the importers hand over: the input normalization and the chain of layers they matched,
 with float32 numpy weights in PyTorch's layouts (Linear (out, in), Conv (out, in, kh, kw)).
-Both importers produce this same form, so a network gives the same result through either path.
+Every importer produces this same form, so a network gives the same result through any path.
 
 Layer kinds and their contents:
 
