@@ -32,8 +32,9 @@ from prover.golden import (
     verify_output_proof,
 )
 from prover.guest.build import COMPILE_FLAGS, GUEST_DIR, LINK_FLAGS, compiler_command
-from vm import Machine, StepWitness
+from vm import Machine, State, StepWitness
 from vm.fast import FastExecutor
+from vm.instructions import STORE_OPCODES, data_address
 
 M32 = 0xFFFFFFFF
 ENTRY = 0x00400000
@@ -96,9 +97,16 @@ def random_machine(rng: random.Random) -> Machine:
         state.registers[2] = rng.choice(SYSCALLS)
         state.registers[4] = rng.choice((0, 1, 2, 3, _random_value(rng)))
         state.registers[5] = rng.choice((3, 4, _random_value(rng)))
+    rs, rt = (word >> 21) & 31, (word >> 16) & 31
+    offset = ((word & 0xFFFF) ^ 0x8000) - 0x8000
+    if data_address(word, state.registers) is not None and rs and rng.random() < 0.5:
+        # Aim the access at a page or region edge: random bases rarely land there.
+        target = rng.choice(EDGE_ADDRESSES) + rng.randint(-4, 4)
+        state.registers[rs] = (target - offset) & M32
+    if word >> 26 == 0 and word & 0x3F in (26, 27) and rt and rng.random() < 0.3:
+        state.registers[rt] = 0  # division by zero
     # Something to load at the effective address (and around it), so loads see data.
-    base = state.registers[(word >> 21) & 31]
-    addr = (base + ((word & 0xFFFF) ^ 0x8000) - 0x8000) & M32
+    addr = (state.registers[rs] + offset) & M32
     if addr >> 5 != pc >> 5 and rng.random() < 0.8:  # otherwise a page nobody wrote yet
         machine.memory.write(addr & ~31, rng.randbytes(32))
     if rng.random() < 0.02:
@@ -106,10 +114,55 @@ def random_machine(rng: random.Random) -> Machine:
     return machine
 
 
-def random_witnesses(count: int, seed: int) -> Iterator[StepWitness]:
+def random_steps(count: int, seed: int) -> Iterator[tuple[StepWitness, State]]:
+    """Random or adversarial single steps: each witness and vm's post-state."""
     rng = random.Random(seed)
     for _ in range(count):
-        yield random_machine(rng).step()
+        machine = random_machine(rng)
+        yield machine.step(), machine.state
+
+
+def random_witnesses(count: int, seed: int) -> Iterator[StepWitness]:
+    return (witness for witness, _ in random_steps(count, seed))
+
+
+def _near_boundary(addr: int, size: int) -> bool:
+    """Within a word of a `size`-aligned boundary (either side)."""
+    offset = addr & (size - 1)
+    return offset < 4 or offset >= size - 4
+
+
+# What the differential test must exercise (docs/machine.md and issue 5's list).
+REQUIRED_KINDS = frozenset(
+    {"exited", "delay slot", "load", "store", "unaligned load", "unaligned store", "page edge", "region edge"}
+    | {f"trap {code:#x}" for code in (0xF1, 0xF2, 0xF3, 0xF4)}
+    | {f"syscall {number}" for number in SYSCALLS}
+)
+
+
+def step_kinds(witness: StepWitness, post: State) -> set[str]:
+    """What one step exercises: an exited machine, a trap by code, a syscall by number, a delay
+    slot, loads and stores (aligned or not) and data addresses at page or region edges."""
+    pre = State.decode(witness.state_data)
+    if pre.exited:
+        return {"exited"}
+    kinds = {f"trap {post.exit_code:#x}"} if post.exited and post.exit_code >= 0xF1 else set()
+    if pre.next_pc != (pre.pc + 4) & M32:
+        kinds.add("delay slot")
+    if pre.pc & 3:
+        return kinds
+    insn = int.from_bytes(witness.proof[pre.pc & 28 : (pre.pc & 28) + 4], "big")
+    if insn == r_type(12):
+        kinds.add(f"syscall {pre.registers[2]}")
+    addr = data_address(insn, pre.registers)
+    if addr is not None:
+        kind = "store" if insn >> 26 in STORE_OPCODES else "load"
+        kinds.add(f"unaligned {kind}" if addr & 3 else kind)
+        if _near_boundary(addr, 1 << 12):
+            kinds.add("page edge")
+        if _near_boundary(addr, 1 << 28):
+            kinds.add("region edge")
+    return kinds
 
 
 # ---------------------------------------------------------------- a small golden-image program

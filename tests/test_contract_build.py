@@ -8,7 +8,7 @@ import pytest
 
 from prover.contracts import ARTIFACTS_DIR, CONTRACTS_DIR, load_artifact, sources_sha256
 
-DEPLOYABLE = ("MIPS", "DisputeGame", "ReentrantPayee")
+DEPLOYABLE = ("MIPS", "DisputeGame", "ReentrantPayee", "StepBatch")
 
 
 def test_every_artifact_records_the_current_sources() -> None:
