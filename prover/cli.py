@@ -17,7 +17,17 @@ COMMAND_MODULES = {
     "prover.model_commands": ("predict", "eval", "convert", "quantize"),
     "prover.run_commands": ("golden", "run"),
     "prover.node": ("node",),
-    "prover.game_commands": ("deploy", "submit", "challenge", "respond", "step", "status", "dispute"),
+    "prover.game_commands": (
+        "deploy",
+        "submit",
+        "challenge",
+        "respond",
+        "step",
+        "status",
+        "dispute",
+        "finalize",
+        "withdraw",
+    ),
 }
 
 

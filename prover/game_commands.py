@@ -1,5 +1,5 @@
 """The chain commands of a party: `prover deploy`, `submit`, `challenge`, `respond`, `step`,
-`status` and `dispute` (docs/cli.md).
+`status`, `dispute`, `finalize` and `withdraw` (docs/cli.md).
 
 Every command is idempotent and resumable: the chain is the record of every claim and game, so a
 command re-reads it and does only what is still to do (a claim or a game already made is found
@@ -11,7 +11,7 @@ in files written atomically. A move the contract would refuse is refused before 
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
+from web3.exceptions import BadFunctionCallOutput, TimeExhausted
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from prover.agent import (
@@ -40,9 +41,10 @@ from prover.agent import (
 from prover.basedir import read_json, write_json
 from prover.contracts import DisputeGame, MipsVerifier, Receipt
 from prover.errors import ProverError
-from prover.node import connect
-from prover.run_commands import CHECKPOINTS, FastRunner
+from prover.node import connect, reaching
+from prover.run_commands import CHECKPOINTS
 from vm.errors import VmError
+from vm.fast import FastExecutor
 from vm.machine import Machine
 from vm.trace import Trace as VmTrace
 
@@ -107,26 +109,40 @@ def chain_options(command: Callable[..., None]) -> Callable[..., None]:
     def wrapper(
         rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None, **kwargs: Any
     ):
-        w3 = connect(rpc)
-        if key:
+        with reaching(rpc):
+            party = connect_party(rpc, basedir, account, key, deployment)
             try:
-                signer = Account.from_key(key)
-            except (ValueError, TypeError):
-                raise ProverError("--key: not a 32-byte private key in hex") from None
-            w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(signer), layer=0)
-            sender = signer.address
-        else:
-            accounts = w3.eth.accounts
-            if account >= len(accounts):
-                raise ProverError(f"--account {account}: the node at {rpc} has {len(accounts)} accounts")
-            sender = accounts[account]
-        w3.eth.default_account = sender
-        party = Party(
-            w3, rpc, to_checksum_address(sender), basedir, deployment or basedir / "deployment.json"
-        )
-        return command(party, **kwargs)
+                return command(party, **kwargs)
+            except BadFunctionCallOutput:
+                # The address holds a contract, but not one that answers as this version's
+                # DisputeGame does (an older deployment on a long-lived node).
+                raise ProverError(
+                    f"{party.deployment_path}: the contract at {party.deployment()['dispute_game']} does "
+                    "not answer as this version's DisputeGame; run `prover deploy` with a new --deployment"
+                ) from None
+            except TimeExhausted as exc:
+                raise ProverError(f"the node at {rpc} did not mine a transaction: {exc}") from None
 
     return wrapper
+
+
+def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None) -> Party:
+    """The party the chain options describe, connected to its node."""
+    w3 = connect(rpc)
+    if key:
+        try:
+            signer = Account.from_key(key)
+        except (ValueError, TypeError):
+            raise ProverError("--key: not a 32-byte private key in hex") from None
+        w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(signer), layer=0)
+        sender = signer.address
+    else:
+        accounts = w3.eth.accounts
+        if account >= len(accounts):
+            raise ProverError(f"--account {account}: the node at {rpc} has {len(accounts)} accounts")
+        sender = accounts[account]
+    w3.eth.default_account = sender
+    return Party(w3, rpc, to_checksum_address(sender), basedir, deployment or basedir / "deployment.json")
 
 
 def fault_option(command: Callable[..., None]) -> Callable[..., None]:
@@ -194,9 +210,23 @@ class GameRecord:
     by_timeout: bool
 
 
+def stored_game(game: DisputeGame, game_id: int) -> dict[str, Any]:
+    """The contract's record of a game (its `games` getter) by field name."""
+    values = game.call("games", game_id)
+    if values[2] == 0:  # GameStatus.None: no such game
+        raise ProverError(f"no game {game_id} on the dispute game at {game.address}")
+    names = next(entry for entry in game.contract.abi if entry.get("name") == "games")["outputs"]
+    return {output["name"]: value for output, value in zip(names, values, strict=True)}
+
+
+def parties_of(game: DisputeGame, game_id: int) -> tuple[int, str, str]:
+    """A game's claim, defender (the claim's submitter) and challenger."""
+    stored = stored_game(game, game_id)
+    return stored["claimId"], game.claim(stored["claimId"]).submitter, stored["challenger"]
+
+
 def game_record(game: DisputeGame, party: Party, game_id: int) -> GameRecord:
-    claim_id, challenger, *_ = game.contract.functions.games(game_id).call()
-    defender = game.claim(claim_id).submitter
+    claim_id, defender, challenger = parties_of(game, game_id)
     topics = [
         [
             event_abi_to_log_topic(entry)
@@ -220,10 +250,10 @@ def game_record(game: DisputeGame, party: Party, game_id: int) -> GameRecord:
 
 
 def side_in_game(game: DisputeGame, party: Party, game_id: int) -> Side:
-    record = game_record(game, party, game_id)
-    if party.sender == record.challenger:
+    _, defender, challenger = parties_of(game, game_id)
+    if party.sender == challenger:
         return Side.CHALLENGER
-    if party.sender == record.defender:
+    if party.sender == defender:
         return Side.DEFENDER
     raise ProverError(f"game {game_id}: account {party.sender} is neither its defender nor its challenger")
 
@@ -249,12 +279,17 @@ def my_game(game: DisputeGame, party: Party, game_id: int | None) -> tuple[int, 
 
 
 def make_move(
-    game: DisputeGame, party: Party, game_id: int, move: Step | Bisect | Select | ClaimTimeout
+    game: DisputeGame,
+    party: Party,
+    game_id: int,
+    move: Step | Bisect | Select | ClaimTimeout,
+    view: GameView,
 ) -> Receipt:
+    """Send `move`, decided on `view` (whose posted hashes a select passes back to the contract)."""
     if isinstance(move, Bisect):
         return game.bisect(game_id, list(move.hashes), party.sender)
     if isinstance(move, Select):
-        return game.select(game_id, move.index, party.sender)
+        return game.select(game_id, move.index, party.sender, posted=view.posted)
     if isinstance(move, Step):
         return game.step(game_id, move.state_data, move.proof, party.sender)
     return game.claim_timeout(game_id, party.sender)
@@ -415,15 +450,16 @@ def challenge_command(party: Party, claim_id: int | None, fault_step: int | None
         )
 
 
-def play_one_move(party: Party, game: DisputeGame, game_id: int, side: Side, trace: Trace) -> str | None:
-    """Make this side's next move in the game; a line saying what was done, or None when there is
-    nothing to do for this side now."""
-    view = game.game(game_id)
-    move = next_move(side, view, trace, game.k)
+def play_one_move(
+    party: Party, game: DisputeGame, game_id: int, side: Side, trace: Trace, k: int, view: GameView
+) -> str | None:
+    """Make this side's next move in the game as `view` shows it; a line saying what was done, or
+    None when there is nothing to do for this side now."""
+    move = next_move(side, view, trace, k)
     if isinstance(move, Wait):
         return None
-    receipt = make_move(game, party, game_id, move)
-    return f"game {game_id}: {describe_move(move, view, game.k)} (gas {receipt.gas_used})"
+    receipt = make_move(game, party, game_id, move, view)
+    return f"game {game_id}: {describe_move(move, view, k)} (gas {receipt.gas_used})"
 
 
 @click.command("respond")
@@ -432,22 +468,22 @@ def play_one_move(party: Party, game: DisputeGame, game_id: int, side: Side, tra
     "--game", "game_id", type=click.IntRange(1), help="Game id [default: ours where it is our turn]."
 )
 def respond_command(party: Party, game_id: int | None) -> None:
-    """Make the next dissection move for our side, or say whose turn it is."""
+    """Make the next dissection move for our side (an error when it is the other side's turn)."""
     game = party.dispute_game()
     game_id, side = my_game(game, party, game_id)
     view = game.game(game_id)
     if view.over:
         click.echo(f"game {game_id} is over: {outcome(game_record(game, party, game_id))}")
         return
-    move = next_move(side, view, party.trace(), game.k)
+    k = game.k
+    move = next_move(side, view, party.trace(), k)
     if isinstance(move, Wait):
-        click.echo(f"game {game_id}: nothing to do for the {side.value}: {move.reason}")
-        return
+        raise ProverError(f"game {game_id}: nothing to do for the {side.value}: {move.reason}")
     if isinstance(move, Step):
         click.echo(f"game {game_id}: one step is left ({move.step}): run `prover step`")
         return
-    receipt = make_move(game, party, game_id, move)
-    click.echo(f"game {game_id}: {describe_move(move, view, game.k)} (gas {receipt.gas_used})")
+    receipt = make_move(game, party, game_id, move, view)
+    click.echo(f"game {game_id}: {describe_move(move, view, k)} (gas {receipt.gas_used})")
 
 
 @click.command("step")
@@ -479,12 +515,12 @@ def step_command(party: Party, game_id: int | None) -> None:
     )
 
 
-def game_status(game: DisputeGame, party: Party, game_id: int) -> dict[str, Any]:
+def game_status(game: DisputeGame, party: Party, game_id: int, k: int) -> dict[str, Any]:
     """One game as `prover status` shows it (and prints with --json)."""
     record = game_record(game, party, game_id)
     view = game.game(game_id)
-    stored = game.contract.functions.games(game_id).call()
-    clocks = {Side.DEFENDER: stored[7], Side.CHALLENGER: stored[8]}
+    stored = stored_game(game, game_id)
+    clocks = {Side.DEFENDER: stored["defenderClock"], Side.CHALLENGER: stored["challengerClock"]}
     if not view.over:
         clocks[view.turn] = view.mover_seconds_left
     claim = game.claim(record.claim_id)
@@ -497,7 +533,7 @@ def game_status(game: DisputeGame, party: Party, game_id: int) -> dict[str, Any]
         "steps_claimed": claim.steps,
         # Rounds are bisect + select pairs: one is under way unless the game is at its last step.
         "round": record.rounds + (0 if view.over or view.right - view.left == 1 else 1),
-        "rounds_at_most": rounds_needed(claim.steps, game.k),
+        "rounds_at_most": rounds_needed(claim.steps, k),
         "turn": None if view.over else view.turn.value,
         "clocks": {side.value: seconds for side, seconds in clocks.items()},
         "winner": record.winner.value if record.winner else None,
@@ -521,23 +557,81 @@ def status_line(status: dict[str, Any]) -> str:
     )
 
 
+def claim_status(game: DisputeGame, claim_id: int, now: int) -> dict[str, Any]:
+    """One claim as `prover status` shows it."""
+    claim = game.claim(claim_id)
+    return {
+        "claim": claim_id,
+        "task": claim.task_id,
+        "submitter": claim.submitter,
+        "status": claim.status,
+        "steps": claim.steps,
+        "open_games": claim.open_games,
+        "window_ends": claim.deadline,
+        "window_seconds_left": max(0, claim.deadline - now),
+    }
+
+
+def claim_line(status: dict[str, Any]) -> str:
+    head = f"claim {status['claim']} on task {status['task']} by {status['submitter']}: {status['status']}"
+    if status["status"] != "pending":
+        return head
+    if status["window_seconds_left"]:
+        window = f"challenge window open for {status['window_seconds_left']} s more"
+    else:
+        window = "challenge window closed"
+    return head + f", {window}, {status['open_games']} open game(s)"
+
+
 @click.command("status")
 @chain_options
-@click.option("--game", "game_id", type=click.IntRange(1), help="Only this game.")
+@click.option("--game", "game_id", type=click.IntRange(1), help="Only this game (and no claims).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_command(party: Party, game_id: int | None, as_json: bool) -> None:
-    """Every game of the deployment: interval, round, whose turn, clocks, winner, gas."""
+    """Claims and games of the deployment: interval, round, whose turn, clocks, winner, gas; and
+    what the sender can withdraw."""
     game = party.dispute_game()
-    game_ids = (
-        [game_id] if game_id is not None else list(range(1, game.contract.functions.gameCount().call() + 1))
-    )
-    statuses = [game_status(game, party, gid) for gid in game_ids]
+    k = game.k
+    now = int(party.w3.eth.get_block("latest")["timestamp"])
+    if game_id is None:
+        game_ids = list(range(1, game.call("gameCount") + 1))
+        claims = [claim_status(game, cid, now) for cid in range(1, game.call("claimCount") + 1)]
+    else:
+        game_ids, claims = [game_id], []
+    games = [game_status(game, party, gid, k) for gid in game_ids]
+    balance = game.balance_of(party.sender)
     if as_json:
-        click.echo(json.dumps({"dispute_game": game.address, "k": game.k, "games": statuses}, indent=2))
+        report = {
+            "dispute_game": game.address,
+            "k": k,
+            "block_time": now,
+            "account": party.sender,
+            "withdrawable": balance,
+            "claims": claims,
+            "games": games,
+        }
+        click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"DisputeGame at {game.address} (k={game.k}): {len(statuses)} game(s)")
-    for status in statuses:
+    click.echo(f"DisputeGame at {game.address} (k={k}): {len(claims)} claim(s), {len(games)} game(s)")
+    for claim in claims:
+        click.echo(claim_line(claim))
+    for status in games:
         click.echo(status_line(status))
+    click.echo(f"{party.sender} can withdraw {balance} wei")
+
+
+def new_blocks(w3: Web3, poll: float) -> Iterator[int]:
+    """The chain's block number, each time it changes (the first at once), looking every `poll`
+    seconds. A game's view (its interval, whose turn, the clocks at the latest block) can only
+    change with a new block, so an agent reads the game once per block, not once per look."""
+    seen = None
+    while True:
+        number = w3.eth.block_number
+        if number == seen:
+            time.sleep(poll)
+            continue
+        seen = number
+        yield number
 
 
 @click.command("dispute")
@@ -548,7 +642,7 @@ def status_command(party: Party, game_id: int | None, as_json: bool) -> None:
 @click.option("--game", "game_id", type=click.IntRange(1), help="Game id [default: ours].")
 @click.option("--claim", "claim_id", type=click.IntRange(1), help="Challenger: the claim to dispute.")
 @click.option(
-    "--poll", type=click.FloatRange(0.01), default=0.2, show_default=True, help="Seconds between looks."
+    "--poll", type=click.FloatRange(0.01), default=0.1, show_default=True, help="Seconds between looks."
 )
 @fault_option
 def dispute_command(
@@ -567,35 +661,93 @@ def dispute_command(
     elif side_in_game(game, party, game_id) is not playing:
         raise ProverError(f"game {game_id}: account {party.sender} is not its {side}")
     trace = party.trace()
+    k = game.k
     click.echo(f"playing game {game_id} as the {side}")
-    while not game.game(game_id).over:
+    for _ in new_blocks(party.w3, poll):
+        view = game.game(game_id)
+        if view.over:
+            break
         try:
-            progress = play_one_move(party, game, game_id, playing, trace)
+            progress = play_one_move(party, game, game_id, playing, trace, k, view)
         except ProverError:
             # Both sides may prove the last step; whoever comes second finds the game over.
             if game.game(game_id).over:
                 break
             raise
-        if progress is None:
-            time.sleep(poll)
-        else:
+        if progress is not None:
             click.echo(progress)
-    status = game_status(game, party, game_id)
-    click.echo(status_line(status))
+    click.echo(status_line(game_status(game, party, game_id, k)))
 
 
 def wait_for_defence(party: Party, game: DisputeGame, poll: float) -> int:
     """The defender's game: the first open game on one of its claims, once a challenger opens one."""
-    announced = False
-    while True:
+    click.echo("waiting for a challenge of our claims")
+    for _ in new_blocks(party.w3, poll):
         for log in _logs(game, "ClaimSubmitted", party, submitter=party.sender):
             for game_id in find_games(game, party, claimId=log.args.claimId):
                 if not game.game(game_id).over:
                     return game_id
-        if not announced:
-            click.echo("waiting for a challenge of our claims")
-            announced = True
-        time.sleep(poll)
+    raise AssertionError("new_blocks never ends")
+
+
+def my_claim(party: Party, game: DisputeGame, claim_id: int | None) -> int:
+    """--claim, else the claim of BASEDIR/claim.json, else the sender's latest claim."""
+    if claim_id is not None:
+        return claim_id
+    path = party.basedir / "claim.json"
+    if path.exists():
+        return read_json(path, "the claim of `prover submit`")["claim_id"]
+    claims = _logs(game, "ClaimSubmitted", party, submitter=party.sender)
+    if not claims:
+        raise ProverError(f"account {party.sender} has no claim on the dispute game at {game.address}")
+    return claims[-1].args.claimId
+
+
+@click.command("finalize")
+@chain_options
+@click.option("--claim", "claim_id", type=click.IntRange(1), help="Claim id [default: BASEDIR/claim.json's].")
+def finalize_command(party: Party, claim_id: int | None) -> None:
+    """Make an unrefuted claim final after its challenge window (its bond is credited back)."""
+    game = party.dispute_game()
+    claim_id = my_claim(party, game, claim_id)
+    claim = game.claim(claim_id)
+    if claim.status == "final":
+        click.echo(f"claim {claim_id} is already final")
+        return
+    if claim.status == "refuted":
+        raise ProverError(
+            f"claim {claim_id} was refuted: it cannot become final (its bond went to a challenger)"
+        )
+    if claim.open_games:
+        raise ProverError(f"claim {claim_id} has {claim.open_games} open game(s): finalize after they end")
+    try:
+        game.finalize(claim_id, party.sender)
+    except ProverError as exc:
+        # The window is the contract's to judge: the next block's time, not the latest block's
+        # (which on a quiet local chain may be long past), decides.
+        if "WindowOpen" not in str(exc):
+            raise
+        latest = int(party.w3.eth.get_block("latest")["timestamp"])
+        raise ProverError(
+            f"claim {claim_id}: its challenge window is open until block time {claim.deadline} "
+            f"({claim.deadline - latest} s after the latest block)"
+        ) from None
+    click.echo(
+        f"claim {claim_id} is final: the submitter {claim.submitter} is credited its bond of "
+        f"{game.submit_bond} wei (`prover withdraw`)"
+    )
+
+
+@click.command("withdraw")
+@chain_options
+def withdraw_command(party: Party) -> None:
+    """Withdraw everything the dispute game credits to the sender (bonds back, won bonds)."""
+    game = party.dispute_game()
+    if game.balance_of(party.sender) == 0:
+        click.echo(f"nothing to withdraw for {party.sender}")
+        return
+    amount = game.withdraw(party.sender)
+    click.echo(f"withdrew {amount} wei to {party.sender}")
 
 
 # ---------------------------------------------------------------- the party's own run
@@ -624,11 +776,40 @@ def load_run(basedir: Path) -> Run:
     )
 
 
+class SharedBlocksRunner:
+    """The Trace runner of a party's queries: one fast executor whose compiled blocks serve every
+    machine restored from the run's checkpoints. Compiling a run's blocks costs about as much as
+    running a round's queries, and every round restores a machine.
+
+    Why the sharing is sound: an executor drops the blocks of a page when a store hits it, so
+    between runs its blocks are exactly those compiled from the current bytes of its machine's
+    code pages (`code_pages`). A block is a function of those bytes only, so it is valid for any
+    machine whose code pages hold the same bytes; for a machine where one differs, a fresh executor
+    is made."""
+
+    def __init__(self) -> None:
+        self.executor: FastExecutor | None = None
+
+    def __call__(self, machine: Machine, steps: int) -> int:
+        executor = self.executor
+        if executor is None or not _same_code(executor, machine):
+            executor = self.executor = FastExecutor(machine)
+        executor.machine = machine
+        return executor.run(steps)
+
+
+def _same_code(executor: FastExecutor, machine: Machine) -> bool:
+    if executor.machine is machine:
+        return True
+    ours, theirs = executor.machine.memory.pages, machine.memory.pages
+    return all(ours.get(page) == theirs.get(page) for page in executor.code_pages)
+
+
 class ForwardTrace:
     """The VM's checkpointed trace, keeping one machine between queries. Within a round the agent
-    asks for increasing steps (the split points; the challenger's comparisons), so running on from
-    the previous one beats replaying from a checkpoint (and recompiling the fast executor's blocks)
-    for every point."""
+    asks for increasing steps (the split points; the challenger's comparisons): the next one is
+    reached by running on from the previous one or by replaying from its checkpoint, whichever
+    runs fewer steps."""
 
     def __init__(self, trace: VmTrace) -> None:
         self.trace = trace
@@ -639,7 +820,8 @@ class ForwardTrace:
         if self.trace.exited and step >= self.trace.steps:
             return self.trace.final_state
         ahead = step - self.machine_step
-        if self.machine is None or not 0 <= ahead < self.trace.interval:
+        replay = step % self.trace.interval  # steps from the checkpoint at or before `step`
+        if self.machine is None or not 0 <= ahead <= replay:
             self.machine, self.machine_step = self.trace.machine_at(step), step
         elif ahead:
             if self.trace.runner(self.machine, ahead) != ahead:
@@ -657,21 +839,10 @@ class ForwardTrace:
 def load_trace(basedir: Path) -> Trace:
     """The party's trace from its checkpoints, with its recorded fault injection if it has one."""
     try:
-        honest = ForwardTrace(VmTrace.load(basedir / CHECKPOINTS, runner=FastRunner()))
+        honest = ForwardTrace(VmTrace.load(basedir / CHECKPOINTS, runner=SharedBlocksRunner()))
     except VmError as exc:
         raise ProverError(f"{exc}; run `prover run --basedir {basedir}` first") from None
     fault_path = basedir / "fault.json"
     if not fault_path.exists():
         return honest
     return FaultyTrace(honest, read_json(fault_path, "a fault injection")["step"])
-
-
-GAME_COMMANDS = (
-    deploy_command,
-    submit_command,
-    challenge_command,
-    respond_command,
-    step_command,
-    status_command,
-    dispute_command,
-)

@@ -16,10 +16,11 @@ answers at the URL.
 """
 
 import ast
+import contextlib
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +32,7 @@ from eth_tester.exceptions import TransactionFailed
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS
+from web3.types import RPCEndpoint
 
 from prover.errors import ProverError
 
@@ -183,16 +185,31 @@ def make_server(node: ChainNode, host: str, port: int) -> ThreadingHTTPServer:
         raise ProverError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-def connect(rpc_url: str) -> Web3:
-    """A Web3 client of the JSON-RPC node at rpc_url, checked to answer."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+@contextlib.contextmanager
+def reaching(rpc_url: str) -> Iterator[None]:
+    """Turns a node that stops answering (before or in the middle of a command) into one line."""
     try:
-        w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
+        yield
     except requests.exceptions.ConnectionError as exc:
         reason = "connection refused" if "refused" in str(exc).lower() else "no answer"
-        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {reason}") from exc
+        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {reason}") from None
     except requests.exceptions.RequestException as exc:
-        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {type(exc).__name__}") from exc
+        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {type(exc).__name__}") from None
+
+
+def connect(rpc_url: str) -> Web3:
+    """A Web3 client of the JSON-RPC node at rpc_url, checked to answer."""
+    # web3 asks for the chain id before every call and transaction; it cannot change under a
+    # running command, so it is asked once (half of a dispute agent's requests otherwise).
+    provider = Web3.HTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": 60},
+        cache_allowed_requests=True,
+        cacheable_requests={RPCEndpoint("eth_chainId")},
+    )
+    w3 = Web3(provider)
+    with reaching(rpc_url):
+        w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
     return w3
 
 

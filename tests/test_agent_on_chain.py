@@ -57,19 +57,22 @@ def test_dissection_on_chain_ends_at_the_first_wrong_step(tmp_path, k, steps, fa
     honest = HashTrace(s0, keccak(claimed), steps)
     liar = HashTrace(s0, keccak(claimed), steps, fault_step)
 
+    def move(party: Party, side: Side, trace: HashTrace) -> str | None:
+        return play_one_move(party, game, game_id, side, trace, k, game.game(game_id))
+
     rounds = 0
     while (view := game.game(game_id)).right - view.left > 1:
-        assert play_one_move(challenger, game, game_id, Side.CHALLENGER, liar) is None  # not its turn
-        assert "posted" in play_one_move(defender, game, game_id, Side.DEFENDER, honest)
-        assert "selected" in play_one_move(challenger, game, game_id, Side.CHALLENGER, liar)
+        assert move(challenger, Side.CHALLENGER, liar) is None  # not its turn
+        assert "posted" in move(defender, Side.DEFENDER, honest)
+        assert "selected" in move(challenger, Side.CHALLENGER, liar)
         rounds += 1
     # The liar agreed with every hash before its fault, so the last step is the one into it.
     assert (view.left, view.right) == (fault_step - 1, fault_step)
     assert view.turn is Side.CHALLENGER
 
     chain_setup.chain.advance_time(CLOCK + 1)
-    assert play_one_move(defender, game, game_id, Side.DEFENDER, honest) is not None
-    status = game_status(game, defender, game_id)
+    assert move(defender, Side.DEFENDER, honest) is not None
+    status = game_status(game, defender, game_id, k)
     assert status["winner"] == "defender" and status["by_timeout"]
     assert status["round"] == rounds <= status["rounds_at_most"]
     assert status["gas"]["defender"] > 0 and status["gas"]["challenger"] > 0
