@@ -1,60 +1,27 @@
-"""Whole disputes over the JSON-RPC node, each party a separate `prover` process with its own base
-directory: MLP and LeNet-5, a faulty challenger and a faulty submitter, k = 2 and k = 16, the
-agents (`prover dispute`) and the step-by-step commands (`respond`, `step`), a party killed in the
-middle of a game. The honest side must win every time."""
+"""Whole disputes over the JSON-RPC node with the trained models, each party a separate `prover`
+process with its own base directory: MLP and LeNet-5, a faulty challenger and a faulty submitter,
+k = 2 and k = 16, the agents (`prover dispute`) and the step-by-step commands (`challenge`,
+`respond`, `step`), a party killed in the middle of a game and started again. The honest side must
+win every time, and the bonds must end where the outcome says (`finalize`, `withdraw`).
 
-import gzip
+What is not a party's move (deploy, status, finalize, withdraw) runs in this process through the
+same entry point, and every party starts from a copy of one honest run per model: both would
+otherwise cost seconds of process start-up or tracing per game without testing anything more."""
+
 import json
-import os
-import shutil
-import subprocess
-import sys
+import signal
 from pathlib import Path
 
 import pytest
+from dispute_helpers import Result, honest_run, ok, party_dir, prover, prover_here, spawn
 from node_process import running_node
-from test_guest_models import int8_convnet, int8_mlp
 
-REPO = Path(__file__).resolve().parent.parent
-MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
-MODELS = {"mlp": REPO / "models" / "mlp_int8.ggml", "lenet5": REPO / "models" / "lenet5_int8.ggml"}
-# Until the trained models are committed as .ggml files: random-weight int8 networks of the
-# guest's tests (an MLP of the MNIST MLP's shape, a small convnet). A dispute does not care what
-# the weights are, only that the run is long and real.
-STAND_INS = {"mlp": lambda: int8_mlp(hidden=500), "lenet5": int8_convnet}
-DEPLOYER, SUBMITTER, CHALLENGER = 0, 1, 2
+from prover.node import connect
+
+DEPLOYER, SUBMITTER, CHALLENGER, BYSTANDER = 0, 1, 2, 3
+BOND = 10**18  # `prover deploy`'s default submit and challenge bonds
+WINDOW_S = 600
 COMMAND_TIMEOUT_S = 600
-
-
-def prover(*args: str, rpc: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, **({"PROVER_RPC": rpc} if rpc else {}))
-    result = subprocess.run(
-        [sys.executable, "-m", "prover.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        env=env,
-        cwd=REPO,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"prover {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def spawn(*args: str, rpc: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "prover.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PROVER_RPC=rpc),
-        cwd=REPO,
-    )
-
-
-def mnist_image(index: int) -> bytes:
-    with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as images:
-        return images.read()[16 + 784 * index : 16 + 784 * (index + 1)]
 
 
 @pytest.fixture(scope="module")
@@ -63,141 +30,175 @@ def rpc_url():
         yield url
 
 
-@pytest.fixture(scope="module")
-def honest_runs(tmp_path_factory) -> dict[str, Path]:
-    """One golden image and run per model (MNIST test image 0); parties start from copies."""
-    runs = {}
-    for name, model in MODELS.items():
-        basedir = tmp_path_factory.mktemp(f"run-{name}")
-        digit = basedir / "digit.raw"
-        digit.write_bytes(mnist_image(0))
-        if not model.exists():
-            model = basedir / f"{name}.ggml"
-            model.write_bytes(STAND_INS[name]())
-        prover("golden", "--model", str(model), "--data", str(digit), "--basedir", str(basedir))
-        prover("run", "--basedir", str(basedir))
-        runs[name] = basedir
-    return runs
-
-
 class Game:
-    """A deployment and two parties' base directories copied from one honest run."""
+    """A fresh deployment on the node and the parties' base directories, copies of one honest run."""
 
     def __init__(self, rpc: str, run: Path, work: Path, k: int) -> None:
         self.rpc = rpc
+        self.work = work
         self.deployment = work / "deployment.json"
-        self.submitter = work / "submitter"
-        self.challenger = work / "challenger"
-        shutil.copytree(run, self.submitter)
-        shutil.copytree(run, self.challenger)
+        self.submitter = party_dir(run, work / "submitter")
+        self.challenger = party_dir(run, work / "challenger")
         self.steps = json.loads((run / "final.json").read_text())["steps"]
-        self.command("deploy", DEPLOYER, work, "--k", str(k))
+        self.here("deploy", DEPLOYER, work, "--k", str(k), "--window", str(WINDOW_S))
 
-    def command(self, name: str, account: int, basedir: Path, *args: str, check: bool = True):
-        common = ["--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment)]
-        return prover(name, *common, *args, rpc=self.rpc, check=check)
+    def _common(self, account: int, basedir: Path) -> tuple[str, ...]:
+        return ("--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment))
 
-    def spawn(self, name: str, account: int, basedir: Path, *args: str) -> subprocess.Popen:
-        common = ["--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment)]
-        return spawn(name, *common, *args, rpc=self.rpc)
+    def party(self, name: str, account: int, basedir: Path, *args: str) -> Result:
+        """A party's command, in its own process."""
+        return prover(name, *self._common(account, basedir), *args, rpc=self.rpc)
 
-    def submit(self, *args: str) -> None:
-        self.command("submit", SUBMITTER, self.submitter, *args)
+    def spawn(self, name: str, account: int, basedir: Path, *args: str):
+        return spawn(name, *self._common(account, basedir), *args, rpc=self.rpc)
+
+    def here(self, name: str, account: int, basedir: Path, *args: str, check: bool = True) -> Result:
+        """Any other command, in this process."""
+        result = prover_here(name, "--rpc", self.rpc, *self._common(account, basedir), *args)
+        return ok(result) if check else result
 
     def status(self) -> dict:
-        result = self.command("status", DEPLOYER, self.submitter, "--json")
-        return json.loads(result.stdout)["games"]
+        return json.loads(self.here("status", DEPLOYER, self.work, "--json").out)
 
-    def play_with_agents(self, challenger_args: tuple[str, ...] = ()) -> None:
-        defender = self.spawn("dispute", SUBMITTER, self.submitter, "--side", "defender")
-        challenger = self.spawn(
-            "dispute", CHALLENGER, self.challenger, "--side", "challenger", *challenger_args
-        )
-        for process in (challenger, defender):
-            out, err = process.communicate(timeout=COMMAND_TIMEOUT_S)
-            assert process.returncode == 0, out + err
-
-    def play_with_commands(self) -> None:
-        """As the demo script: respond in turns until one step is left, then step."""
-        while True:
-            (game,) = self.status()
-            left, right = game["interval"]
-            if game["winner"] or right - left == 1:
-                break
-            self.command("respond", SUBMITTER, self.submitter)
-            self.command("respond", CHALLENGER, self.challenger)
-        if not game["winner"]:
-            self.command("step", CHALLENGER, self.challenger)
+    def fault(self) -> tuple[str, str]:
+        return ("--fault-step", str(self.steps // 3))
 
 
-def assert_won_by(game: Game, side: str) -> None:
-    (status,) = game.status()
+def agent_finishes(process) -> str:
+    out, err = process.communicate(timeout=COMMAND_TIMEOUT_S)
+    assert process.returncode == 0, out + err
+    return out
+
+
+def read_until(process, moves: int, word: str) -> None:
+    """Read an agent's progress lines until it has made `moves` moves whose line holds `word`."""
+    made = 0
+    while made < moves:
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        made += word in line
+
+
+def assert_won_by(game: Game, side: str) -> dict:
+    (status,) = game.status()["games"]
     assert status["winner"] == side and not status["by_timeout"]
-    assert status["round"] <= status["rounds_at_most"]
+    assert 1 <= status["round"] <= status["rounds_at_most"]
     assert status["gas"]["defender"] > 0 and status["gas"]["challenger"] > 0
+    return status
+
+
+def assert_bonds_paid(game: Game, winner: str) -> None:
+    """The money of a finished game: the winner withdraws both bonds (the submitter once its claim
+    is final, after the window), the loser nothing; every command is idempotent."""
+    submitter = (SUBMITTER, game.submitter)
+    challenger = (CHALLENGER, game.challenger)
+    if winner == "defender":
+        refused = game.here("finalize", *submitter, check=False)
+        assert refused.code == 1 and "challenge window is open until" in refused.err
+        connect(game.rpc).provider.make_request("evm_increaseTime", [WINDOW_S + 1])
+        assert "claim 1 is final" in game.here("finalize", *submitter).out
+        assert "claim 1 is already final" in game.here("finalize", *submitter).out
+        payee, loser = submitter, challenger
+    else:
+        refused = game.here("finalize", *submitter, check=False)
+        assert refused.code == 1 and refused.err.startswith(
+            "error: claim 1 was refuted: it cannot become final"
+        )
+        payee, loser = challenger, submitter
+    assert game.here("withdraw", *payee).out.startswith(f"withdrew {2 * BOND} wei to ")
+    assert game.here("withdraw", *payee).out.startswith("nothing to withdraw")
+    assert game.here("withdraw", *loser).out.startswith("nothing to withdraw")
+
+
+@pytest.mark.slow
+def test_the_honest_side_wins_step_by_step(rpc_url, tmp_path_factory, tmp_path):
+    """MLP, k = 16, a faulty challenger; the parties play with one command per move, as
+    scripts/challenge_simple.sh does."""
+    game = Game(rpc_url, honest_run("mlp", tmp_path_factory), tmp_path, 16)
+    ok(game.party("submit", SUBMITTER, game.submitter))
+    opened = ok(game.party("challenge", CHALLENGER, game.challenger, *game.fault()))
+    assert "opened game 1 against claim 1" in opened.out
+    while True:
+        defended = ok(game.party("respond", SUBMITTER, game.submitter))
+        if "one step is left" in defended.out:
+            break
+        assert "posted" in defended.out
+        assert "selected piece" in ok(game.party("respond", CHALLENGER, game.challenger)).out
+    proved = ok(game.party("step", CHALLENGER, game.challenger))
+    assert "the defender won" in proved.out
+    status = assert_won_by(game, "defender")
+    # The fault is at a third of the run: the game ends on the one step into it.
+    assert status["interval"] == [game.steps // 3 - 1, game.steps // 3]
+    assert_bonds_paid(game, "defender")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("model", "k", "faulty", "players"),
+    ("model", "k", "faulty", "killed"),
     [
-        # k = 2 takes some 20 rounds: the agents play it; k = 16 the step-by-step commands.
-        ("mlp", 16, "challenger", "commands"),
-        ("mlp", 2, "submitter", "agents"),
-        ("lenet5", 16, "submitter", "commands"),
-        ("lenet5", 2, "challenger", "agents"),
+        # Each honest side is killed once in the middle of a k = 2 game (about 20 rounds) and
+        # started again from its base directory.
+        ("mlp", 2, "submitter", "challenger"),
+        ("lenet5", 16, "submitter", None),
+        ("lenet5", 2, "challenger", "defender"),
     ],
 )
-def test_the_honest_side_wins(rpc_url, honest_runs, tmp_path, model, k, faulty, players):
-    game = Game(rpc_url, honest_runs[model], tmp_path, k)
-    fault = ("--fault-step", str(game.steps // 3))
-    game.submit(*(fault if faulty == "submitter" else ()))
-    challenger_fault = fault if faulty == "challenger" else ()
-    if players == "agents":
-        game.play_with_agents(challenger_fault)
-    else:
-        game.command("challenge", CHALLENGER, game.challenger, *challenger_fault)
-        game.play_with_commands()
-    assert_won_by(game, "defender" if faulty == "challenger" else "challenger")
+def test_the_honest_side_wins_with_agents(rpc_url, tmp_path_factory, tmp_path, model, k, faulty, killed):
+    game = Game(rpc_url, honest_run(model, tmp_path_factory), tmp_path, k)
+    ok(game.party("submit", SUBMITTER, game.submitter, *(game.fault() if faulty == "submitter" else ())))
+    sides = {
+        "defender": (SUBMITTER, game.submitter, ()),
+        "challenger": (CHALLENGER, game.challenger, game.fault() if faulty == "challenger" else ()),
+    }
+
+    def agent(side: str):
+        account, basedir, fault = sides[side]
+        return game.spawn("dispute", account, basedir, "--side", side, *fault)
+
+    agents = {side: agent(side) for side in sides}
+    if killed:
+        # Kill the agent after its third move, in the middle of the game (k = 2: about 20 rounds).
+        read_until(agents[killed], 3, "posted" if killed == "defender" else "selected")
+        agents[killed].send_signal(signal.SIGKILL)
+        agents[killed].communicate()
+        (status,) = game.status()["games"]
+        assert status["winner"] is None and status["round"] >= 3
+        agents[killed] = agent(killed)
+    outputs = {side: agent_finishes(process) for side, process in agents.items()}
+    honest = "defender" if faulty == "challenger" else "challenger"
+    assert f"the {honest} won" in outputs[honest]
+    if killed == "challenger":
+        assert "already challenging: game 1 against claim 1" in outputs["challenger"]
+    assert_won_by(game, honest)
+    assert_bonds_paid(game, honest)
 
 
 @pytest.mark.slow
-def test_an_agreeing_challenger_opens_no_game(rpc_url, honest_runs, tmp_path):
-    game = Game(rpc_url, honest_runs["mlp"], tmp_path, 16)
-    game.submit()
-    result = game.command("challenge", CHALLENGER, game.challenger)
-    assert "agree with claim 1" in result.stdout
-    assert game.status() == []
-    game.submit()  # idempotent: the same claim is found, nothing is posted twice
-    assert "already submitted: claim 1" in game.command("submit", SUBMITTER, game.submitter).stdout
+def test_an_agreeing_challenger_opens_no_game(rpc_url, tmp_path_factory, tmp_path):
+    game = Game(rpc_url, honest_run("mlp", tmp_path_factory), tmp_path, 16)
+    ok(game.party("submit", SUBMITTER, game.submitter))
+    agreed = ok(game.party("challenge", CHALLENGER, game.challenger))
+    assert "agree with claim 1" in agreed.out
+    assert game.status()["games"] == []
+    # Idempotent: the same claim is found again, nothing is posted twice.
+    assert "already submitted: claim 1" in ok(game.party("submit", SUBMITTER, game.submitter)).out
+    assert [claim["claim"] for claim in game.status()["claims"]] == [1]
 
 
-@pytest.mark.slow
-def test_a_killed_party_resumes_from_its_basedir(rpc_url, honest_runs, tmp_path):
-    game = Game(rpc_url, honest_runs["mlp"], tmp_path, 2)
-    game.submit()
-    fault = ("--fault-step", str(game.steps // 2))
-    challenger = game.spawn("dispute", CHALLENGER, game.challenger, "--side", "challenger", *fault)
-    defender = game.spawn("dispute", SUBMITTER, game.submitter, "--side", "defender")
-    posted = 0
-    while posted < 3:  # kill the defender's agent after its third move, in the middle of the game
-        line = defender.stdout.readline()
-        assert line, defender.stderr.read()
-        posted += "posted" in line
-    defender.kill()
-    defender.communicate()
-    (status,) = game.status()
-    assert status["winner"] is None and status["round"] >= 3
-    resumed = game.spawn("dispute", SUBMITTER, game.submitter, "--side", "defender")
-    for process in (challenger, resumed):
-        out, err = process.communicate(timeout=COMMAND_TIMEOUT_S)
-        assert process.returncode == 0, out + err
-    assert_won_by(game, "defender")
+def test_a_node_lost_mid_command_is_one_error_line(tmp_path):
+    """A waiting agent whose node goes away ends with one line and exit 1, not a traceback."""
+    with running_node() as url:
+        ok(prover_here("deploy", "--rpc", url, "--basedir", str(tmp_path)))
+        agent = spawn("dispute", "--side", "defender", "--basedir", str(tmp_path), rpc=url)
+        assert agent.stdout.readline() == "waiting for a challenge of our claims\n"
+    _, err = agent.communicate(timeout=COMMAND_TIMEOUT_S)
+    assert agent.returncode == 1
+    assert err.splitlines() == [f"error: cannot reach JSON-RPC node at {url}: connection refused"]
 
 
-def test_dead_endpoint_and_missing_deployment_are_one_line_errors(tmp_path):
-    dead = prover("status", "--basedir", str(tmp_path), rpc="http://127.0.0.1:9", check=False)
-    assert dead.returncode == 1
-    assert dead.stderr.splitlines() == [
+def test_a_dead_endpoint_is_one_error_line(tmp_path):
+    dead = prover("status", "--basedir", str(tmp_path), rpc="http://127.0.0.1:9")
+    assert dead.code == 1
+    assert dead.err.splitlines() == [
         "error: cannot reach JSON-RPC node at http://127.0.0.1:9: connection refused"
     ]

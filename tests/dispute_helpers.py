@@ -1,0 +1,107 @@
+"""Shared by the dispute tests (test_e2e_dispute.py, test_game_commands.py): `prover` commands in a
+separate process or in this one, the MNIST input, and one honest run per trained model.
+
+The honest runs are made once per test session, even across pytest-xdist workers (the workers of
+one session share the parent of their base temporary directories; a file lock makes the first
+worker run the model and the others wait for it and reuse the result). Parties start from copies.
+"""
+
+import fcntl
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from prover.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+MODELS = {"mlp": REPO / "models" / "mlp_int8.ggml", "lenet5": REPO / "models" / "lenet5_int8.ggml"}
+COMMAND_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def prover(*args: str, rpc: str | None = None) -> Result:
+    """`prover ARGS` in a separate process (a party of a game, or the real command line's exit)."""
+    env = dict(os.environ, **({"PROVER_RPC": rpc} if rpc else {}))
+    done = subprocess.run(
+        [sys.executable, "-m", "prover.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        env=env,
+        cwd=REPO,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def prover_here(*args: str) -> Result:
+    """`prover ARGS` in this process, through the same entry point (its one-line errors and exit
+    codes included): for the commands that are not the parties' moves, which would otherwise pay
+    a process start-up (about 1.5 s of imports) each."""
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with mock.patch.object(sys, "argv", ["prover", *args]), redirect_stdout(out), redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+    return Result(code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+
+
+def ok(result: Result) -> Result:
+    assert result.code == 0, f"exit {result.code}:\n{result.out}\n{result.err}"
+    return result
+
+
+def spawn(*args: str, rpc: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "prover.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PROVER_RPC=rpc),
+        cwd=REPO,
+    )
+
+
+def mnist_image(index: int) -> bytes:
+    with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as images:
+        return images.read()[16 + 784 * index : 16 + 784 * (index + 1)]
+
+
+def honest_run(name: str, factory: pytest.TempPathFactory) -> Path:
+    """The golden image and run of model `name` on MNIST test image 0 (made once per session)."""
+    root = factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent
+    basedir = root / f"honest-{name}"
+    with open(root / f"honest-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # final.json is written last (atomically): with it, the run is whole.
+        if not (basedir / "final.json").exists():
+            digit = root / "digit-0.raw"
+            digit.write_bytes(mnist_image(0))
+            run = ("run", "--model", str(MODELS[name]), "--data", str(digit), "--basedir", str(basedir))
+            ok(prover_here(*run, "--json"))
+    return basedir
+
+
+def party_dir(run: Path, path: Path) -> Path:
+    """A party's base directory: a copy of an honest run."""
+    shutil.copytree(run, path)
+    return path
