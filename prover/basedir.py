@@ -1,5 +1,9 @@
 """State files of a party's base directory, written atomically: a command killed at any moment
-leaves either the old file or the new one, never a torn one (prover.files)."""
+leaves either the old file or the new one, never a torn one (prover.files).
+
+The names of what `prover golden` and `prover run` leave there are here too, so that the chain
+commands find a party's run without importing the run commands (numpy and the model code: a
+quarter of a chain command's start-up)."""
 
 import json
 from pathlib import Path
@@ -7,6 +11,10 @@ from typing import Any
 
 from prover.errors import ProverError
 from prover.files import write_atomically
+
+GOLDEN_JSON = "golden.json"
+FINAL_JSON = "final.json"
+CHECKPOINTS = "checkpoints"
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -38,11 +38,10 @@ from prover.agent import (
     rounds_needed,
     split_points,
 )
-from prover.basedir import read_json, write_json
+from prover.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, read_json, write_json
 from prover.contracts import DisputeGame, MipsVerifier, Receipt
 from prover.errors import ProverError
 from prover.node import connect, reaching
-from prover.run_commands import CHECKPOINTS
 from vm.errors import VmError
 from vm.fast import FastExecutor
 from vm.machine import Machine
@@ -765,8 +764,8 @@ class Run:
 
 
 def load_run(basedir: Path) -> Run:
-    golden = read_json(basedir / "golden.json", "a golden image (run `prover golden` first)")
-    final = read_json(basedir / "final.json", "a finished run (run `prover run` first)")
+    golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
+    final = read_json(basedir / FINAL_JSON, "a finished run (run `prover run` first)")
     return Run(
         roots=tuple(bytes.fromhex(golden[name][2:]) for name in ("program_root", "input_root", "model_root")),
         steps=final["steps"],

@@ -9,7 +9,12 @@ HTTP server; this module only
 - reports reverts as JSON-RPC errors with the raw revert data, so clients decode custom errors,
 - adds hardhat-style time travel for the chess clocks: `evm_increaseTime(seconds)` and
   `evm_mine([timestamp])`,
-- serializes every request with one lock (eth-tester is not thread-safe).
+- serializes every request with one lock (eth-tester is not thread-safe),
+- answers the requests a dispute makes most in fewer steps, with the same results: a mined
+  transaction is found through py-evm's own index (`_find_transaction`), a mined receipt is
+  served again from memory (`_ReceiptCache`), and gas is estimated in two executions of the
+  transaction instead of some thirteen (`estimate_gas`). Together they cut the node's time in a
+  k = 2 MLP dispute by more than half.
 
 `connect(url)` is the client side: a Web3 over HTTP that fails with one clear line when nothing
 answers at the URL.
@@ -18,6 +23,7 @@ answers at the URL.
 import ast
 import contextlib
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -26,8 +32,14 @@ from typing import Any
 
 import click
 import requests
+from eth.abc import ComputationAPI, SignedTransactionAPI, StateAPI
+from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
+from eth.exceptions import HeaderNotFound
+from eth.exceptions import TransactionNotFound as CanonicalTransactionNotFound
+from eth.vm.spoof import SpoofTransaction
 from eth_abi import abi
 from eth_tester import EthereumTester
+from eth_tester.backends.pyevm import main as pyevm_backend
 from eth_tester.exceptions import TransactionFailed
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
@@ -117,6 +129,91 @@ def _revert_data(exc: TransactionFailed) -> str:
     return "0x" + payload.hex()
 
 
+_scan_for_transaction = pyevm_backend._get_transaction_by_hash
+
+
+def _find_transaction(chain: Any, transaction_hash: bytes) -> tuple[Any, Any, int]:
+    """eth-tester's lookup of a transaction by hash (block, transaction, index), through py-evm's
+    index of the canonical chain's transactions.
+
+    eth-tester looks at the pending block, then scans every block from the head down, for every
+    receipt; eth_getLogs fetches the receipt of every transaction in its block range. A node that
+    has served a few games holds hundreds of blocks, and receipts and logs took most of its time
+    (0.1 s per eth_getLogs). The pending block's transactions are not in the index: for them, and
+    for a hash the index does not know, eth-tester's own scan answers as before."""
+    try:
+        number, index = chain.chaindb.get_transaction_index(transaction_hash)
+    except CanonicalTransactionNotFound:
+        return _scan_for_transaction(chain, transaction_hash)
+    block = chain.get_canonical_block_by_number(number)
+    if index >= len(block.transactions) or block.transactions[index].hash != transaction_hash:
+        return _scan_for_transaction(chain, transaction_hash)
+    return block, block.transactions[index], index
+
+
+class _ReceiptCache:
+    """eth-tester's receipt lookup, remembering the receipts of mined transactions. eth_getLogs
+    reads the receipt of every transaction in its block range, so a party that looks up its
+    game's events reads the same receipts again and again; each costs a block decoding and a
+    signature recovery in pure Python. A remembered receipt is served only while its block is
+    still the canonical one at its height (evm_revert can replace blocks)."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.lookup = backend.get_transaction_receipt
+        self.receipts: dict[bytes, dict[str, Any]] = {}
+
+    def __call__(self, transaction_hash: bytes) -> dict[str, Any]:
+        receipt = self.receipts.get(transaction_hash)
+        if receipt is not None and self._canonical(receipt):
+            return receipt
+        receipt = self.lookup(transaction_hash)
+        if receipt["block_number"] is not None:  # None: still in the pending block
+            self.receipts[transaction_hash] = receipt
+        return receipt
+
+    def _canonical(self, receipt: dict[str, Any]) -> bool:
+        chaindb = self.backend.chain.chaindb
+        try:
+            return chaindb.get_canonical_block_hash(receipt["block_number"]) == receipt["block_hash"]
+        except HeaderNotFound:  # no block at that height any more
+            return False
+
+
+# What a transaction may need beyond the gas it uses: an inner call gets at most 63/64 of the
+# gas left (EIP-150), and an SSTORE needs more than the 2,300-gas stipend left (EIP-2200).
+ESTIMATE_MARGIN = 10_000
+
+
+def _execute(state: StateAPI, transaction: SignedTransactionAPI, gas: int) -> ComputationAPI:
+    """Run `transaction` with a gas limit of `gas` and undo it."""
+    snapshot = state.snapshot()
+    try:
+        return state.apply_transaction(SpoofTransaction(transaction, gas=gas, gas_price=0))
+    finally:
+        state.revert(snapshot)
+
+
+def estimate_gas(state: StateAPI, transaction: SignedTransactionAPI) -> int:
+    """The node's gas estimator (py-evm's GAS_ESTIMATOR_BACKEND_FUNC): a gas limit with which
+    the transaction succeeds.
+
+    py-evm's default bisects [intrinsic gas, block gas limit] down to 21,000 gas: some thirteen
+    executions per eth_estimateGas, half of the node's time in a dispute. Here one execution at
+    the block gas limit measures what the transaction uses (or fails as before, with its revert
+    data), a second one checks that this plus a margin for nested calls is enough, and only if it
+    is not does the bisection run. The estimate is only a limit: the gas used, and so every gas
+    figure of a receipt, does not depend on it."""
+    computation = _execute(state, transaction, state.gas_limit)
+    if computation.is_error:
+        raise computation.error
+    used = transaction.intrinsic_gas + computation.get_gas_used()
+    limit = min(state.gas_limit, used * 64 // 63 + ESTIMATE_MARGIN)
+    if not _execute(state, transaction, limit).is_error:
+        return limit
+    return binary_gas_search_intrinsic_tolerance(state, transaction)
+
+
 class ChainNode:
     """One embedded chain answering JSON-RPC request objects (dicts), one request at a time."""
 
@@ -124,7 +221,12 @@ class ChainNode:
         # The same chain rules as the in-process chain (chain.py imports this module, hence here).
         from prover.chain import LocalChain
 
+        # py-evm's documented switch; the chain reads it when it is made.
+        os.environ.setdefault("GAS_ESTIMATOR_BACKEND_FUNC", f"{__name__}.estimate_gas")
         self.tester = LocalChain().tester
+        # Both of eth-tester's lookups by hash (transactions and receipts) call this function.
+        pyevm_backend._get_transaction_by_hash = _find_transaction
+        self.tester.backend.get_transaction_receipt = _ReceiptCache(self.tester.backend)
         provider = EthereumTesterProvider(self.tester, api_endpoints=_api_endpoints())
         w3 = Web3(provider, middleware=[])
         # The provider's request function includes web3's eth-tester formatting middleware.

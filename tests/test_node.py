@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from node_process import running_node
 from web3 import Web3
-from web3.exceptions import ContractCustomError
+from web3.exceptions import ContractCustomError, TransactionNotFound
 
 from prover.errors import ProverError
 from prover.node import connect
@@ -18,11 +18,20 @@ from prover.node import connect
 # each behind an init code that copies it into place (12 bytes, then the runtime).
 RETURNS_42 = "602a60005260206000f3"
 REVERTS_DEADBEEF = "63deadbeef6000526004601cfd"
+# Runtime code that counts down from 2048 (about 53,000 gas), and one that calls a contract with all
+# its gas and reverts unless the call succeeds (the address goes between the two halves).
+BURNS_GAS = "6108005b600190038060035700"
+CALLS_AND_REQUIRES = ("6000600060006000600073", "5af160295760006000fd5b00")
 
 
 def init_code(runtime_hex: str) -> str:
     size = len(runtime_hex) // 2
     return f"0x60{size:02x}600c60003960{size:02x}6000f3{runtime_hex}"
+
+
+def deploy(w3: Web3, runtime_hex: str) -> str:
+    transaction = w3.eth.send_transaction({"from": w3.eth.accounts[0], "data": init_code(runtime_hex)})
+    return w3.eth.wait_for_transaction_receipt(transaction).contractAddress
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +94,43 @@ def test_time_travel(rpc_url):
     number = w3.eth.block_number
     w3.provider.make_request("evm_mine", [])
     assert w3.eth.block_number == number + 1
+
+
+def test_gas_estimates_cover_nested_calls(rpc_url):
+    """The node's two-run estimate is a limit the transaction succeeds with, although the gas it
+    uses would not be one: a call gets at most 63/64 of the gas left."""
+    w3 = connect(rpc_url)
+    burner = deploy(w3, BURNS_GAS)
+    head, tail = CALLS_AND_REQUIRES
+    caller = deploy(w3, head + burner[2:].lower() + tail)
+    transaction = {"from": w3.eth.accounts[0], "to": caller}
+    estimate = w3.eth.estimate_gas(transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({**transaction, "gas": estimate}))
+    assert receipt.status == 1 and receipt.gasUsed > 50_000
+    assert estimate < 2 * receipt.gasUsed
+    starved = w3.eth.send_transaction({**transaction, "gas": receipt.gasUsed})
+    assert w3.eth.wait_for_transaction_receipt(starved).status == 0
+    reverter = deploy(w3, REVERTS_DEADBEEF)
+    with pytest.raises(ContractCustomError) as estimate_error:
+        w3.eth.estimate_gas({"from": w3.eth.accounts[0], "to": reverter})
+    assert estimate_error.value.data == "0xdeadbeef"
+
+
+def test_receipts_follow_the_chain_back_in_time(rpc_url):
+    """A receipt the node has served is not served again once evm_revert took its block away."""
+    w3 = connect(rpc_url)
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    sender, receivers = w3.eth.accounts[0], w3.eth.accounts[5:7]
+    first = w3.eth.send_transaction({"from": sender, "to": receivers[0], "value": 1})
+    assert w3.eth.wait_for_transaction_receipt(first).status == 1
+    w3.provider.make_request("evm_revert", [snapshot])
+    second = w3.eth.send_transaction({"from": sender, "to": receivers[1], "value": 2})
+    assert (
+        w3.eth.get_transaction_receipt(second).blockNumber
+        == w3.eth.get_transaction_receipt(second).blockNumber
+    )
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction_receipt(first)
 
 
 def post(rpc_url: str, body: bytes) -> object:
