@@ -293,7 +293,13 @@ def reaching(rpc_url: str) -> Iterator[None]:
     try:
         yield
     except requests.exceptions.ConnectionError as exc:
-        reason = "connection refused" if "refused" in str(exc).lower() else "no answer"
+        text = str(exc).lower()
+        if "refused" in text:
+            reason = "connection refused"
+        elif any(word in text for word in ("aborted", "reset", "disconnected")):
+            reason = "connection closed"  # it went away while answering this request
+        else:
+            reason = "no answer"
         raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {reason}") from None
     except requests.exceptions.RequestException as exc:
         raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {type(exc).__name__}") from None

@@ -9,6 +9,7 @@ same entry point, and every party starts from a copy of one honest run per model
 otherwise cost seconds of process start-up or tracing per game without testing anything more."""
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -193,7 +194,9 @@ def test_a_node_lost_mid_command_is_one_error_line(tmp_path):
         assert agent.stdout.readline() == "waiting for a challenge of our claims\n"
     _, err = agent.communicate(timeout=COMMAND_TIMEOUT_S)
     assert agent.returncode == 1
-    assert err.splitlines() == [f"error: cannot reach JSON-RPC node at {url}: connection refused"]
+    # Refused, or closed when the node died in the middle of a request of the agent's.
+    (line,) = err.splitlines()
+    assert re.fullmatch(f"error: cannot reach JSON-RPC node at {url}: connection (refused|closed)", line)
 
 
 def test_a_dead_endpoint_is_one_error_line(tmp_path):
