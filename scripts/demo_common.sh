@@ -17,6 +17,7 @@ game_field() {
 }
 
 demo_setup() {
+    [ -f "$MODEL" ] || { echo "error: $MODEL: no such model file (set MODEL)" >&2; exit 1; }
     WORK=$(mktemp -d)
     SUBMITTER=$WORK/submitter
     CHALLENGER=$WORK/challenger
@@ -49,14 +50,6 @@ with gzip.open(images) as f:
 open(out, "wb").write(data[16 + 784 * index : 16 + 784 * (index + 1)])
 EOF
     echo "input: MNIST test image $IMAGE (784 raw pixels in $DIGIT)"
-
-    if [ ! -f "$MODEL" ]; then
-        # Until the trained .ggml files are committed: the guest tests' random-weight int8 MLP of
-        # the MNIST MLP's shape (784-500-10). The dispute is the same; the predicted digit is not.
-        echo "$MODEL not found: using a random-weight int8 MLP 784-500-10 instead"
-        MODEL=$WORK/mlp_stand_in.ggml
-        PYTHONPATH=tests "$PYTHON" -c "import sys; from test_guest_models import int8_mlp; open(sys.argv[1], 'wb').write(int8_mlp(hidden=500))" "$MODEL"
-    fi
 }
 
 # The step at which a faulty party corrupts its machine: FAULT_STEP, or a third of the run in $1.
@@ -67,8 +60,11 @@ fault_step() {
 
 dissect_and_step() {
     say "dissection: the submitter (defender) posts split hashes, the challenger selects a piece"
-    while [ "$(game_field "game['winner'] is None and game['interval'][1] - game['interval'][0] > 1")" = True ]; do
-        prover respond --basedir "$SUBMITTER" --account 1
+    # respond says so when one step is left (or the game is over); until then the two alternate.
+    while true; do
+        defence=$(prover respond --basedir "$SUBMITTER" --account 1)
+        echo "$defence"
+        case "$defence" in *"one step is left"* | *"is over"*) break ;; esac
         prover respond --basedir "$CHALLENGER" --account 2
     done
 
