@@ -21,7 +21,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
-from web3.exceptions import BadFunctionCallOutput, TimeExhausted
+from web3.exceptions import BadFunctionCallOutput, TimeExhausted, Web3RPCError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from prover.agent import (
@@ -121,6 +121,10 @@ def chain_options(command: Callable[..., None]) -> Callable[..., None]:
                 ) from None
             except TimeExhausted as exc:
                 raise ProverError(f"the node at {rpc} did not mine a transaction: {exc}") from None
+            except Web3RPCError as exc:
+                # The node refused a request (a sender that cannot pay for gas, a nonce too low).
+                error = (exc.rpc_response or {}).get("error", {})
+                raise ProverError(f"the node at {rpc} refused: {error.get('message', exc)}") from None
 
     return wrapper
 

@@ -21,6 +21,7 @@ from unittest import mock
 import pytest
 
 from prover.cli import main
+from prover.node import connect
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
@@ -105,3 +106,8 @@ def party_dir(run: Path, path: Path) -> Path:
     """A party's base directory: a copy of an honest run."""
     shutil.copytree(run, path)
     return path
+
+
+def advance_time(rpc: str, seconds: int) -> None:
+    """Move the node's clock on (it mines a block that much later)."""
+    connect(rpc).provider.make_request("evm_increaseTime", [seconds])

@@ -14,10 +14,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from dispute_helpers import Result, honest_run, ok, party_dir, prover, prover_here, spawn
+from dispute_helpers import Result, advance_time, honest_run, ok, party_dir, prover, prover_here, spawn
 from node_process import running_node
-
-from prover.node import connect
 
 DEPLOYER, SUBMITTER, CHALLENGER, BYSTANDER = 0, 1, 2, 3
 BOND = 10**18  # `prover deploy`'s default submit and challenge bonds
@@ -96,7 +94,7 @@ def assert_bonds_paid(game: Game, winner: str) -> None:
     if winner == "defender":
         refused = game.here("finalize", *submitter, check=False)
         assert refused.code == 1 and "challenge window is open until" in refused.err
-        connect(game.rpc).provider.make_request("evm_increaseTime", [WINDOW_S + 1])
+        advance_time(game.rpc, WINDOW_S + 1)
         assert "claim 1 is final" in game.here("finalize", *submitter).out
         assert "claim 1 is already final" in game.here("finalize", *submitter).out
         payee, loser = submitter, challenger
