@@ -684,22 +684,28 @@ def dispute_command(
 
 def wait_for_defence(party: Party, game: DisputeGame, poll: float) -> int:
     """The defender's game: the first open game on one of its claims, once a challenger opens one."""
-    click.echo("waiting for a challenge of our claims")
+    announced = False
     for _ in new_blocks(party.w3, poll):
         for log in _logs(game, "ClaimSubmitted", party, submitter=party.sender):
             for game_id in find_games(game, party, claimId=log.args.claimId):
                 if not game.game(game_id).over:
                     return game_id
+        if not announced:
+            click.echo("waiting for a challenge of our claims")
+            announced = True
     raise AssertionError("new_blocks never ends")
 
 
 def my_claim(party: Party, game: DisputeGame, claim_id: int | None) -> int:
-    """--claim, else the claim of BASEDIR/claim.json, else the sender's latest claim."""
+    """--claim, else the claim of BASEDIR/claim.json (if made on this deployment), else the
+    sender's latest claim."""
     if claim_id is not None:
         return claim_id
     path = party.basedir / "claim.json"
     if path.exists():
-        return read_json(path, "the claim of `prover submit`")["claim_id"]
+        submitted = read_json(path, "the claim of `prover submit`")
+        if submitted["dispute_game"] == game.address:
+            return submitted["claim_id"]
     claims = _logs(game, "ClaimSubmitted", party, submitter=party.sender)
     if not claims:
         raise ProverError(f"account {party.sender} has no claim on the dispute game at {game.address}")
