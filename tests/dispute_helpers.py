@@ -9,6 +9,7 @@ worker run the model and the others wait for it and reuse the result). Parties s
 import fcntl
 import gzip
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
 MODELS = {"mlp": REPO / "models" / "mlp_int8.ggml", "lenet5": REPO / "models" / "lenet5_int8.ggml"}
 COMMAND_TIMEOUT_S = 600
+DEPLOYER, SUBMITTER, CHALLENGER = 0, 1, 2  # the node's accounts of the parties
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,35 @@ def party_dir(run: Path, path: Path) -> Path:
 def advance_time(rpc: str, seconds: int) -> None:
     """Move the node's clock on (it mines a block that much later)."""
     connect(rpc).provider.make_request("evm_increaseTime", [seconds])
+
+
+class Match:
+    """A fresh deployment on the node (by account DEPLOYER, with `deploy_options`) and two parties'
+    base directories, copies of one honest run: the submitter's (account SUBMITTER) and the
+    challenger's (account CHALLENGER)."""
+
+    def __init__(self, rpc: str, run: Path, work: Path, *deploy_options: str) -> None:
+        self.rpc = rpc
+        self.work = work
+        self.deployment = work / "deployment.json"
+        self.submitter = party_dir(run, work / "submitter")
+        self.challenger = party_dir(run, work / "challenger")
+        self.steps = json.loads((run / "final.json").read_text())["steps"]
+        ok(self.here("deploy", DEPLOYER, work, *deploy_options))
+
+    def _options(self, account: int, basedir: Path) -> tuple[str, ...]:
+        return ("--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment))
+
+    def party(self, name: str, account: int, basedir: Path, *args: str) -> Result:
+        """A party's command in its own process."""
+        return prover(name, *self._options(account, basedir), *args, rpc=self.rpc)
+
+    def spawn(self, name: str, account: int, basedir: Path, *args: str) -> subprocess.Popen:
+        return spawn(name, *self._options(account, basedir), *args, rpc=self.rpc)
+
+    def here(self, name: str, account: int, basedir: Path, *args: str) -> Result:
+        """A command in this process."""
+        return prover_here(name, "--rpc", self.rpc, *self._options(account, basedir), *args)
+
+    def status(self, *args: str) -> dict:
+        return json.loads(ok(self.here("status", DEPLOYER, self.work, "--json", *args)).out)

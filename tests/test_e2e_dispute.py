@@ -8,19 +8,27 @@ What is not a party's move (deploy, status, finalize, withdraw) runs in this pro
 same entry point, and every party starts from a copy of one honest run per model: both would
 otherwise cost seconds of process start-up or tracing per game without testing anything more."""
 
-import json
 import re
 import signal
 from pathlib import Path
 
 import pytest
-from dispute_helpers import Result, advance_time, honest_run, ok, party_dir, prover, prover_here, spawn
+from dispute_helpers import (
+    CHALLENGER,
+    COMMAND_TIMEOUT_S,
+    SUBMITTER,
+    Match,
+    advance_time,
+    honest_run,
+    ok,
+    prover,
+    prover_here,
+    spawn,
+)
 from node_process import running_node
 
-DEPLOYER, SUBMITTER, CHALLENGER, BYSTANDER = 0, 1, 2, 3
 BOND = 10**18  # `prover deploy`'s default submit and challenge bonds
 WINDOW_S = 600
-COMMAND_TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
@@ -29,35 +37,11 @@ def rpc_url():
         yield url
 
 
-class Game:
-    """A fresh deployment on the node and the parties' base directories, copies of one honest run."""
+class Game(Match):
+    """A fresh deployment with a challenge window of WINDOW_S and two parties."""
 
     def __init__(self, rpc: str, run: Path, work: Path, k: int) -> None:
-        self.rpc = rpc
-        self.work = work
-        self.deployment = work / "deployment.json"
-        self.submitter = party_dir(run, work / "submitter")
-        self.challenger = party_dir(run, work / "challenger")
-        self.steps = json.loads((run / "final.json").read_text())["steps"]
-        self.here("deploy", DEPLOYER, work, "--k", str(k), "--window", str(WINDOW_S))
-
-    def _common(self, account: int, basedir: Path) -> tuple[str, ...]:
-        return ("--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment))
-
-    def party(self, name: str, account: int, basedir: Path, *args: str) -> Result:
-        """A party's command, in its own process."""
-        return prover(name, *self._common(account, basedir), *args, rpc=self.rpc)
-
-    def spawn(self, name: str, account: int, basedir: Path, *args: str):
-        return spawn(name, *self._common(account, basedir), *args, rpc=self.rpc)
-
-    def here(self, name: str, account: int, basedir: Path, *args: str, check: bool = True) -> Result:
-        """Any other command, in this process."""
-        result = prover_here(name, "--rpc", self.rpc, *self._common(account, basedir), *args)
-        return ok(result) if check else result
-
-    def status(self) -> dict:
-        return json.loads(self.here("status", DEPLOYER, self.work, "--json").out)
+        super().__init__(rpc, run, work, "--k", str(k), "--window", str(WINDOW_S))
 
     def fault(self) -> tuple[str, str]:
         return ("--fault-step", str(self.steps // 3))
@@ -92,21 +76,21 @@ def assert_bonds_paid(game: Game, winner: str) -> None:
     submitter = (SUBMITTER, game.submitter)
     challenger = (CHALLENGER, game.challenger)
     if winner == "defender":
-        refused = game.here("finalize", *submitter, check=False)
+        refused = game.here("finalize", *submitter)
         assert refused.code == 1 and "challenge window is open until" in refused.err
         advance_time(game.rpc, WINDOW_S + 1)
-        assert "claim 1 is final" in game.here("finalize", *submitter).out
-        assert "claim 1 is already final" in game.here("finalize", *submitter).out
+        assert "claim 1 is final" in ok(game.here("finalize", *submitter)).out
+        assert "claim 1 is already final" in ok(game.here("finalize", *submitter)).out
         payee, loser = submitter, challenger
     else:
-        refused = game.here("finalize", *submitter, check=False)
+        refused = game.here("finalize", *submitter)
         assert refused.code == 1 and refused.err.startswith(
             "error: claim 1 was refuted: it cannot become final"
         )
         payee, loser = challenger, submitter
-    assert game.here("withdraw", *payee).out.startswith(f"withdrew {2 * BOND} wei to ")
-    assert game.here("withdraw", *payee).out.startswith("nothing to withdraw")
-    assert game.here("withdraw", *loser).out.startswith("nothing to withdraw")
+    assert ok(game.here("withdraw", *payee)).out.startswith(f"withdrew {2 * BOND} wei to ")
+    assert ok(game.here("withdraw", *payee)).out.startswith("nothing to withdraw")
+    assert ok(game.here("withdraw", *loser)).out.startswith("nothing to withdraw")
 
 
 @pytest.mark.slow

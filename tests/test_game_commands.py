@@ -3,17 +3,25 @@ entry point): `status` with claims, games, whose turn and clocks; `finalize` and
 unchallenged claim, each idempotent; and every kind of bad input (out-of-turn moves, missing base
 directory files, unknown ids, bad options) as one error line, exit 1 and an unchanged chain."""
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-from dispute_helpers import Result, advance_time, honest_run, ok, party_dir, prover_here
+from dispute_helpers import (
+    CHALLENGER,
+    DEPLOYER,
+    SUBMITTER,
+    Match,
+    Result,
+    advance_time,
+    honest_run,
+    ok,
+    prover_here,
+)
 from node_process import running_node
 
 from prover.node import connect
 
-DEPLOYER, SUBMITTER, CHALLENGER = 0, 1, 2
 BOND = 10**18
 WINDOW_S = 600
 CLOCK_S = 3600
@@ -25,30 +33,17 @@ def rpc_url():
         yield url
 
 
-class Parties:
-    """A fresh deployment (k = 16) and a submitter and a challenger with copies of the MLP run."""
+class Parties(Match):
+    """A fresh deployment (k = 16) and two parties, whose commands run in this process."""
 
     def __init__(self, rpc: str, run: Path, work: Path) -> None:
-        self.rpc = rpc
-        self.work = work
-        self.deployment = work / "deployment.json"
-        self.submitter = party_dir(run, work / "submitter")
-        self.challenger = party_dir(run, work / "challenger")
-        self.steps = json.loads((run / "final.json").read_text())["steps"]
-        ok(self.run("deploy", DEPLOYER, work, "--window", str(WINDOW_S), "--clock", str(CLOCK_S)))
-
-    def run(self, name: str, account: int, basedir: Path, *args: str) -> Result:
-        common = ("--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment))
-        return prover_here(name, "--rpc", self.rpc, *common, *args)
+        super().__init__(rpc, run, work, "--window", str(WINDOW_S), "--clock", str(CLOCK_S))
 
     def submitter_does(self, name: str, *args: str) -> Result:
-        return self.run(name, SUBMITTER, self.submitter, *args)
+        return self.here(name, SUBMITTER, self.submitter, *args)
 
     def challenger_does(self, name: str, *args: str) -> Result:
-        return self.run(name, CHALLENGER, self.challenger, *args)
-
-    def status(self, *args: str) -> dict:
-        return json.loads(ok(self.run("status", DEPLOYER, self.work, "--json", *args)).out)
+        return self.here(name, CHALLENGER, self.challenger, *args)
 
 
 @pytest.fixture
@@ -73,7 +68,7 @@ def test_status_follows_the_game_and_moves_out_of_turn_are_refused(parties):
     assert game["interval"] == [0, parties.steps] and game["round"] == 1 and game["turn"] == "defender"
     assert game["rounds_at_most"] == 6 and game["winner"] is None
     assert game["clocks"]["challenger"] == CLOCK_S and 0 < game["clocks"]["defender"] <= CLOCK_S
-    text = ok(parties.run("status", DEPLOYER, parties.work)).out
+    text = ok(parties.here("status", DEPLOYER, parties.work)).out
     assert f"[0, {parties.steps}] ({parties.steps} steps), round 1 of at most 6, defender to move" in text
 
     block = connect(parties.rpc).eth.block_number
@@ -154,7 +149,7 @@ def test_bad_input_is_one_error_line_and_changes_nothing(parties, command, missi
         path = basedir / missing
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     block = connect(parties.rpc).eth.block_number
-    assert_one_error_line(parties.run(command[0], CHALLENGER, basedir, *command[1:]), message)
+    assert_one_error_line(parties.here(command[0], CHALLENGER, basedir, *command[1:]), message)
     assert connect(parties.rpc).eth.block_number == block
 
 
