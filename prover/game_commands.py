@@ -403,12 +403,15 @@ def submit_command(party: Party, fault_step: int | None) -> None:
     )
 
 
-def open_challenge(party: Party, game: DisputeGame, claim_id: int | None) -> int | None:
+def open_challenge(
+    party: Party, game: DisputeGame, claim_id: int | None, other_task: bool = False
+) -> int | None:
     """The challenger's game against the claim (opened if needed), or None when this party's own
-    run agrees with the claim."""
+    run agrees with the claim. A claim on another task than our run's is refused unless
+    `other_task`: the game starts from that task's S0, which our trace does not, so it is lost."""
     run = load_run(party.basedir)
+    task_id = find_task(game, party, run.roots)
     if claim_id is None:
-        task_id = find_task(game, party, run.roots)
         claims = [] if task_id is None else _logs(game, "ClaimSubmitted", party, taskId=task_id)
         if not claims:
             raise ProverError(
@@ -417,6 +420,11 @@ def open_challenge(party: Party, game: DisputeGame, claim_id: int | None) -> int
             )
         claim_id = claims[-1].args.claimId
     claim = game.claim(claim_id)
+    if claim.task_id != task_id and not other_task:
+        raise ProverError(
+            f"claim {claim_id} is on task {claim.task_id}, not on the task of our run "
+            f"({party.basedir / 'golden.json'}): a game against it cannot be won (--other-task to insist)"
+        )
     own_hash = party.trace().state_hash_at(run.steps)
     if own_hash == claim.final_state and run.steps == claim.steps:
         click.echo(
@@ -441,11 +449,16 @@ def open_challenge(party: Party, game: DisputeGame, claim_id: int | None) -> int
 @click.option(
     "--claim", "claim_id", type=click.IntRange(1), help="Claim id [default: the latest on our task]."
 )
+@click.option(
+    "--other-task",
+    is_flag=True,
+    help="Challenge a claim on another task than our run's (a game we lose: fault injection only).",
+)
 @fault_option
-def challenge_command(party: Party, claim_id: int | None, fault_step: int | None) -> None:
+def challenge_command(party: Party, claim_id: int | None, other_task: bool, fault_step: int | None) -> None:
     """Compare our own run with a claim; open a game with the challenge bond when they differ."""
     record_fault(party.basedir, fault_step)
-    game_id = open_challenge(party, party.dispute_game(), claim_id)
+    game_id = open_challenge(party, party.dispute_game(), claim_id, other_task)
     if game_id is not None:
         write_json(
             party.basedir / "game.json",

@@ -3,6 +3,7 @@ entry point): `status` with claims, games, whose turn and clocks; `finalize` and
 unchallenged claim, each idempotent; and every kind of bad input (out-of-turn moves, missing base
 directory files, unknown ids, bad options) as one error line, exit 1 and an unchanged chain."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -159,3 +160,21 @@ def test_an_unfunded_key_is_one_error_line(rpc_url, tmp_path):
     assert_one_error_line(result, "")
     assert "insufficient funds" in result.err or "cannot afford" in result.err
     assert not (tmp_path / "deployment.json").exists()
+
+
+def test_a_claim_on_another_task_is_not_challenged_by_mistake(parties):
+    """A challenger whose run is of another input (its golden.json names other roots) would lose
+    any game against the claim: refused, unless asked for as a fault injection."""
+    ok(parties.submitter_does("submit"))
+    golden = parties.challenger / "golden.json"
+    record = json.loads(golden.read_text())
+    record["input_root"] = "0x" + "ab" * 32
+    golden.write_text(json.dumps(record))
+    block = connect(parties.rpc).eth.block_number
+    refused = parties.challenger_does("challenge", "--claim", "1")
+    assert_one_error_line(refused, "claim 1 is on task 1, not on the task of our run")
+    assert connect(parties.rpc).eth.block_number == block
+    assert (
+        "opened game 1 against claim 1"
+        in ok(parties.challenger_does("challenge", "--claim", "1", "--other-task", "--fault-step", "5")).out
+    )
