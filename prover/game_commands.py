@@ -6,10 +6,12 @@ command re-reads it and does only what is still to do (a claim or a game already
 again through its events, a move already made shows as the other side's turn). What only the
 party knows (where the contracts are, its trace, its fault injection) lives in its base directory,
 in files written atomically. A move the contract would refuse is refused before it is sent.
+
+Every command takes --json (`chain_options`): it then prints its result as one JSON object on one
+line (`prover dispute`: one per move and a last one with the game's status) instead of text.
 """
 
 import functools
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,7 +43,7 @@ from prover.agent import (
 from prover.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, read_json, write_json
 from prover.contracts import DisputeGame, MipsVerifier, Receipt
 from prover.errors import ProverError
-from prover.node import connect, reaching
+from prover.node import Output, Record, connect, json_option, reaching
 from vm.errors import VmError
 from vm.fast import FastExecutor
 from vm.machine import Machine
@@ -80,7 +82,8 @@ class Party:
 
 
 def chain_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--rpc, --basedir, --account/--key and --deployment, turned into a connected Party."""
+    """--rpc, --basedir, --account/--key and --deployment, turned into a connected Party; and
+    --json, turned into the command's `out`."""
 
     @click.option(
         "--rpc", envvar="PROVER_RPC", default=DEFAULT_RPC, show_default=True, help="JSON-RPC endpoint."
@@ -126,7 +129,7 @@ def chain_options(command: Callable[..., None]) -> Callable[..., None]:
                 error = (exc.rpc_response or {}).get("error", {})
                 raise ProverError(f"the node at {rpc} refused: {error.get('message', exc)}") from None
 
-    return wrapper
+    return json_option(wrapper)
 
 
 def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None) -> Party:
@@ -188,11 +191,17 @@ def find_task(game: DisputeGame, party: Party, roots: tuple[bytes, bytes, bytes]
     return None
 
 
-def find_claim(game: DisputeGame, party: Party, task_id: int, final_hash: bytes) -> int | None:
+def claim_log(game: DisputeGame, party: Party, task_id: int, final_hash: bytes) -> Any | None:
+    """The ClaimSubmitted event of this party's claim of `final_hash` on the task, if it made one."""
     for log in _logs(game, "ClaimSubmitted", party, taskId=task_id, submitter=party.sender):
         if log.args.finalState == final_hash:
-            return log.args.claimId
+            return log
     return None
+
+
+def find_claim(game: DisputeGame, party: Party, task_id: int, final_hash: bytes) -> int | None:
+    log = claim_log(game, party, task_id, final_hash)
+    return None if log is None else log.args.claimId
 
 
 def find_games(game: DisputeGame, party: Party, **argument_filters: Any) -> list[int]:
@@ -281,6 +290,14 @@ def my_game(game: DisputeGame, party: Party, game_id: int | None) -> tuple[int, 
 # ---------------------------------------------------------------- moves
 
 
+def _hex(data: bytes) -> str:
+    return "0x" + bytes(data).hex()
+
+
+def transaction_fields(receipt: Receipt) -> dict[str, Any]:
+    return {"tx": _hex(receipt.tx_hash), "gas": receipt.gas_used}
+
+
 def make_move(
     game: DisputeGame,
     party: Party,
@@ -298,16 +315,46 @@ def make_move(
     return game.claim_timeout(game_id, party.sender)
 
 
-def describe_move(move: Step | Bisect | Select | ClaimTimeout, view: GameView, k: int) -> str:
+def describe_move(
+    move: Step | Bisect | Select | ClaimTimeout, view: GameView, k: int
+) -> tuple[dict[str, Any], str]:
+    """A move made on `view`: its fields (its kind, the interval it was made on and what it names)
+    and what a person reads."""
+    interval = [view.left, view.right]
     if isinstance(move, Bisect):
         count = len(move.hashes)
-        return f"posted {count} hash{'' if count == 1 else 'es'} splitting [{view.left}, {view.right}]"
+        return (
+            {"kind": "bisect", "interval": interval, "hashes": [_hex(h) for h in move.hashes]},
+            f"posted {count} hash{'' if count == 1 else 'es'} splitting [{view.left}, {view.right}]",
+        )
     if isinstance(move, Select):
         points = split_points(view.left, view.right, k)
-        return f"selected piece {move.index}: [{points[move.index]}, {points[move.index + 1]}]"
+        piece = [points[move.index], points[move.index + 1]]
+        return (
+            {"kind": "select", "interval": interval, "index": move.index, "piece": piece},
+            f"selected piece {move.index}: [{piece[0]}, {piece[1]}]",
+        )
     if isinstance(move, Step):
-        return f"proved step {move.step} on chain"
-    return "claimed the win: the other side's clock ran out"
+        return {"kind": "step", "interval": interval, "step": move.step}, f"proved step {move.step} on chain"
+    return {"kind": "timeout", "interval": interval}, "claimed the win: the other side's clock ran out"
+
+
+def move_made(
+    game: DisputeGame,
+    party: Party,
+    game_id: int,
+    side: Side,
+    move: Step | Bisect | Select | ClaimTimeout,
+    view: GameView,
+    k: int,
+) -> Record:
+    """Send `move` for `side`; what was done, with the transaction and its gas."""
+    receipt = make_move(game, party, game_id, move, view)
+    fields, text = describe_move(move, view, k)
+    return Record(
+        {"game": game_id, "side": side.value, "state": "moved", **fields, **transaction_fields(receipt)},
+        f"game {game_id}: {text} (gas {receipt.gas_used})",
+    )
 
 
 def outcome(record: GameRecord) -> str:
@@ -315,6 +362,19 @@ def outcome(record: GameRecord) -> str:
         return "open"
     how = " (by timeout)" if record.by_timeout else ""
     return f"the {record.winner.value} won{how}"
+
+
+def outcome_fields(record: GameRecord) -> dict[str, Any]:
+    return {"winner": record.winner.value if record.winner else None, "by_timeout": record.by_timeout}
+
+
+def game_over(game: DisputeGame, party: Party, game_id: int) -> Record:
+    """What `respond` and `step` say of a game that has ended."""
+    record = game_record(game, party, game_id)
+    return Record(
+        {"game": game_id, "state": "over", **outcome_fields(record)},
+        f"game {game_id} is over: {outcome(record)}",
+    )
 
 
 # ---------------------------------------------------------------- commands
@@ -332,7 +392,7 @@ def outcome(record: GameRecord) -> str:
     "--window", type=click.IntRange(0), default=3600, show_default=True, help="Challenge window (s)."
 )
 def deploy_command(
-    party: Party, arity: int, submit_bond: int, challenge_bond: int, clock: int, window: int
+    party: Party, out: Output, arity: int, submit_bond: int, challenge_bond: int, clock: int, window: int
 ) -> None:
     """Deploy the MIPS verifier and the DisputeGame; write deployment.json."""
     parameters = {
@@ -350,9 +410,14 @@ def deploy_command(
             if different:
                 shown = ", ".join(f"{name}={existing[name]}" for name in sorted(different))
                 raise ProverError(f"{path}: the deployment there has {shown}; use another --deployment")
-            click.echo(f"already deployed: DisputeGame at {existing['dispute_game']} (k={arity})")
+            out.emit(
+                Record(
+                    {"already": True, "deployment": str(path), **existing},
+                    f"already deployed: DisputeGame at {existing['dispute_game']} (k={arity})",
+                )
+            )
             return
-        click.echo(f"{path} names contracts that this chain does not have: deploying anew")
+        out.note(f"{path} names contracts that this chain does not have: deploying anew")
     mips = MipsVerifier.deploy(party.w3, sender=party.sender)
     game = DisputeGame.deploy(
         party.w3, mips.address, arity, submit_bond, challenge_bond, clock, window, sender=party.sender
@@ -365,17 +430,20 @@ def deploy_command(
         **parameters,
     }
     write_json(path, deployment)
-    click.echo(
-        f"deployed: MIPS verifier at {mips.address}, DisputeGame at {game.address} (k={arity}, "
-        f"bonds {submit_bond} / {challenge_bond} wei, clock {clock} s, window {window} s)"
+    out.emit(
+        Record(
+            {"already": False, "deployment": str(path), **deployment},
+            f"deployed: MIPS verifier at {mips.address}, DisputeGame at {game.address} (k={arity}, "
+            f"bonds {submit_bond} / {challenge_bond} wei, clock {clock} s, window {window} s)\n"
+            f"wrote {path}",
+        )
     )
-    click.echo(f"wrote {path}")
 
 
 @click.command("submit")
 @chain_options
 @fault_option
-def submit_command(party: Party, fault_step: int | None) -> None:
+def submit_command(party: Party, out: Output, fault_step: int | None) -> None:
     """Post the claim of BASEDIR/final.json with the submit bond (creating the task if needed)."""
     record_fault(party.basedir, fault_step)
     game = party.dispute_game()
@@ -383,32 +451,59 @@ def submit_command(party: Party, fault_step: int | None) -> None:
     final_state = party.trace().state_at(run.steps)
     final_hash = keccak(final_state)
     task_id = find_task(game, party, run.roots)
+    task_created = task_id is None
     if task_id is None:
         task_id = game.create_task(*run.roots, sender=party.sender)
-        click.echo(f"created task {task_id}")
-    claim_id = find_claim(game, party, task_id, final_hash)
-    if claim_id is None:
+        out.note(f"created task {task_id}")
+    bond = game.submit_bond
+    log = claim_log(game, party, task_id, final_hash)
+    already = log is not None
+    if log is None:
         claim_id = game.submit(task_id, final_state, run.output, run.output_proof, sender=party.sender)
-        click.echo(f"submitted claim {claim_id} on task {task_id} with a bond of {game.submit_bond} wei")
+        out.note(f"submitted claim {claim_id} on task {task_id} with a bond of {bond} wei")
+        # The claim's event names its transaction, found or just sent alike.
+        log = claim_log(game, party, task_id, final_hash)
     else:
-        click.echo(f"already submitted: claim {claim_id} on task {task_id}")
+        out.note(f"already submitted: claim {log.args.claimId} on task {task_id}")
+    claim_id = log.args.claimId
     write_json(
         party.basedir / "claim.json", {"claim_id": claim_id, "task_id": task_id, "dispute_game": game.address}
     )
     claim = game.claim(claim_id)
-    click.echo(
-        f"claim {claim_id}: final state 0x{final_hash.hex()} after {run.steps} steps, "
-        f"class {run.predicted_class}; "
-        f"{claim.status}, challenge window until block time {claim.deadline}"
+    gas = party.w3.eth.get_transaction_receipt(log.transactionHash)["gasUsed"]
+    fields = {
+        "claim": claim_id,
+        "task": task_id,
+        "task_created": task_created,
+        "already": already,
+        "dispute_game": game.address,
+        "submitter": party.sender,
+        "final_state": _hex(final_hash),
+        "steps": run.steps,
+        "class": run.predicted_class,
+        "status": claim.status,
+        "window_ends": claim.deadline,
+        "bond": bond,
+        "tx": _hex(log.transactionHash),
+        "gas": gas,
+    }
+    out.emit(
+        Record(
+            fields,
+            f"claim {claim_id}: final state {_hex(final_hash)} after {run.steps} steps, "
+            f"class {run.predicted_class}; "
+            f"{claim.status}, challenge window until block time {claim.deadline}",
+        )
     )
 
 
 def open_challenge(
     party: Party, game: DisputeGame, claim_id: int | None, other_task: bool = False
-) -> int | None:
+) -> tuple[int | None, Record]:
     """The challenger's game against the claim (opened if needed), or None when this party's own
-    run agrees with the claim. A claim on another task than our run's is refused unless
-    `other_task`: the game starts from that task's S0, which our trace does not, so it is lost."""
+    run agrees with the claim; and what to say of it. A claim on another task than our run's is
+    refused unless `other_task`: the game starts from that task's S0, which our trace does not,
+    so it is lost."""
     run = load_run(party.basedir)
     task_id = find_task(game, party, run.roots)
     if claim_id is None:
@@ -426,22 +521,32 @@ def open_challenge(
             f"({party.basedir / 'golden.json'}): a game against it cannot be won (--other-task to insist)"
         )
     own_hash = party.trace().state_hash_at(run.steps)
+    compared = {
+        "claim": claim_id,
+        "claim_final_state": _hex(claim.final_state),
+        "claim_steps": claim.steps,
+        "our_final_state": _hex(own_hash),
+        "our_steps": run.steps,
+    }
     if own_hash == claim.final_state and run.steps == claim.steps:
-        click.echo(
-            f"agree with claim {claim_id}: our run also ends in 0x{own_hash.hex()} after {run.steps} steps"
+        return None, Record(
+            {"agree": True, "game": None, **compared},
+            f"agree with claim {claim_id}: our run also ends in {_hex(own_hash)} after {run.steps} steps",
         )
-        return None
     existing = find_games(game, party, claimId=claim_id, challenger=party.sender)
     if existing:
-        click.echo(f"already challenging: game {existing[-1]} against claim {claim_id}")
-        return existing[-1]
+        return existing[-1], Record(
+            {"agree": False, "game": existing[-1], "already": True, **compared},
+            f"already challenging: game {existing[-1]} against claim {claim_id}",
+        )
+    bond = game.challenge_bond
     game_id = game.challenge(claim_id, sender=party.sender)
-    click.echo(
-        f"opened game {game_id} against claim {claim_id} with a bond of {game.challenge_bond} wei: "
-        f"the claim ends in 0x{claim.final_state.hex()} after {claim.steps} steps, "
-        f"our run in 0x{own_hash.hex()} after {run.steps}"
+    return game_id, Record(
+        {"agree": False, "game": game_id, "already": False, "bond": bond, **compared},
+        f"opened game {game_id} against claim {claim_id} with a bond of {bond} wei: "
+        f"the claim ends in {_hex(claim.final_state)} after {claim.steps} steps, "
+        f"our run in {_hex(own_hash)} after {run.steps}",
     )
-    return game_id
 
 
 @click.command("challenge")
@@ -455,27 +560,37 @@ def open_challenge(
     help="Challenge a claim on another task than our run's (a game we lose: fault injection only).",
 )
 @fault_option
-def challenge_command(party: Party, claim_id: int | None, other_task: bool, fault_step: int | None) -> None:
+def challenge_command(
+    party: Party, out: Output, claim_id: int | None, other_task: bool, fault_step: int | None
+) -> None:
     """Compare our own run with a claim; open a game with the challenge bond when they differ."""
     record_fault(party.basedir, fault_step)
-    game_id = open_challenge(party, party.dispute_game(), claim_id, other_task)
+    game_id, record = open_challenge(party, party.dispute_game(), claim_id, other_task)
     if game_id is not None:
         write_json(
             party.basedir / "game.json",
             {"game_id": game_id, "dispute_game": party.deployment()["dispute_game"]},
         )
+    out.emit(record)
+
+
+def play_next_move(
+    party: Party, game: DisputeGame, game_id: int, side: Side, trace: Trace, k: int, view: GameView
+) -> Record | None:
+    """Make this side's next move in the game as `view` shows it; what was done, or None when
+    there is nothing to do for this side now."""
+    move = next_move(side, view, trace, k)
+    if isinstance(move, Wait):
+        return None
+    return move_made(game, party, game_id, side, move, view, k)
 
 
 def play_one_move(
     party: Party, game: DisputeGame, game_id: int, side: Side, trace: Trace, k: int, view: GameView
 ) -> str | None:
-    """Make this side's next move in the game as `view` shows it; a line saying what was done, or
-    None when there is nothing to do for this side now."""
-    move = next_move(side, view, trace, k)
-    if isinstance(move, Wait):
-        return None
-    receipt = make_move(game, party, game_id, move, view)
-    return f"game {game_id}: {describe_move(move, view, k)} (gas {receipt.gas_used})"
+    """`play_next_move`, as the line a person reads (tests/test_agent_on_chain.py plays with it)."""
+    made = play_next_move(party, game, game_id, side, trace, k, view)
+    return None if made is None else made.text
 
 
 @click.command("respond")
@@ -483,35 +598,45 @@ def play_one_move(
 @click.option(
     "--game", "game_id", type=click.IntRange(1), help="Game id [default: ours where it is our turn]."
 )
-def respond_command(party: Party, game_id: int | None) -> None:
+def respond_command(party: Party, out: Output, game_id: int | None) -> None:
     """Make the next dissection move for our side (an error when it is the other side's turn)."""
     game = party.dispute_game()
     game_id, side = my_game(game, party, game_id)
     view = game.game(game_id)
     if view.over:
-        click.echo(f"game {game_id} is over: {outcome(game_record(game, party, game_id))}")
+        out.emit(game_over(game, party, game_id))
         return
     k = game.k
     move = next_move(side, view, party.trace(), k)
     if isinstance(move, Wait):
         raise ProverError(f"game {game_id}: nothing to do for the {side.value}: {move.reason}")
     if isinstance(move, Step):
-        click.echo(f"game {game_id}: one step is left ({move.step}): run `prover step`")
+        out.emit(
+            Record(
+                {
+                    "game": game_id,
+                    "side": side.value,
+                    "state": "one_step_left",
+                    "interval": [view.left, view.right],
+                    "step": move.step,
+                },
+                f"game {game_id}: one step is left ({move.step}): run `prover step`",
+            )
+        )
         return
-    receipt = make_move(game, party, game_id, move, view)
-    click.echo(f"game {game_id}: {describe_move(move, view, k)} (gas {receipt.gas_used})")
+    out.emit(move_made(game, party, game_id, side, move, view, k))
 
 
 @click.command("step")
 @chain_options
 @click.option("--game", "game_id", type=click.IntRange(1), help="Game id [default: ours].")
-def step_command(party: Party, game_id: int | None) -> None:
+def step_command(party: Party, out: Output, game_id: int | None) -> None:
     """The one-step proof: the contract executes the last disputed instruction and decides."""
     game = party.dispute_game()
-    game_id, _ = my_game(game, party, game_id)
+    game_id, side = my_game(game, party, game_id)
     view = game.game(game_id)
     if view.over:
-        click.echo(f"game {game_id} is over: {outcome(game_record(game, party, game_id))}")
+        out.emit(game_over(game, party, game_id))
         return
     if view.right - view.left != 1:
         raise ProverError(
@@ -522,13 +647,11 @@ def step_command(party: Party, game_id: int | None) -> None:
     if keccak(state_data) != view.left_hash:
         raise ProverError(
             f"game {game_id}: our state at step {view.left} is not the agreed one "
-            f"(0x{view.left_hash.hex()}); only the other side can prove this step"
+            f"({_hex(view.left_hash)}); only the other side can prove this step"
         )
-    receipt = game.step(game_id, state_data, proof, party.sender)
+    made = move_made(game, party, game_id, side, Step(view.left, state_data, proof), view, game.k)
     record = game_record(game, party, game_id)
-    click.echo(
-        f"game {game_id}: proved step {view.left} on chain (gas {receipt.gas_used}): {outcome(record)}"
-    )
+    out.emit(Record({**made.fields, **outcome_fields(record)}, f"{made.text}: {outcome(record)}"))
 
 
 def game_status(game: DisputeGame, party: Party, game_id: int, k: int) -> dict[str, Any]:
@@ -602,8 +725,7 @@ def claim_line(status: dict[str, Any]) -> str:
 @click.command("status")
 @chain_options
 @click.option("--game", "game_id", type=click.IntRange(1), help="Only this game (and no claims).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status_command(party: Party, game_id: int | None, as_json: bool) -> None:
+def status_command(party: Party, out: Output, game_id: int | None) -> None:
     """Claims and games of the deployment: interval, round, whose turn, clocks, winner, gas; and
     what the sender can withdraw."""
     game = party.dispute_game()
@@ -616,24 +738,22 @@ def status_command(party: Party, game_id: int | None, as_json: bool) -> None:
         game_ids, claims = [game_id], []
     games = [game_status(game, party, gid, k) for gid in game_ids]
     balance = game.balance_of(party.sender)
-    if as_json:
-        report = {
-            "dispute_game": game.address,
-            "k": k,
-            "block_time": now,
-            "account": party.sender,
-            "withdrawable": balance,
-            "claims": claims,
-            "games": games,
-        }
-        click.echo(json.dumps(report, indent=2))
-        return
-    click.echo(f"DisputeGame at {game.address} (k={k}): {len(claims)} claim(s), {len(games)} game(s)")
-    for claim in claims:
-        click.echo(claim_line(claim))
-    for status in games:
-        click.echo(status_line(status))
-    click.echo(f"{party.sender} can withdraw {balance} wei")
+    report = {
+        "dispute_game": game.address,
+        "k": k,
+        "block_time": now,
+        "account": party.sender,
+        "withdrawable": balance,
+        "claims": claims,
+        "games": games,
+    }
+    lines = [
+        f"DisputeGame at {game.address} (k={k}): {len(claims)} claim(s), {len(games)} game(s)",
+        *(claim_line(claim) for claim in claims),
+        *(status_line(status) for status in games),
+        f"{party.sender} can withdraw {balance} wei",
+    ]
+    out.emit(Record(report, "\n".join(lines)))
 
 
 def new_blocks(w3: Web3, poll: float) -> Iterator[int]:
@@ -662,40 +782,52 @@ def new_blocks(w3: Web3, poll: float) -> Iterator[int]:
 )
 @fault_option
 def dispute_command(
-    party: Party, side: str, game_id: int | None, claim_id: int | None, poll: float, fault_step: int | None
+    party: Party,
+    out: Output,
+    side: str,
+    game_id: int | None,
+    claim_id: int | None,
+    poll: float,
+    fault_step: int | None,
 ) -> None:
-    """Play every move for one side until the game ends."""
+    """Play every move for one side until the game ends (--json: one object per line, each with
+    its "event": waiting, challenge, playing, move; the last one the result)."""
     record_fault(party.basedir, fault_step)
     game = party.dispute_game()
     playing = Side(side)
     if game_id is None and playing is Side.CHALLENGER:
-        game_id = open_challenge(party, game, claim_id)
+        game_id, challenged = open_challenge(party, game, claim_id)
+        # A challenger whose run agrees with the claim has nothing to play: that is the result.
+        out.emit(challenged.as_event("result" if game_id is None else "challenge"))
         if game_id is None:
             return
     if game_id is None:
-        game_id = wait_for_defence(party, game, poll)
+        game_id = wait_for_defence(party, game, poll, out)
     elif side_in_game(game, party, game_id) is not playing:
         raise ProverError(f"game {game_id}: account {party.sender} is not its {side}")
     trace = party.trace()
     k = game.k
-    click.echo(f"playing game {game_id} as the {side}")
+    out.emit(
+        Record({"event": "playing", "game": game_id, "side": side}, f"playing game {game_id} as the {side}")
+    )
     for _ in new_blocks(party.w3, poll):
         view = game.game(game_id)
         if view.over:
             break
         try:
-            progress = play_one_move(party, game, game_id, playing, trace, k, view)
+            made = play_next_move(party, game, game_id, playing, trace, k, view)
         except ProverError:
             # Both sides may prove the last step; whoever comes second finds the game over.
             if game.game(game_id).over:
                 break
             raise
-        if progress is not None:
-            click.echo(progress)
-    click.echo(status_line(game_status(game, party, game_id, k)))
+        if made is not None:
+            out.emit(made.as_event("move"))
+    status = game_status(game, party, game_id, k)
+    out.emit(Record(status, status_line(status)).as_event("result"))
 
 
-def wait_for_defence(party: Party, game: DisputeGame, poll: float) -> int:
+def wait_for_defence(party: Party, game: DisputeGame, poll: float, out: Output) -> int:
     """The defender's game: the first open game on one of its claims, once a challenger opens one."""
     announced = False
     for _ in new_blocks(party.w3, poll):
@@ -704,7 +836,9 @@ def wait_for_defence(party: Party, game: DisputeGame, poll: float) -> int:
                 if not game.game(game_id).over:
                     return game_id
         if not announced:
-            click.echo("waiting for a challenge of our claims")
+            out.emit(
+                Record({"event": "waiting", "account": party.sender}, "waiting for a challenge of our claims")
+            )
             announced = True
     raise AssertionError("new_blocks never ends")
 
@@ -728,13 +862,14 @@ def my_claim(party: Party, game: DisputeGame, claim_id: int | None) -> int:
 @click.command("finalize")
 @chain_options
 @click.option("--claim", "claim_id", type=click.IntRange(1), help="Claim id [default: BASEDIR/claim.json's].")
-def finalize_command(party: Party, claim_id: int | None) -> None:
+def finalize_command(party: Party, out: Output, claim_id: int | None) -> None:
     """Make an unrefuted claim final after its challenge window (its bond is credited back)."""
     game = party.dispute_game()
     claim_id = my_claim(party, game, claim_id)
     claim = game.claim(claim_id)
+    final = {"claim": claim_id, "status": "final", "submitter": claim.submitter}
     if claim.status == "final":
-        click.echo(f"claim {claim_id} is already final")
+        out.emit(Record({**final, "already": True}, f"claim {claim_id} is already final"))
         return
     if claim.status == "refuted":
         raise ProverError(
@@ -743,7 +878,7 @@ def finalize_command(party: Party, claim_id: int | None) -> None:
     if claim.open_games:
         raise ProverError(f"claim {claim_id} has {claim.open_games} open game(s): finalize after they end")
     try:
-        game.finalize(claim_id, party.sender)
+        receipt = game.finalize(claim_id, party.sender)
     except ProverError as exc:
         # The window is the contract's to judge: the next block's time, not the latest block's
         # (which on a quiet local chain may be long past), decides.
@@ -754,22 +889,26 @@ def finalize_command(party: Party, claim_id: int | None) -> None:
             f"claim {claim_id}: its challenge window is open until block time {claim.deadline} "
             f"({claim.deadline - latest} s after the latest block)"
         ) from None
-    click.echo(
-        f"claim {claim_id} is final: the submitter {claim.submitter} is credited its bond of "
-        f"{game.submit_bond} wei (`prover withdraw`)"
+    bond = game.submit_bond
+    out.emit(
+        Record(
+            {**final, "already": False, "credited": bond, **transaction_fields(receipt)},
+            f"claim {claim_id} is final: the submitter {claim.submitter} is credited its bond of "
+            f"{bond} wei (`prover withdraw`)",
+        )
     )
 
 
 @click.command("withdraw")
 @chain_options
-def withdraw_command(party: Party) -> None:
+def withdraw_command(party: Party, out: Output) -> None:
     """Withdraw everything the dispute game credits to the sender (bonds back, won bonds)."""
     game = party.dispute_game()
     if game.balance_of(party.sender) == 0:
-        click.echo(f"nothing to withdraw for {party.sender}")
+        out.emit(Record({"account": party.sender, "amount": 0}, f"nothing to withdraw for {party.sender}"))
         return
     amount = game.withdraw(party.sender)
-    click.echo(f"withdrew {amount} wei to {party.sender}")
+    out.emit(Record({"account": party.sender, "amount": amount}, f"withdrew {amount} wei to {party.sender}"))
 
 
 # ---------------------------------------------------------------- the party's own run

@@ -17,16 +17,19 @@ HTTP server; this module only
   k = 2 MLP dispute by more than half.
 
 `connect(url)` is the client side: a Web3 over HTTP that fails with one clear line when nothing
-answers at the URL.
+answers at the URL. `Record`, `Output` and `json_option` are how `prover node` and the chain
+commands (which import them from here) print a result for a person or, with --json, for a machine.
 """
 
 import ast
 import contextlib
+import functools
 import json
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -321,24 +324,72 @@ def connect(rpc_url: str) -> Web3:
     return w3
 
 
+@dataclass(frozen=True)
+class Record:
+    """One result of a command: its fields for a machine (JSON values only) and the text a person
+    reads (one line or more)."""
+
+    fields: dict[str, Any]
+    text: str
+
+    def as_event(self, event: str) -> "Record":
+        """The record as one line of a stream (`prover dispute`), its kind under "event"."""
+        return Record({"event": event, **self.fields}, self.text)
+
+
+class Output:
+    """Where a command prints: text for a person, or with --json one JSON object per line for a
+    machine. A command reports its results as Records (one, or a stream of them) and its progress
+    as notes, which only a person gets: a machine finds the same facts in the result's fields, and
+    a script reading JSON lines must not meet prose among them."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, record: Record) -> None:
+        click.echo(json.dumps(record.fields) if self.as_json else record.text)
+
+    def note(self, text: str) -> None:
+        if not self.as_json:
+            click.echo(text)
+
+
+def json_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--json, turned into the command's `out` (an Output)."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable: one JSON object per line.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> None:
+        return command(*args, out=Output(as_json), **kwargs)
+
+    return wrapper
+
+
 @click.command("node")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="TCP port (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-def node_command(port: int, host: str) -> None:
+@json_option
+def node_command(port: int, host: str, out: Output) -> None:
     """Run a local JSON-RPC node on the embedded chain until interrupted.
 
-    Prints the URL first (one line, also with --port 0), then the funded accounts."""
+    Prints the URL first (one line, also with --port 0), then the funded accounts; with --json one
+    line {rpc, chain_id, accounts} once it answers requests."""
     node = ChainNode()
     server = make_server(node, host, port)
     url = f"http://{server.server_address[0]}:{server.server_address[1]}"
-    click.echo(f"JSON-RPC node listening on {url}", nl=True)
     backend = node.tester.backend
-    click.echo(f"chain id {node.tester.backend.chain.chain_id}; funded accounts (--account N):")
-    for index, key in enumerate(backend.account_keys):
-        click.echo(f"  {index}: {key.public_key.to_checksum_address()}")
+    accounts = [key.public_key.to_checksum_address() for key in backend.account_keys]
+    chain_id = backend.chain.chain_id
+    lines = [
+        f"JSON-RPC node listening on {url}",
+        f"chain id {chain_id}; funded accounts (--account N):",
+        *(f"  {index}: {account}" for index, account in enumerate(accounts)),
+    ]
+    # The server socket listens already: a client that reads this can connect at once.
+    out.emit(Record({"rpc": url, "chain_id": chain_id, "accounts": accounts}, "\n".join(lines)))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        click.echo("node stopped")
+        out.note("node stopped")
     finally:
         server.server_close()

@@ -1,15 +1,20 @@
 """The chain commands one by one over the JSON-RPC node (in this process, through the `prover`
 entry point): `status` with claims, games, whose turn and clocks; `finalize` and `withdraw` of an
-unchallenged claim, each idempotent; and every kind of bad input (out-of-turn moves, missing base
-directory files, unknown ids, bad options) as one error line, exit 1 and an unchanged chain."""
+unchallenged claim, each idempotent; every kind of bad input (out-of-turn moves, missing base
+directory files, unknown ids, bad options) as one error line, exit 1 and an unchanged chain; and
+the --json output of every command (`prover node` included) through whole games, checked against
+the chain."""
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from dispute_helpers import (
     CHALLENGER,
+    COMMAND_TIMEOUT_S,
     DEPLOYER,
     SUBMITTER,
     Match,
@@ -21,6 +26,7 @@ from dispute_helpers import (
 )
 from node_process import running_node
 
+from prover.agent import split_points
 from prover.node import connect
 
 BOND = 10**18
@@ -50,6 +56,16 @@ class Parties(Match):
 @pytest.fixture
 def parties(rpc_url, tmp_path_factory, tmp_path) -> Parties:
     return Parties(rpc_url, honest_run("mlp", tmp_path_factory), tmp_path)
+
+
+def json_of(result: Result) -> dict:
+    """The one JSON object a command printed with --json (and nothing else)."""
+    (line,) = ok(result).out.splitlines()
+    return json.loads(line)
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def assert_one_error_line(result: Result, message: str) -> None:
@@ -99,14 +115,19 @@ def test_an_unchallenged_claim_finalizes_once_and_its_bond_is_withdrawn_once(par
     assert_one_error_line(parties.submitter_does("finalize"), "claim 1: its challenge window is open until")
     assert connect(parties.rpc).eth.block_number == block
     advance_time(parties.rpc, WINDOW_S + 1)
-    assert "claim 1 is final" in ok(parties.submitter_does("finalize")).out
+    account = connect(parties.rpc).eth.accounts[SUBMITTER]
+    final = json_of(parties.submitter_does("finalize", "--json"))
+    assert final["claim"] == 1 and final["status"] == "final" and not final["already"]
+    assert final["submitter"] == account and final["credited"] == BOND
+    assert connect(parties.rpc).eth.get_transaction_receipt(final["tx"])["gasUsed"] == final["gas"]
     assert "claim 1 is already final" in ok(parties.submitter_does("finalize")).out
+    assert json_of(parties.submitter_does("finalize", "--json"))["already"]
     (claim,) = parties.status()["claims"]
     assert claim["status"] == "final"
     assert parties.status()["withdrawable"] == 0  # the deployer's: the bond is the submitter's
-    account = connect(parties.rpc).eth.accounts[SUBMITTER]
     assert ok(parties.submitter_does("withdraw")).out == f"withdrew {BOND} wei to {account}\n"
     assert ok(parties.submitter_does("withdraw")).out == f"nothing to withdraw for {account}\n"
+    assert json_of(parties.submitter_does("withdraw", "--json")) == {"account": account, "amount": 0}
     # A final claim can no longer be challenged, even by a party whose run disagrees.
     refused = parties.challenger_does("challenge", "--fault-step", "5")
     assert_one_error_line(refused, "DisputeGame.challenge reverted: ClaimNotPending(claimId=1")
@@ -178,3 +199,108 @@ def test_a_claim_on_another_task_is_not_challenged_by_mistake(parties):
         "opened game 1 against claim 1"
         in ok(parties.challenger_does("challenge", "--claim", "1", "--other-task", "--fault-step", "5")).out
     )
+
+
+def test_a_game_step_by_step_in_json(parties, tmp_path):
+    """deploy, submit, challenge, respond, step, status and withdraw with --json: one object each,
+    whose figures are the chain's (gas of the receipts, the game's record)."""
+    w3 = connect(parties.rpc)
+    elsewhere = ("--deployment", str(tmp_path / "another.json"))
+    fresh = json_of(prover_here("deploy", "--rpc", parties.rpc, *elsewhere, "--json"))
+    assert not fresh["already"] and fresh["k"] == 16 and fresh["clock_budget"] == 3600
+    assert fresh["submit_bond"] == fresh["challenge_bond"] == BOND and w3.eth.get_code(fresh["dispute_game"])
+    again = json_of(parties.here("deploy", DEPLOYER, parties.work, "--window", str(WINDOW_S), "--json"))
+    assert again["already"] and again["challenge_window"] == WINDOW_S
+    assert again["dispute_game"] == parties.status()["dispute_game"] != fresh["dispute_game"]
+
+    claim = json_of(parties.submitter_does("submit", "--json"))
+    assert (claim["claim"], claim["task"], claim["steps"]) == (1, 1, parties.steps)
+    assert claim["task_created"] and not claim["already"] and claim["status"] == "pending"
+    assert w3.eth.get_transaction_receipt(claim["tx"])["gasUsed"] == claim["gas"]
+    resubmitted = json_of(parties.submitter_does("submit", "--json"))
+    assert resubmitted["already"] and not resubmitted["task_created"] and resubmitted["tx"] == claim["tx"]
+
+    fault = parties.steps // 3
+    game = json_of(parties.challenger_does("challenge", "--fault-step", str(fault), "--json"))
+    assert game["game"] == 1 and not game["agree"] and not game["already"] and game["bond"] == BOND
+    assert game["claim_final_state"] == claim["final_state"] != game["our_final_state"]
+    assert json_of(parties.challenger_does("challenge", "--json"))["already"]
+
+    interval, bisect_gas = [0, parties.steps], 0
+    while (defended := json_of(parties.submitter_does("respond", "--json")))["state"] == "moved":
+        assert defended["kind"] == "bisect" and defended["interval"] == interval
+        assert len(defended["hashes"]) == len(split_points(*interval, 16)) - 2  # the inner points
+        bisect_gas += defended["gas"]
+        selected = json_of(parties.challenger_does("respond", "--json"))
+        assert selected["kind"] == "select" and selected["side"] == "challenger"
+        interval = selected["piece"]
+    assert defended["state"] == "one_step_left" and defended["interval"] == [fault - 1, fault]
+    proved = json_of(parties.challenger_does("step", "--json"))
+    assert proved["kind"] == "step" and proved["step"] == fault - 1 and proved["winner"] == "defender"
+    assert w3.eth.get_transaction_receipt(proved["tx"])["gasUsed"] == proved["gas"]
+    over = json_of(parties.submitter_does("step", "--json"))
+    assert over == {"game": 1, "state": "over", "winner": "defender", "by_timeout": False}
+    assert json_of(parties.challenger_does("respond", "--json")) == over
+
+    (status,) = json_of(parties.here("status", DEPLOYER, parties.work, "--json"))["games"]
+    assert status["gas"]["defender"] == bisect_gas and status["interval"] == [fault - 1, fault]
+    # The challenger's bond; the submitter's own comes back once its claim is final.
+    paid = json_of(parties.submitter_does("withdraw", "--json"))
+    assert paid == {"account": w3.eth.accounts[SUBMITTER], "amount": BOND}
+
+
+def test_dispute_in_json_is_one_object_per_line(parties):
+    """An agreeing challenger's agent prints only its result; a disputing one and the defender's
+    agent (in its own process, playing at the same time) a line per move and the game's status."""
+    ok(parties.submitter_does("submit"))
+    agreed = json_of(parties.challenger_does("challenge", "--json"))
+    assert (
+        agreed["agree"]
+        and agreed["game"] is None
+        and agreed["our_final_state"] == agreed["claim_final_state"]
+    )
+    assert json_of(parties.challenger_does("dispute", "--side", "challenger", "--json")) == {
+        "event": "result",
+        **agreed,
+    }
+
+    defender = parties.spawn("dispute", SUBMITTER, parties.submitter, "--side", "defender", "--json")
+    fault = ("--fault-step", str(parties.steps // 3))
+    challenger = json_lines(
+        ok(parties.challenger_does("dispute", "--side", "challenger", *fault, "--json")).out
+    )
+    out, err = defender.communicate(timeout=COMMAND_TIMEOUT_S)
+    assert defender.returncode == 0, err
+    defender_lines = [line for line in json_lines(out) if line["event"] != "waiting"]
+
+    assert [line["event"] for line in challenger[:2]] == ["challenge", "playing"]
+    assert challenger[0]["game"] == 1 and not challenger[0]["already"]
+    assert defender_lines[0] == {"event": "playing", "game": 1, "side": "defender"}
+    moves = {
+        "defender": [line for line in defender_lines if line["event"] == "move"],
+        "challenger": [line for line in challenger if line["event"] == "move"],
+    }
+    kinds = [move["kind"] for side in moves.values() for move in side]
+    assert kinds.count("bisect") == kinds.count("select") == 6 and kinds.count("step") == 1
+    result = challenger[-1]
+    assert result["event"] == "result" and defender_lines[-1] == result
+    assert result["winner"] == "defender" and result["round"] == 6
+    assert result["gas"]["defender"] == sum(move["gas"] for move in moves["defender"])
+    assert len(challenger) == 3 + len(moves["challenger"])
+    assert len(defender_lines) == 2 + len(moves["defender"])
+
+
+def test_node_in_json_names_its_url_chain_and_accounts():
+    node = subprocess.Popen(
+        [sys.executable, "-m", "prover.cli", "node", "--port", "0", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = json.loads(node.stdout.readline())
+        w3 = connect(ready["rpc"])
+        assert w3.eth.chain_id == ready["chain_id"] and w3.eth.accounts == ready["accounts"]
+    finally:
+        node.kill()
+        node.communicate(timeout=COMMAND_TIMEOUT_S)
