@@ -27,7 +27,8 @@ demo_setup() {
     # Not through the prover function: $! must be the node process itself, so the trap can kill it.
     "$PYTHON" -m prover.cli node --port "${PORT:-0}" >"$WORK/node.log" 2>&1 &
     NODE_PID=$!
-    trap 'kill "$NODE_PID" 2>/dev/null; wait "$NODE_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+    # errexit holds inside the trap too: the killed node's status (143) would become the script's.
+    trap 'kill "$NODE_PID" 2>/dev/null || true; wait "$NODE_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
     for _ in $(seq 600); do
         grep -q "listening on" "$WORK/node.log" && break
         kill -0 "$NODE_PID" 2>/dev/null || { cat "$WORK/node.log"; exit 1; }
