@@ -43,7 +43,8 @@ from prover.agent import (
 from prover.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, read_json, write_json
 from prover.contracts import DisputeGame, MipsVerifier, Receipt
 from prover.errors import ProverError
-from prover.node import Output, Record, connect, json_option, reaching
+from prover.node import connect, reaching
+from prover.output import Output, Record, json_option
 from vm.errors import VmError
 from vm.fast import FastExecutor
 from vm.machine import Machine

@@ -17,19 +17,16 @@ HTTP server; this module only
   k = 2 MLP dispute by more than half.
 
 `connect(url)` is the client side: a Web3 over HTTP that fails with one clear line when nothing
-answers at the URL. `Record`, `Output` and `json_option` are how `prover node` and the chain
-commands (which import them from here) print a result for a person or, with --json, for a machine.
+answers at the URL.
 """
 
 import ast
 import contextlib
-import functools
 import json
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -50,6 +47,7 @@ from web3.providers.eth_tester.defaults import API_ENDPOINTS
 from web3.types import RPCEndpoint
 
 from prover.errors import ProverError
+from prover.output import Output, Record, json_option
 
 DEFAULT_PORT = 8545
 LOGS_BLOOM_BYTES = 256
@@ -322,47 +320,6 @@ def connect(rpc_url: str) -> Web3:
     with reaching(rpc_url):
         w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
     return w3
-
-
-@dataclass(frozen=True)
-class Record:
-    """One result of a command: its fields for a machine (JSON values only) and the text a person
-    reads (one line or more)."""
-
-    fields: dict[str, Any]
-    text: str
-
-    def as_event(self, event: str) -> "Record":
-        """The record as one line of a stream (`prover dispute`), its kind under "event"."""
-        return Record({"event": event, **self.fields}, self.text)
-
-
-class Output:
-    """Where a command prints: text for a person, or with --json one JSON object per line for a
-    machine. A command reports its results as Records (one, or a stream of them) and its progress
-    as notes, which only a person gets: a machine finds the same facts in the result's fields, and
-    a script reading JSON lines must not meet prose among them."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-
-    def emit(self, record: Record) -> None:
-        click.echo(json.dumps(record.fields) if self.as_json else record.text)
-
-    def note(self, text: str) -> None:
-        if not self.as_json:
-            click.echo(text)
-
-
-def json_option(command: Callable[..., None]) -> Callable[..., None]:
-    """--json, turned into the command's `out` (an Output)."""
-
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable: one JSON object per line.")
-    @functools.wraps(command)
-    def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> None:
-        return command(*args, out=Output(as_json), **kwargs)
-
-    return wrapper
 
 
 @click.command("node")
