@@ -10,7 +10,9 @@ from contract_fixtures import deploy, final_state, output_commitment
 from eth_hash.auto import keccak
 
 from prover.agent import Side
-from prover.game_commands import Party, find_claim, find_games, find_task, game_status, my_game, play_one_move
+from prover.game_commands import play_one_move
+from prover.game_records import find_claim, find_games, find_task, game_status, my_game
+from prover.party import Party
 
 OUTPUT = b"\x00\x00\x00\x07 logits"
 CLOCK = 1_000

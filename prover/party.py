@@ -1,0 +1,249 @@
+"""A party of the dispute: its connection to the chain (the chain options every chain command
+takes), its base directory, and its own run there (golden.json, final.json, the checkpoints and an
+optional fault injection) as the trace the agent plays from."""
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account import Account
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.exceptions import BadFunctionCallOutput, TimeExhausted, Web3RPCError
+from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+from prover.agent import FaultyTrace, Trace
+from prover.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, read_json, write_json
+from prover.contracts import DisputeGame
+from prover.errors import ProverError
+from prover.node import connect, reaching
+from prover.output import json_option
+from vm.errors import VmError
+from vm.fast import FastExecutor
+from vm.machine import Machine
+from vm.trace import Trace as VmTrace
+
+DEFAULT_RPC = "http://127.0.0.1:8545"
+
+
+@dataclass(frozen=True)
+class Party:
+    """One party's connection: its sender on the chain and its base directory."""
+
+    w3: Web3
+    rpc_url: str
+    sender: str
+    basedir: Path
+    deployment_path: Path
+
+    def deployment(self) -> dict[str, Any]:
+        return read_json(self.deployment_path, "a deployment (run `prover deploy` first)")
+
+    def dispute_game(self) -> DisputeGame:
+        """The deployment's DisputeGame, checked to exist on this chain."""
+        deployment = self.deployment()
+        if not self.w3.eth.get_code(deployment["dispute_game"]):
+            raise ProverError(
+                f"{self.deployment_path}: no DisputeGame at {deployment['dispute_game']} on the chain at "
+                f"{self.rpc_url} (a new chain? run `prover deploy` again)"
+            )
+        return DisputeGame(self.w3, deployment["dispute_game"])
+
+    def trace(self) -> Trace:
+        return load_trace(self.basedir)
+
+
+def chain_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--rpc, --basedir, --account/--key and --deployment, turned into a connected Party; and
+    --json, turned into the command's `out`."""
+
+    @click.option(
+        "--rpc", envvar="PROVER_RPC", default=DEFAULT_RPC, show_default=True, help="JSON-RPC endpoint."
+    )
+    @click.option(
+        "--basedir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="This party's directory (golden.json, final.json, checkpoints, its state files).",
+    )
+    @click.option(
+        "--account", type=click.IntRange(0), default=0, show_default=True, help="Node account index."
+    )
+    @click.option(
+        "--key", envvar="PROVER_KEY", help="Private key (hex) to sign with instead of a node account."
+    )
+    @click.option(
+        "--deployment",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="PROVER_DEPLOYMENT",
+        help="deployment.json of `prover deploy` [default: BASEDIR/deployment.json].",
+    )
+    @functools.wraps(command)
+    def wrapper(
+        rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None, **kwargs: Any
+    ):
+        with reaching(rpc):
+            party = connect_party(rpc, basedir, account, key, deployment)
+            try:
+                return command(party, **kwargs)
+            except BadFunctionCallOutput:
+                # The address holds a contract, but not one that answers as this version's
+                # DisputeGame does (an older deployment on a long-lived node).
+                raise ProverError(
+                    f"{party.deployment_path}: the contract at {party.deployment()['dispute_game']} does "
+                    "not answer as this version's DisputeGame; run `prover deploy` with a new --deployment"
+                ) from None
+            except TimeExhausted as exc:
+                raise ProverError(f"the node at {rpc} did not mine a transaction: {exc}") from None
+            except Web3RPCError as exc:
+                # The node refused a request (a sender that cannot pay for gas, a nonce too low).
+                error = (exc.rpc_response or {}).get("error", {})
+                raise ProverError(f"the node at {rpc} refused: {error.get('message', exc)}") from None
+
+    return json_option(wrapper)
+
+
+def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None) -> Party:
+    """The party the chain options describe, connected to its node."""
+    w3 = connect(rpc)
+    if key:
+        try:
+            signer = Account.from_key(key)
+        except (ValueError, TypeError):
+            raise ProverError("--key: not a 32-byte private key in hex") from None
+        w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(signer), layer=0)
+        sender = signer.address
+    else:
+        accounts = w3.eth.accounts
+        if account >= len(accounts):
+            raise ProverError(f"--account {account}: the node at {rpc} has {len(accounts)} accounts")
+        sender = accounts[account]
+    w3.eth.default_account = sender
+    return Party(w3, rpc, to_checksum_address(sender), basedir, deployment or basedir / "deployment.json")
+
+
+def fault_option(command: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--fault-step",
+        type=click.IntRange(1),
+        help="Dishonest party: corrupt register $k0 from this step on (recorded in BASEDIR/fault.json).",
+    )(command)
+
+
+def record_fault(basedir: Path, fault_step: int | None) -> None:
+    """Make --fault-step part of the party: later commands read it from fault.json."""
+    if fault_step is None:
+        return
+    steps = load_run(basedir).steps
+    if fault_step > steps:
+        raise ProverError(f"--fault-step {fault_step}: the run in {basedir} has only {steps} steps")
+    path = basedir / "fault.json"
+    if path.exists():
+        recorded = read_json(path, "a fault injection")["step"]
+        if recorded != fault_step:
+            raise ProverError(f"{path}: this party already corrupts step {recorded}, not {fault_step}")
+        return
+    write_json(path, {"step": fault_step})
+
+
+# ---------------------------------------------------------------- the party's own run
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a party's golden image and finished run say (golden.json, final.json)."""
+
+    roots: tuple[bytes, bytes, bytes]  # program, input, model: the task on chain
+    steps: int
+    output: bytes
+    output_proof: list[bytes]
+    predicted_class: int
+
+
+def load_run(basedir: Path) -> Run:
+    golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
+    final = read_json(basedir / FINAL_JSON, "a finished run (run `prover run` first)")
+    return Run(
+        roots=tuple(bytes.fromhex(golden[name][2:]) for name in ("program_root", "input_root", "model_root")),
+        steps=final["steps"],
+        output=bytes.fromhex(final["output"][2:]),
+        output_proof=[bytes.fromhex(h[2:]) for h in final["output_proof"]],
+        predicted_class=final["class"],
+    )
+
+
+class SharedBlocksRunner:
+    """The Trace runner of a party's queries: one fast executor whose compiled blocks serve every
+    machine restored from the run's checkpoints. Compiling a run's blocks costs about as much as
+    running a round's queries, and every round restores a machine.
+
+    Why the sharing is sound: an executor drops the blocks of a page when a store hits it, so
+    between runs its blocks are exactly those compiled from the current bytes of its machine's
+    code pages (`code_pages`). A block is a function of those bytes only, so it is valid for any
+    machine whose code pages hold the same bytes; for a machine where one differs, a fresh executor
+    is made."""
+
+    def __init__(self) -> None:
+        self.executor: FastExecutor | None = None
+
+    def __call__(self, machine: Machine, steps: int) -> int:
+        executor = self.executor
+        if executor is None or not _same_code(executor, machine):
+            executor = self.executor = FastExecutor(machine)
+        executor.machine = machine
+        return executor.run(steps)
+
+
+def _same_code(executor: FastExecutor, machine: Machine) -> bool:
+    if executor.machine is machine:
+        return True
+    ours, theirs = executor.machine.memory.pages, machine.memory.pages
+    return all(ours.get(page) == theirs.get(page) for page in executor.code_pages)
+
+
+class ForwardTrace:
+    """The VM's checkpointed trace, keeping one machine between queries. Within a round the agent
+    asks for increasing steps (the split points; the challenger's comparisons): the next one is
+    reached by running on from the previous one or by replaying from its checkpoint, whichever
+    runs fewer steps."""
+
+    def __init__(self, trace: VmTrace) -> None:
+        self.trace = trace
+        self.machine: Machine | None = None
+        self.machine_step = 0
+
+    def state_at(self, step: int) -> bytes:
+        if self.trace.exited and step >= self.trace.steps:
+            return self.trace.final_state
+        ahead = step - self.machine_step
+        replay = step % self.trace.interval  # steps from the checkpoint at or before `step`
+        if self.machine is None or not 0 <= ahead <= replay:
+            self.machine, self.machine_step = self.trace.machine_at(step), step
+        elif ahead:
+            if self.trace.runner(self.machine, ahead) != ahead:
+                raise ProverError(f"the run ended before step {step}: the checkpoints do not match it")
+            self.machine_step = step
+        return self.machine.state.encode()
+
+    def state_hash_at(self, step: int) -> bytes:
+        return keccak(self.state_at(step))
+
+    def witness_at(self, step: int) -> tuple[bytes, bytes]:
+        return self.trace.witness_at(step)
+
+
+def load_trace(basedir: Path) -> Trace:
+    """The party's trace from its checkpoints, with its recorded fault injection if it has one."""
+    try:
+        honest = ForwardTrace(VmTrace.load(basedir / CHECKPOINTS, runner=SharedBlocksRunner()))
+    except VmError as exc:
+        raise ProverError(f"{exc}; run `prover run --basedir {basedir}` first") from None
+    fault_path = basedir / "fault.json"
+    if not fault_path.exists():
+        return honest
+    return FaultyTrace(honest, read_json(fault_path, "a fault injection")["step"])
