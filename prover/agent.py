@@ -1,5 +1,5 @@
 """The party logic of the dispute game: given this party's own trace and a game's state on chain,
-the next move for one side (docs/dispute-game.md). Pure: no chain, no files; game_commands.py and party.py
+the next move for one side (docs/dispute-game.md). Pure: no chain, no files; game_commands.py
 reads the game, asks `next_move`, and sends the move.
 
 The two sides play against the same interval [L, R]: both agree with the hash at L, and the
