@@ -13,6 +13,7 @@ from prover.errors import ProverError
 from prover.files import write_atomically
 
 GOLDEN_JSON = "golden.json"
+GOLDEN_SNAPSHOT = "golden.snapshot"
 FINAL_JSON = "final.json"
 CHECKPOINTS = "checkpoints"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from prover.basedir import read_json, write_json
+from prover.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT, read_json, write_json
 from prover.data import load_input
 from prover.errors import ProverError
 from prover.golden import (
@@ -34,10 +34,6 @@ from vm.memory import PAGE_BITS
 from vm.snapshot import load_snapshot, save_snapshot
 from vm.trace import Trace
 
-GOLDEN_JSON = "golden.json"
-GOLDEN_SNAPSHOT = "golden.snapshot"
-FINAL_JSON = "final.json"
-CHECKPOINTS = "checkpoints"
 DEFAULT_CHECKPOINT_INTERVAL = 100_000
 MAX_STEPS = 2_000_000_000  # a guest that has not exited by then is looping: the run is refused
 _SLOT0_PAGES = SLOT_SIZE >> PAGE_BITS  # page indices of the program slot
