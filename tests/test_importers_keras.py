@@ -19,6 +19,8 @@ from prover.importers.keras_import import import_keras  # noqa: E402
 from prover.modelfile import load_model  # noqa: E402
 
 layers = keras.layers
+# Keras' torch backend converts tensors with np.array(x) without copy=; numpy 2 warns, harmlessly.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 
 def saved(tmp_path, model, name: str = "model.keras"):
