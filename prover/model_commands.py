@@ -11,7 +11,6 @@ Output files are written atomically (temp file + rename): a failed command leave
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from prover.files import write_atomically
 from prover.graph import Graph
 from prover.modelfile import load_model, write_model
 from prover.opml import read_opml
+from prover.output import Output, Record, json_option
 from prover.quantize import quantize
 
 EVAL_BATCH = 1000
@@ -44,9 +44,9 @@ def _milliseconds(start: float) -> float:
 @click.option(
     "--data", "data_path", required=True, type=click.Path(path_type=Path), help="PNG/JPEG, .npy or raw"
 )
-@click.option("--json", "as_json", is_flag=True, help="class, logits and timings as JSON")
-def predict_command(model_path: Path, data_path: Path, as_json: bool) -> None:
-    """Classify one input with the numpy reference engine."""
+@json_option
+def predict_command(model_path: Path, data_path: Path, out: Output) -> None:
+    """Classify one input with the numpy reference engine (--json: class, logits and timings)."""
     start = time.perf_counter()
     graph = load_model(model_path)
     loaded = _milliseconds(start)
@@ -57,9 +57,6 @@ def predict_command(model_path: Path, data_path: Path, as_json: bool) -> None:
     outputs = run(graph, pixels[None])
     inferred = _milliseconds(start)
     predicted = int(np.argmax(outputs[0]))
-    if not as_json:
-        click.echo(f"class {predicted}")
-        return
     report = {
         "class": predicted,
         "logits": [float(v) for v in dequantized(graph, outputs)[0]],
@@ -67,7 +64,7 @@ def predict_command(model_path: Path, data_path: Path, as_json: bool) -> None:
         "mode": graph.metadata.get("mode"),
         "timings_ms": {"load_model": loaded, "load_input": prepared, "inference": inferred},
     }
-    click.echo(json.dumps(report))
+    out.emit(Record(report, f"class {predicted}"))
 
 
 @click.command("eval")
@@ -81,17 +78,16 @@ def predict_command(model_path: Path, data_path: Path, as_json: bool) -> None:
     help="default: $MNIST_DIR, ../shared/data/mnist",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="only the first N test images")
-@click.option("--json", "as_json", is_flag=True, help="accuracy, counts and time as JSON")
-def eval_command(model_path: Path, mnist_option: Path | None, limit: int | None, as_json: bool) -> None:
-    """Accuracy on the MNIST test set (10,000 images) with the numpy reference engine."""
+@json_option
+def eval_command(model_path: Path, mnist_option: Path | None, limit: int | None, out: Output) -> None:
+    """Accuracy on the MNIST test set (10,000 images) with the numpy reference engine (--json:
+    accuracy, counts and time)."""
     result = _evaluate(model_path, mnist_dir(mnist_option), limit)
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        click.echo(
-            f"accuracy {result['accuracy']:.2f} % ({result['correct']}/{result['total']} test images, "
-            f"{result['mode']}, {result['seconds']:.1f} s)"
-        )
+    text = (
+        f"accuracy {result['accuracy']:.2f} % ({result['correct']}/{result['total']} test images, "
+        f"{result['mode']}, {result['seconds']:.1f} s)"
+    )
+    out.emit(Record(result, text))
 
 
 def _evaluate(model_path: Path, directory: Path, limit: int | None) -> dict[str, object]:
@@ -155,11 +151,11 @@ def _convert(source: str, in_path: Path, module: str | None, input_shape: str | 
     help="torch: MODULE:FUNCTION or FILE.py:FUNCTION building the nn.Module whose state_dict IN holds",
 )
 @click.option("--input-shape", help="torch: one input without the batch dimension, e.g. 784 or 1,28,28")
-@click.option("--json", "as_json", is_flag=True, help="the written file's summary as JSON")
+@json_option
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_path", type=click.Path(path_type=Path))
 def convert_command(
-    source: str, module: str | None, input_shape: str | None, as_json: bool, in_path: Path, out_path: Path
+    source: str, module: str | None, input_shape: str | None, out: Output, in_path: Path, out_path: Path
 ) -> None:
     """Convert a model to an f32 .ggml file: OPML's legacy MNIST MLP files (opml), a PyTorch
     state_dict or pickled module (torch, needs torch), an ONNX file (onnx, needs onnx) or a Keras 3
@@ -170,7 +166,7 @@ def convert_command(
         raise ProverError(f"{in_path}: {exc}") from None
     data = write_model(graph)
     write_atomically(out_path, data)
-    _report_written(out_path, data, graph, as_json, "f32")
+    out.emit(_written(out_path, data, graph, "f32"))
 
 
 @click.command("quantize")
@@ -178,9 +174,9 @@ def convert_command(
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="int8 .ggml to write")
 @click.option("--mnist-dir", "mnist_option", type=click.Path(path_type=Path), help="calibration images")
 @click.option("--calibration", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="the written file's summary as JSON")
+@json_option
 def quantize_command(
-    model_path: Path, out_path: Path, mnist_option: Path | None, calibration: int, as_json: bool
+    model_path: Path, out_path: Path, mnist_option: Path | None, calibration: int, out: Output
 ) -> None:
     """Post-training int8 quantization, calibrated on the first N MNIST training images."""
     graph = load_model(model_path)
@@ -189,20 +185,17 @@ def quantize_command(
     data = write_model(quantized)
     write_atomically(out_path, data)
     count = min(calibration, len(images))
-    _report_written(out_path, data, quantized, as_json, f"int8, calibrated on {count} training images")
+    out.emit(_written(out_path, data, quantized, f"int8, calibrated on {count} training images"))
 
 
-def _report_written(path: Path, data: bytes, graph: Graph, as_json: bool, what: str) -> None:
-    if as_json:
-        summary = {
-            "path": str(path),
-            "bytes": len(data),
-            "nodes": len(graph.nodes),
-            "mode": graph.metadata["mode"],
-        }
-        click.echo(json.dumps(summary))
-    else:
-        click.echo(f"wrote {path} ({len(graph.nodes)} nodes, {what})")
+def _written(path: Path, data: bytes, graph: Graph, what: str) -> Record:
+    summary = {
+        "path": str(path),
+        "bytes": len(data),
+        "nodes": len(graph.nodes),
+        "mode": graph.metadata["mode"],
+    }
+    return Record(summary, f"wrote {path} ({len(graph.nodes)} nodes, {what})")
 
 
 MODEL_COMMANDS = (predict_command, eval_command, convert_command, quantize_command)

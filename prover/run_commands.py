@@ -8,7 +8,6 @@ and after `prover run`:
     final.json         SN, steps, exit code, output bytes, the output's top-tree proof, the class
 """
 
-import json
 import shutil
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from prover.golden import (
     verify_output_proof,
 )
 from prover.modelfile import read_model
+from prover.output import Output, Record, json_option
 from vm import Machine, SnapshotError
 from vm.fast import FastExecutor
 from vm.memory import PAGE_BITS
@@ -86,14 +86,12 @@ def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
 @click.option(
     "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
 )
-@click.option("--json", "as_json", is_flag=True, help="print golden.json")
-def golden_command(model_path: Path, data_path: Path, basedir: Path, as_json: bool) -> None:
-    """Lay out the guest, the model and the input in VM memory; write golden.json; print S0."""
+@json_option
+def golden_command(model_path: Path, data_path: Path, basedir: Path, out: Output) -> None:
+    """Lay out the guest, the model and the input in VM memory; write golden.json; print S0 (--json:
+    golden.json)."""
     golden = write_golden(basedir, *load_task(model_path, data_path))
-    if as_json:
-        click.echo(json.dumps(golden, indent=2, sort_keys=True))
-    else:
-        click.echo(f"S0 {golden['S0']}")
+    out.emit(Record(golden, f"S0 {golden['S0']}"))
 
 
 # docs/guest.md's exit codes (a test checks them against guest.h) and the VM's traps (docs/machine.md).
@@ -268,22 +266,21 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
     show_default=True,
     help="steps between checkpoints",
 )
-@click.option("--json", "as_json", is_flag=True, help="print final.json")
+@json_option
 def run_command(
-    basedir: Path, model_path: Path | None, data_path: Path | None, interval: int, as_json: bool
+    basedir: Path, model_path: Path | None, data_path: Path | None, interval: int, out: Output
 ) -> None:
-    """Run the golden image to its exit; write final.json and the checkpoints; print the class."""
+    """Run the golden image to its exit; write final.json and the checkpoints; print the class
+    (--json: final.json, whatever the exit code)."""
     if (model_path is None) != (data_path is None):
         raise ProverError("--model and --data go together (golden image + run in one go)")
     if model_path is not None and data_path is not None:
         write_golden(basedir, *load_task(model_path, data_path))
-    final = run_task(basedir, interval, progress=not as_json)
-    if as_json:
-        click.echo(json.dumps(final, indent=2, sort_keys=True))
-        return
-    click.echo(f"SN {final['SN']} after {final['steps']} steps")
-    if final["exit_code"] != 0:
+    final = run_task(basedir, interval, progress=not out.as_json)
+    summary = f"SN {final['SN']} after {final['steps']} steps"
+    if final["exit_code"] != 0 and not out.as_json:
+        click.echo(summary)
         raise ProverError(
             f"the guest exited with code {final['exit_code']} ({final['exit_name']}): no output"
         )
-    click.echo(f"class {final['class']}")
+    out.emit(Record(final, f"{summary}\nclass {final.get('class')}"))
