@@ -23,7 +23,7 @@ from prover.errors import ProverError
 from prover.node import connect, reaching
 from prover.output import json_option
 from vm.errors import VmError
-from vm.fast import FastExecutor
+from vm.fast import SharedBlocksRunner
 from vm.machine import Machine
 from vm.trace import Trace as VmTrace
 
@@ -175,35 +175,6 @@ def load_run(basedir: Path) -> Run:
         output_proof=[bytes.fromhex(h[2:]) for h in final["output_proof"]],
         predicted_class=final["class"],
     )
-
-
-class SharedBlocksRunner:
-    """The Trace runner of a party's queries: one fast executor whose compiled blocks serve every
-    machine restored from the run's checkpoints. Compiling a run's blocks costs about as much as
-    running a round's queries, and every round restores a machine.
-
-    Why the sharing is sound: an executor drops the blocks of a page when a store hits it, so
-    between runs its blocks are exactly those compiled from the current bytes of its machine's
-    code pages (`code_pages`). A block is a function of those bytes only, so it is valid for any
-    machine whose code pages hold the same bytes; for a machine where one differs, a fresh executor
-    is made."""
-
-    def __init__(self) -> None:
-        self.executor: FastExecutor | None = None
-
-    def __call__(self, machine: Machine, steps: int) -> int:
-        executor = self.executor
-        if executor is None or not _same_code(executor, machine):
-            executor = self.executor = FastExecutor(machine)
-        executor.machine = machine
-        return executor.run(steps)
-
-
-def _same_code(executor: FastExecutor, machine: Machine) -> bool:
-    if executor.machine is machine:
-        return True
-    ours, theirs = executor.machine.memory.pages, machine.memory.pages
-    return all(ours.get(page) == theirs.get(page) for page in executor.code_pages)
 
 
 class ForwardTrace:

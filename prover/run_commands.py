@@ -20,8 +20,6 @@ from prover.errors import ProverError
 from prover.golden import (
     OUTPUT_BASE,
     REGION_HEADER,
-    SLOT_SIZE,
-    GoldenImage,
     build_golden,
     top_tree_siblings,
     verify_output_proof,
@@ -29,14 +27,12 @@ from prover.golden import (
 from prover.modelfile import read_model
 from prover.output import Output, Record, json_option
 from vm import Machine, SnapshotError
-from vm.fast import FastExecutor
-from vm.memory import PAGE_BITS
+from vm.fast import SharedBlocksRunner
 from vm.snapshot import load_snapshot, save_snapshot
 from vm.trace import Trace
 
 DEFAULT_CHECKPOINT_INTERVAL = 100_000
 MAX_STEPS = 2_000_000_000  # a guest that has not exited by then is looping: the run is refused
-_SLOT0_PAGES = SLOT_SIZE >> PAGE_BITS  # page indices of the program slot
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -123,80 +119,6 @@ EXIT_CODES = {
 }
 
 
-class FastRunner:
-    """The Trace runner over vm.fast: one executor (and its compiled blocks) per machine, kept across
-    the per-checkpoint calls of Trace.record."""
-
-    def __init__(self) -> None:
-        self._executor: FastExecutor | None = None
-
-    def __call__(self, machine: Machine, steps: int) -> int:
-        if self._executor is None or self._executor.machine is not machine:
-            self._executor = FastExecutor(machine)
-        return self._executor.run(steps)
-
-    @property
-    def machine(self) -> Machine | None:
-        """The machine of the last call: after Trace.record, the run's final machine."""
-        return self._executor.machine if self._executor is not None else None
-
-
-class _CountingExecutor(FastExecutor):
-    """A FastExecutor that counts block invalidations (stores into a page holding compiled code)."""
-
-    def __init__(self, machine: Machine) -> None:
-        self.invalidations = 0
-        super().__init__(machine)
-
-    def _invalidate(self, page: int) -> None:
-        self.invalidations += 1
-        super()._invalidate(page)
-
-
-class BatchRunner:
-    """Runs many golden images of one program to their exit with one fast executor, so the blocks
-    it compiled for the first image serve the next ones (compiling them takes about 0.3 s of CPU,
-    more than a whole int8 MLP run once compiled). Each run is still a full run of a fresh machine
-    from its own initial state.
-
-    Why the sharing is sound: a compiled block is a function of the code words it covers and of
-    nothing else. Images are only shared between machines whose program slot (slot 0) has the same
-    root, hence the same bytes. A block compiled from code that a run had modified would be stale
-    for the next machine. Such a block is registered on the page(s) it covers (`code_pages`); a
-    later store into such a page drops its blocks (the executor's own rule), so a stale block
-    survives a run only if its page still differs from its initial bytes at the end, which is
-    checked for every page holding blocks. On a difference, and conservatively after any store into
-    a page holding blocks, or code run outside slot 0 (whose bytes may differ between images), the
-    executor is dropped and the next image gets a fresh one."""
-
-    def __init__(self) -> None:
-        self._executor: _CountingExecutor | None = None
-        self._program_root: bytes | None = None
-        self.fresh_executors = 0  # how many executors were made (1 when every image shared one)
-
-    def run(self, image: GoldenImage, max_steps: int = MAX_STEPS) -> int:
-        """Run `image.machine` until it exits or `max_steps` steps; returns the steps run."""
-        machine = image.machine
-        if machine.state.step != 0:
-            raise ValueError("BatchRunner runs golden images from their initial state")
-        executor = self._executor
-        if executor is None or self._program_root != image.program_root:
-            executor = _CountingExecutor(machine)
-            self.fresh_executors += 1
-        executor.machine = machine
-        executor.invalidations = 0
-        initial = {index: bytes(page) for index, page in machine.memory.pages.items() if index < _SLOT0_PAGES}
-        steps = executor.run(max_steps)
-        pages = machine.memory.pages
-        pristine = executor.invalidations == 0 and all(
-            index < _SLOT0_PAGES and bytes(pages.get(index, b"")) == initial.get(index, b"")
-            for index in executor.code_pages
-        )
-        self._executor = executor if pristine else None
-        self._program_root = image.program_root
-        return steps
-
-
 def output_payload(machine: Machine) -> bytes:
     """The output region's payload (docs/memory-map.md): [u32 class][output tensor bytes]."""
     length = machine.memory.read_word(OUTPUT_BASE)
@@ -217,7 +139,7 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
     golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
     if "0x" + machine.state_hash().hex() != golden["S0"]:
         raise ProverError(f"{basedir / GOLDEN_SNAPSHOT}: its state hash is not golden.json's S0")
-    runner = FastRunner()
+    runner = SharedBlocksRunner()
     with tqdm(desc="run", unit="step", unit_scale=True, disable=not progress, leave=False) as bar:
         trace = Trace.record(
             machine,

@@ -8,7 +8,7 @@ the code it checks.
 
 Cost: the MLP takes 1.55 M steps per image, LeNet-5 2.96 M. The first run of an executor compiles
 its blocks (0.3 s, more than the 0.18 s of a compiled MLP run); the slow tests therefore run the
-200 images through prover.run_commands.BatchRunner, which keeps the compiled blocks from one image
+200 images through vm.fast.SharedBlocksRunner, which keeps the compiled blocks from one image
 to the next, and lay the images out with prover.golden.GoldenTemplate (program and model pages
 hashed once). Every image is still a fresh machine run from its own S0 to its exit; the fast tests
 check on a few images that this path ends in exactly the final state of the plain path
@@ -26,9 +26,9 @@ from prover import engine
 from prover.data import load_mnist, mnist_dir
 from prover.golden import INPUT_BASE, GoldenImage, GoldenTemplate, build_golden, sibling_slot_root
 from prover.modelfile import load_model
-from prover.run_commands import BatchRunner, output_payload
+from prover.run_commands import output_payload
 from vm import Machine
-from vm.fast import FastExecutor
+from vm.fast import FastExecutor, SharedBlocksRunner
 from vm.instructions import execute
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def test_int8_model_in_the_vm_equals_the_engine(name: str, mnist: tuple[np.ndarr
     """The plain path (build_golden, a new FastExecutor) equals the engine, and the shared path of
     the slow tests ends in the very same final state."""
     model = (REPO / "models" / f"{name}.ggml").read_bytes()
-    template, runner = GoldenTemplate(model), BatchRunner()
+    template, runner = GoldenTemplate(model), SharedBlocksRunner()
     images = mnist[0][FAST_IMAGES]
     for image, want in zip(images, engine_payloads(name, images), strict=True):
         plain = build_golden(model, image.tobytes())
@@ -63,7 +63,7 @@ def test_int8_model_in_the_vm_equals_the_engine(name: str, mnist: tuple[np.ndarr
         assert (plain.machine.state.exit_code, output_payload(plain.machine)) == (0, want)
         shared = template.image(image.tobytes())
         assert shared.to_json() == plain.to_json()  # S0, the three roots, the memory map
-        runner.run(shared)
+        runner(shared.machine)
         assert shared.machine.state.encode() == plain.machine.state.encode()
     assert runner.fresh_executors == 1  # the later images did reuse the first one's blocks
 
@@ -75,19 +75,19 @@ def test_int8_model_in_the_vm_equals_the_engine_on_200_images(
 ) -> None:
     images = mnist[0]
     model = (REPO / "models" / f"{name}.ggml").read_bytes()
-    template, runner = GoldenTemplate(model), BatchRunner()
+    template, runner = GoldenTemplate(model), SharedBlocksRunner()
 
     mismatches = []
     for index, want in enumerate(engine_payloads(name, images[:SLOW_IMAGES])):
         image = template.image(images[index].tobytes())
-        runner.run(image)
+        runner(image.machine)
         if (image.machine.state.exit_code, output_payload(image.machine)) != (0, want):
             mismatches.append(index)
     assert mismatches == []
     assert runner.fresh_executors == 1
 
 
-# ---------------------------------------------------------------------------- BatchRunner's guard
+# ---------------------------------------------------------------------------- SharedBlocksRunner's guard
 
 BASE = 0x00400000
 PAGE = 0x1000
@@ -177,32 +177,38 @@ def modifies_and_restores() -> dict[int, bytes]:
     }
 
 
-@pytest.mark.parametrize("program", [self_modifying_same_page, modifies_and_restores])
-def test_batch_runner_drops_blocks_after_a_store_into_code(program: Callable[[], dict[int, bytes]]) -> None:
-    runner = BatchRunner()
+# A run that leaves its code modified passes no blocks on; one that restores it may (its surviving
+# blocks were compiled from the restored bytes, the next image's own).
+@pytest.mark.parametrize(
+    ("program", "executors"), [(self_modifying_same_page, 2), (modifies_and_restores, 1)]
+)
+def test_shared_blocks_runner_after_a_store_into_code(
+    program: Callable[[], dict[int, bytes]], executors: int
+) -> None:
+    runner = SharedBlocksRunner()
     for _ in range(2):
         image = image_of(program())
-        runner.run(image)
+        runner(image.machine)
         assert image.machine.state.exited and image.machine.state.exit_code == 7
         assert image.machine.state.encode() == reference_state(program())
-    assert runner.fresh_executors == 2  # the second image did not inherit the first one's blocks
+    assert runner.fresh_executors == executors
 
 
-def test_batch_runner_drops_blocks_compiled_from_modified_code() -> None:
-    runner = BatchRunner()
+def test_shared_blocks_runner_drops_blocks_compiled_from_modified_code() -> None:
+    runner = SharedBlocksRunner()
     for value, exit_code in ((9, 9), (0, 1)):  # a stale block would exit with 9 again
         image = image_of(modifies_another_page(value))
-        runner.run(image)
+        runner(image.machine)
         assert image.machine.state.exited and image.machine.state.exit_code == exit_code
         assert image.machine.state.encode() == reference_state(modifies_another_page(value))
     assert runner.fresh_executors == 2
 
 
-def test_batch_runner_shares_blocks_of_unmodified_code() -> None:
+def test_shared_blocks_runner_shares_blocks_of_unmodified_code() -> None:
     code = {BASE: words(0x34040003, *EXIT)}
-    runner = BatchRunner()
+    runner = SharedBlocksRunner()
     for _ in range(3):
         image = image_of(code)
-        runner.run(image)
+        runner(image.machine)
         assert image.machine.state.encode() == reference_state(code)
     assert runner.fresh_executors == 1

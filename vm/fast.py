@@ -370,6 +370,43 @@ class FastExecutor:
         return done
 
 
+class SharedBlocksRunner:
+    """Runs machine after machine (a Trace runner: `runner(machine, max_steps)`) with one
+    FastExecutor, so that the blocks compiled for one serve the next. Compiling a guest's blocks
+    costs about as much as a whole int8 MLP inference, and a trace restores a machine per query.
+
+    Why the sharing is sound: a block is a function of the code words it covers and of nothing
+    else, and an executor drops the blocks of a page when a store hits it, so between runs its
+    blocks are exactly those compiled from the current bytes of its machine's code pages
+    (`code_pages`). They are therefore valid for any machine whose code pages hold the same bytes;
+    for a machine where one differs (its program, or code another run modified), a fresh executor
+    is made."""
+
+    def __init__(self) -> None:
+        self.executor: FastExecutor | None = None
+        self.fresh_executors = 0  # how many executors were made (1 when every machine shared one)
+
+    def __call__(self, machine: Machine, max_steps: int | None = None) -> int:
+        executor = self.executor
+        if executor is None or not _same_code(executor, machine):
+            executor = self.executor = FastExecutor(machine)
+            self.fresh_executors += 1
+        executor.machine = machine
+        return executor.run(max_steps)
+
+    @property
+    def machine(self) -> Machine | None:
+        """The machine of the last call: after Trace.record, the run's final machine."""
+        return self.executor.machine if self.executor is not None else None
+
+
+def _same_code(executor: FastExecutor, machine: Machine) -> bool:
+    if executor.machine is machine:
+        return True
+    ours, theirs = executor.machine.memory.pages, machine.memory.pages
+    return all(ours.get(page) == theirs.get(page) for page in executor.code_pages)
+
+
 def run(machine: Machine, max_steps: int | None = None) -> int:
     """Run `machine` with a fresh FastExecutor; the Trace runner signature."""
     return FastExecutor(machine).run(max_steps)
