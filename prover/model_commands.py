@@ -30,6 +30,12 @@ from prover.quantize import quantize
 
 EVAL_BATCH = 1000
 SOURCES = ("opml", "torch", "onnx", "keras")  # prover convert --from
+# The importers' optional packages and how to get them.
+IMPORTER_PACKAGES = {
+    "torch": "pip install torch==2.13.0, or the train extra",
+    "onnx": "pip install 'opml-prover[import]'",
+    "h5py": "pip install 'opml-prover[import]'",
+}
 DEFAULT_CALIBRATION = 1000
 
 
@@ -164,6 +170,12 @@ def convert_command(
         graph = _convert(source, in_path, module, input_shape)
     except ProverError as exc:
         raise ProverError(f"{in_path}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name not in IMPORTER_PACKAGES:
+            raise
+        raise ProverError(
+            f"--from {source} needs the {exc.name} package ({IMPORTER_PACKAGES[exc.name]})"
+        ) from None
     data = write_model(graph)
     write_atomically(out_path, data)
     out.emit(_written(out_path, data, graph, "f32"))

@@ -154,3 +154,21 @@ def test_real_mnist_through_the_engine(mnist, model):
     assert images.shape == (10000, 784) and labels.shape == (10000,)
     graph = load_model(model)
     assert run(graph, images[:100]).shape == (100, 10)
+
+
+@pytest.mark.parametrize(("source", "package"), [("onnx", "onnx"), ("keras", "h5py"), ("torch", "torch")])
+def test_convert_without_the_importer_package_is_one_error_line(tmp_path, source, package):
+    """A subprocess in which the importer's optional package cannot be imported."""
+    program = (
+        f"import sys; sys.modules[{package!r}] = None\n"
+        "from prover.cli import main\n"
+        f"sys.argv = ['prover', 'convert', '--from', {source!r}, '--input-shape', '4', "
+        f"{str(tmp_path / 'in')!r}, {str(tmp_path / 'out.ggml')!r}]\n"
+        "main()\n"
+    )
+    (tmp_path / "in").write_bytes(b"x")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: --from {source} needs the {package} package (")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "out.ggml").exists()
