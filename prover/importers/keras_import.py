@@ -123,13 +123,15 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class _Converter:
-    def __init__(self, weights: Any, input_shape: tuple[int, ...], channels_last: bool) -> None:
+    def __init__(
+        self, weights: Any, weight_keys: dict[str, str], input_shape: tuple[int, ...], channels_last: bool
+    ) -> None:
         self.weights = weights
+        self.weight_keys = weight_keys
         self.input_shape = input_shape
         self.channels_last = channels_last
         self.chain = LayerChain()
         self.flattened_from: tuple[int, ...] | None = None  # the (c, h, w) map a Flatten consumed
-        self.weight_keys: dict[str, str] = {}
 
     def variables(self, name: str, count: int) -> list[np.ndarray]:
         group = self.weights.get(f"layers/{self.weight_keys[name]}/vars")
@@ -227,8 +229,7 @@ def import_keras(path: str | Path) -> ImportedModel:
         if not layers:
             raise ProverError("the model has no layers")
         input_shape, channels_last = _input_shape(layers)
-        converter = _Converter(weights, input_shape, channels_last)
-        converter.weight_keys = _weight_keys(layers)
+        converter = _Converter(weights, _weight_keys(layers), input_shape, channels_last)
         for layer in layers:
             converter.add(layer)
         return converter.chain.finish(input_shape)
