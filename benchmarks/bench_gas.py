@@ -9,7 +9,7 @@
 - Dissection moves (`bisect` with k - 1 hashes, `select`) for k = 2, 4, 8, 16 on a 1,000,000-step
   claim, and a whole 3,000,000-step dissection per k against k = 2 (plain bisection) as baseline.
 - A whole dispute over the real MNIST inference: task, claim, challenge, every move and the
-  deciding step (a lying defender against an honest challenger, both played by prover/agent.py)
+  deciding step (a lying defender against an honest challenger, both played by prover/game/agent.py)
   and the winner's withdrawal, for k = 16 and, as baseline, k = 2.
 
 Run: .venv/bin/python benchmarks/bench_gas.py [--steps N] [--image I]
@@ -30,21 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from contract_fixtures import deploy, final_state, output_commitment
 from contract_programs import random_witnesses
 
-from prover.agent import (
-    Bisect,
-    FaultyTrace,
-    Select,
-    Side,
-    Step,
-    Trace,
-    next_move,
-    rounds_needed,
-    split_points,
-)
-from prover.contracts import MipsVerifier
-from prover.data import load_mnist, mnist_dir
-from prover.golden import OUTPUT_BASE, GoldenImage, build_golden, top_tree_siblings
-from prover.run_commands import output_payload
+from prover.chain.contracts import MipsVerifier
+from prover.chain.game_view import Side
+from prover.game.agent import Bisect, FaultyTrace, Select, Step, Trace, next_move, rounds_needed, split_points
+from prover.model.data import load_mnist, mnist_dir
+from prover.task.golden import OUTPUT_BASE, GoldenImage, build_golden, top_tree_siblings
+from prover.task.run import output_payload
 from vm import StepWitness
 from vm.instructions import LOAD_OPCODES, STORE_OPCODES
 from vm.trace import Trace as VmTrace
@@ -224,7 +215,7 @@ def report_dissection() -> None:
 
 def mnist_dispute(run: MnistRun, k: int, fault_step: int) -> tuple[int, dict[str, int]]:
     """A lying defender (wrong from `fault_step` on) against an honest challenger over the real
-    run, both moved by prover.agent; the rounds and the gasUsed of everything by kind."""
+    run, both moved by prover.game.agent; the rounds and the gasUsed of everything by kind."""
     d = deploy(k=k)
     honest = CachedTrace(run.trace)
     liar = CachedTrace(FaultyTrace(honest, fault_step))

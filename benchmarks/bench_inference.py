@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the spec-written random-weight models
 
 from test_guest_models import I8, U8, Graph, int8_convnet_lenet5, int8_linear  # noqa: E402
 
-from prover.run_commands import run_task, write_golden  # noqa: E402
+from prover.task.run import run_task, write_golden  # noqa: E402
 
 TARGETS = {"mlp-int8": 1.0, "lenet5-int8": 2.0}
 

@@ -32,7 +32,7 @@ function sourceFiles() {
   return files.sort();
 }
 
-// The hash prover/contracts.py recomputes to tell stale artifacts: sha256 over every source as
+// The hash prover/chain/artifacts.py recomputes to tell stale artifacts: sha256 over every source as
 // "<path>\0<content>\0", in sorted path order.
 function sourcesHash(files, contents) {
   const hash = crypto.createHash("sha256");

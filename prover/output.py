@@ -1,9 +1,7 @@
-"""How commands print a result: text for a person or, with --json, one JSON object per line for a
-machine (`Record`, `Output`, and the `json_option` decorator that gives a command its `out`)."""
+"""How results are printed: text for a person or, with --json, one JSON object per line for a
+machine (`Record`, `Output`; prover/cli/options.py's `json_option` gives a command its `out`)."""
 
-import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,14 +36,3 @@ class Output:
     def note(self, text: str) -> None:
         if not self.as_json:
             click.echo(text)
-
-
-def json_option(command: Callable[..., None]) -> Callable[..., None]:
-    """--json, turned into the command's `out` (an Output)."""
-
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable: one JSON object per line.")
-    @functools.wraps(command)
-    def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> None:
-        return command(*args, out=Output(as_json), **kwargs)
-
-    return wrapper

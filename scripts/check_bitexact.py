@@ -1,10 +1,10 @@
 """Bit-exactness over the MNIST test set: the guest in the VM against the numpy reference engine
-(prover/engine.py) and against the same C sources built for the host.
+(prover/model/engine.py) and against the same C sources built for the host.
 
     python scripts/check_bitexact.py --model models/mlp_int8.ggml [--count 10000] [--start 0]
         [--jobs 1] [--progress FILE] [--no-native]
 
-For each image: a golden image (the program and model laid out once, prover.golden.GoldenTemplate;
+For each image: a golden image (the program and model laid out once, prover.task.golden.GoldenTemplate;
 each image a fresh machine checked against its own S0), a full run with the fast executor from that
 initial state to the exit, and the output region (u32 class + every logit) compared byte for byte
 with the engine's output for the image and, unless --no-native, with the native build's. The
@@ -29,12 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from prover import engine  # noqa: E402
-from prover.data import load_mnist, mnist_dir  # noqa: E402
-from prover.golden import GoldenTemplate  # noqa: E402
-from prover.guest.native import NativeGuest, build_library  # noqa: E402
-from prover.modelfile import read_model  # noqa: E402
-from prover.run_commands import MAX_STEPS, output_payload  # noqa: E402
+from prover.model import engine  # noqa: E402
+from prover.model.data import load_mnist, mnist_dir  # noqa: E402
+from prover.model.modelfile import read_model  # noqa: E402
+from prover.task.golden import GoldenTemplate  # noqa: E402
+from prover.task.guest.native import NativeGuest, build_library  # noqa: E402
+from prover.task.run import MAX_STEPS, output_payload  # noqa: E402
 from vm.fast import SharedBlocksRunner  # noqa: E402
 
 CHUNK = 100  # images per unit of work and per progress update

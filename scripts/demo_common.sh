@@ -2,7 +2,21 @@
 # a local node in the background (killed on exit), the contracts, two parties' directories, and the
 # dissection loop. Account 0 deploys, account 1 submits, account 2 challenges.
 
-PYTHON=${PYTHON:-.venv/bin/python}
+# The Python that has prover installed: $PYTHON, else the activated environment's, else `python`
+# on PATH, else the README's .venv.
+find_python() {
+    local candidate
+    for candidate in "${PYTHON:-}" "${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/python}" python python3 .venv/bin/python; do
+        [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 || continue
+        "$candidate" -c "import prover" 2>/dev/null && { echo "$candidate"; return; }
+        # An explicit choice that cannot import prover is an error, not a reason to look elsewhere.
+        [ "$candidate" = "${PYTHON:-}" ] && break
+    done
+    echo "error: no Python with the prover package installed${PYTHON:+ (PYTHON=$PYTHON cannot import prover)};" \
+        "run the README's install command, or activate its environment" >&2
+    return 1
+}
+PYTHON=$(find_python)
 K=${K:-16}
 IMAGE=${IMAGE:-0}
 MODEL=${MODEL:-models/mlp_int8.ggml}

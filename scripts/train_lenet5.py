@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from training_common import PIXEL_OFFSET, PIXEL_SCALE, TrainingPlan, common_arguments, run
 
-from prover.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample
+from prover.model.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample
 
 NAME = "lenet5"
 PLAN = TrainingPlan(epochs=20, batch_size=64, learning_rate=2e-3, weight_decay=0.0, max_shift=2)

@@ -7,7 +7,7 @@ with the log and the plots.
 from torch import nn
 from training_common import PIXEL_OFFSET, PIXEL_SCALE, TrainingPlan, common_arguments, run
 
-from prover.importers.torch_layers import PixelNormalize
+from prover.model.importers.torch_layers import PixelNormalize
 
 NAME = "mlp"
 PLAN = TrainingPlan(epochs=20, batch_size=128, learning_rate=1e-3, weight_decay=0.0, max_shift=2)

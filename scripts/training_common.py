@@ -15,11 +15,11 @@ from matplotlib import pyplot
 from torch import nn
 from torch.nn import functional
 
-from prover import engine
-from prover.data import load_mnist, mnist_dir
-from prover.importers.torch_import import import_torch
-from prover.modelfile import save_model
-from prover.quantize import quantize
+from prover.model import engine
+from prover.model.data import load_mnist, mnist_dir
+from prover.model.importers.torch_import import import_torch
+from prover.model.modelfile import save_model
+from prover.model.quantize import quantize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_THREADS = 2

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
-from prover.chain import LocalChain
-from prover.contracts import DisputeGame, MipsVerifier
-from prover.golden import HEAP_START, SP_REGISTER, STACK_POINTER, ZERO_HASHES, region_root, top_tree_root
+from prover.chain.contracts import DisputeGame, MipsVerifier
+from prover.chain.local import LocalChain
+from prover.task.golden import HEAP_START, SP_REGISTER, STACK_POINTER, ZERO_HASHES, region_root, top_tree_root
 from vm import State
 
 SUBMIT_BOND = 10**18

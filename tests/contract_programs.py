@@ -3,7 +3,7 @@
 - random and adversarial single steps (random words, every opcode and funct, every syscall, traps,
   delay slots, unaligned and region-edge addresses),
 - the trace of a small MIPS program laid out as a golden image (docs/memory-map.md), for games,
-- steps of the real guest (prover/guest/guest.elf) running an int8 MLP on an MNIST-shaped input,
+- steps of the real guest (prover/task/guest/guest.elf) running an int8 MLP on an MNIST-shaped input,
 - steps of a compiled C workload (tests/programs/workload.c, built with the guest's zig flags).
 
 Each witness is vm's StepWitness: (state_data, proof, post_hash by vm)."""
@@ -20,7 +20,7 @@ from pathlib import Path
 from eth_hash.auto import keccak
 from test_guest_models import images, int8_mlp
 
-from prover.golden import (
+from prover.task.golden import (
     INPUT_BASE,
     OUTPUT_BASE,
     SLOT_LEVEL,
@@ -31,7 +31,7 @@ from prover.golden import (
     top_tree_siblings,
     verify_output_proof,
 )
-from prover.guest.build import COMPILE_FLAGS, GUEST_DIR, LINK_FLAGS, compiler_command
+from prover.task.guest.build import COMPILE_FLAGS, GUEST_DIR, LINK_FLAGS, compiler_command
 from vm import Machine, State, StepWitness
 from vm.fast import FastExecutor
 from vm.instructions import STORE_OPCODES, data_address
@@ -202,7 +202,7 @@ class ProgramRun:
     output: bytes
     output_proof: list[bytes]  # slot 3's four top-tree siblings in the final memory
 
-    # prover.agent.Trace
+    # prover.game.agent.Trace
     def state_at(self, step: int) -> bytes:
         return self.states[min(step, len(self.states) - 1)]
 

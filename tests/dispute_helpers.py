@@ -21,8 +21,8 @@ from unittest import mock
 
 import pytest
 
-from prover.cli import main
-from prover.node import connect
+from prover.chain.connect import connect
+from prover.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))

@@ -8,13 +8,12 @@ from eth_hash.auto import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prover.agent import (
+from prover.chain.game_view import GameView, Side
+from prover.game.agent import (
     Bisect,
     ClaimTimeout,
     FaultyTrace,
-    GameView,
     Select,
-    Side,
     Step,
     Trace,
     Wait,

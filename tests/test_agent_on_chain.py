@@ -9,10 +9,10 @@ import pytest
 from contract_fixtures import deploy, final_state, output_commitment
 from eth_hash.auto import keccak
 
-from prover.agent import Side
-from prover.game_commands import play_one_move
-from prover.game_records import find_claim, find_games, find_task, game_status, my_game
-from prover.party import Party
+from prover.chain.game_view import Side
+from prover.game.party import Party
+from prover.game.play import play_one_move
+from prover.game.records import find_claim, find_games, find_task, game_status, my_game
 
 OUTPUT = b"\x00\x00\x00\x07 logits"
 CLOCK = 1_000

@@ -6,17 +6,18 @@ import subprocess
 
 import pytest
 
-from prover.contracts import ARTIFACTS_DIR, CONTRACTS_DIR, load_artifact, sources_sha256
+from prover.chain.artifacts import ARTIFACTS_DIR, CONTRACTS_DIR, load_artifact, sources_sha256
 
 DEPLOYABLE = ("MIPS", "DisputeGame", "ReentrantPayee", "StepBatch")
 
 
 def test_every_artifact_records_the_current_sources() -> None:
-    """Fails when a .sol file changed without `python -m prover.contracts build`."""
+    """Fails when a .sol file changed without `python -m prover.chain.artifacts build`."""
     current = sources_sha256()
     for path in sorted(ARTIFACTS_DIR.glob("*.json")):
         recorded = json.loads(path.read_text())["sourcesSha256"]
-        assert recorded == current, f"{path.name} is stale: rebuild with `python -m prover.contracts build`"
+        rebuild = "python -m prover.chain.artifacts build"
+        assert recorded == current, f"{path.name} is stale: rebuild with `{rebuild}`"
 
 
 def test_artifacts_name_the_pinned_compiler() -> None:

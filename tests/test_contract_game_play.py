@@ -1,5 +1,5 @@
 """Whole games over a real MIPS trace (a small golden-image program run by vm/), played by
-prover/agent.py's party logic on both sides: the honest side wins whichever side it is on, for
+prover/game/agent.py's party logic on both sides: the honest side wins whichever side it is on, for
 k = 2 and k = 16 at random disagreement points, also with several challengers at once; a run from
 another start (a wrong S0) or a final state with an output the run did not produce loses; every
 move emits its event, and each game pays exactly one side."""
@@ -11,19 +11,9 @@ from contract_fixtures import CHALLENGE_BOND, SUBMIT_BOND, WINDOW, Deployment, d
 from contract_programs import ProgramRun, run_loop_program
 from eth_hash.auto import keccak
 
-from prover.agent import (
-    Bisect,
-    FaultyTrace,
-    Move,
-    Select,
-    Side,
-    Step,
-    Trace,
-    Wait,
-    next_move,
-    rounds_needed,
-)
+from prover.chain.game_view import Side
 from prover.errors import ProverError
+from prover.game.agent import Bisect, FaultyTrace, Move, Select, Step, Trace, Wait, next_move, rounds_needed
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +68,7 @@ def move_once(
 
 
 def play(d: Deployment, game_id: int, defender: Trace, challenger: Trace, k: int) -> tuple[str, int]:
-    """Both parties move by prover.agent until the game ends; the status and the rounds played."""
+    """Both parties move by prover.game.agent until the game ends; the status and the rounds played."""
     rounds = 0
     while not d.game.game(game_id).over:
         rounds += isinstance(move_once(d, game_id, defender, challenger, k), Bisect)

@@ -19,9 +19,9 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prover.contracts import load_artifact
+from prover.chain.artifacts import load_artifact
 from prover.errors import ProverError
-from prover.golden import initial_state_hash, region_root
+from prover.task.golden import initial_state_hash, region_root
 
 OUTPUT = (7).to_bytes(4, "big") + bytes(range(10))
 STEPS = 1_000

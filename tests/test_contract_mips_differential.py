@@ -21,8 +21,9 @@ from contract_programs import (
 from eth_tester.exceptions import TransactionFailed
 from web3.exceptions import ContractLogicError
 
-from prover.chain import LocalChain
-from prover.contracts import MipsVerifier, load_artifact
+from prover.chain.artifacts import load_artifact
+from prover.chain.contracts import MipsVerifier
+from prover.chain.local import LocalChain
 from prover.errors import ProverError
 from vm import StepWitness
 

@@ -6,8 +6,8 @@ delay slots, traps, every syscall, unaligned and region-edge memory. Forged witn
 import pytest
 from eth_tester.exceptions import TransactionFailed
 
-from prover.chain import LocalChain
-from prover.contracts import MipsVerifier, decode_revert, revert_data
+from prover.chain.contracts import MipsVerifier, decode_revert, revert_data
+from prover.chain.local import LocalChain
 from prover.errors import ProverError
 from vm import Memory, State
 

@@ -1,4 +1,4 @@
-"""prover/contracts.py: reverts decoded into one-line ProverErrors on the in-process chain and over
+"""prover/chain/contracts.py: reverts decoded into one-line ProverErrors on the in-process chain and over
 JSON-RPC, events decoded from receipts, execution gas, and errors for missing artifacts."""
 
 import pytest
@@ -6,8 +6,9 @@ from contract_fixtures import CHALLENGE_BOND, CLOCK, SUBMIT_BOND, WINDOW, deploy
 from eth_utils import function_signature_to_4byte_selector
 from node_process import running_node
 
-from prover.chain import web3_for
-from prover.contracts import DisputeGame, MipsVerifier, decode_revert, execution_gas, load_artifact
+from prover.chain.artifacts import load_artifact
+from prover.chain.connect import web3_for
+from prover.chain.contracts import DisputeGame, MipsVerifier, decode_revert, execution_gas
 from prover.errors import ProverError
 
 

@@ -25,3 +25,36 @@ def test_challenge_simple_demo_ends_with_the_honest_defender_winning():
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "winner: the defender; rounds: 6;" in result.stdout
+
+
+def python_the_demos_pick(cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:
+    """`scripts/demo_common.sh`'s choice of Python in an environment of `env` only (and a PATH)."""
+    return subprocess.run(
+        ["bash", "-c", 'set -euo pipefail; source scripts/demo_common.sh; echo "$PYTHON"'],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_demos_use_the_activated_environment(tmp_path):
+    venv = Path(sys.executable).parent.parent
+    # Run from a copy of the scripts elsewhere, so no .venv in the checkout can be the answer.
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "demo_common.sh").write_text((REPO / "scripts" / "demo_common.sh").read_text())
+    chosen = python_the_demos_pick(tmp_path, VIRTUAL_ENV=str(venv))
+    assert chosen.stdout.strip() == f"{venv}/bin/python", chosen.stderr
+    on_path = python_the_demos_pick(PATH=f"{venv}/bin:/usr/bin:/bin")
+    assert on_path.stdout.strip() == "python", on_path.stderr
+
+
+def test_demos_say_when_prover_is_not_installed(tmp_path):
+    no_prover = tmp_path / "python"
+    no_prover.write_text("#!/bin/sh\nexit 1\n")
+    no_prover.chmod(0o755)
+    result = python_the_demos_pick(PYTHON=str(no_prover))
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("error: no Python with the prover package installed")
+    assert len(result.stderr.strip().splitlines()) == 1

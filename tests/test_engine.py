@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_modelfile import elementwise_graph, sample_f32_graph, sample_int8_graph
 
-from prover.engine import mbqm, rdbpot, run, srdhm, wrap32
 from prover.errors import ProverError
-from prover.graph import DType, Graph, Op, f32_bits
-from prover.guest.native import NativeGuest, build_library
-from prover.modelfile import write_model
+from prover.model.engine import mbqm, rdbpot, run, srdhm, wrap32
+from prover.model.graph import DType, Graph, Op, f32_bits
+from prover.model.modelfile import write_model
+from prover.task.guest.native import NativeGuest, build_library
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 int32s = st.integers(INT32_MIN, INT32_MAX)

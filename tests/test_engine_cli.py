@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from prover.cli import cli
-from prover.data import load_mnist, mnist_dir
-from prover.engine import run
-from prover.modelfile import load_model, save_model
-from prover.network import Flatten, Linear, Network, ReLU
+from prover.cli.main import cli
+from prover.model.data import load_mnist, mnist_dir
+from prover.model.engine import run
+from prover.model.modelfile import load_model, save_model
+from prover.model.network import Flatten, Linear, Network, ReLU
 
 COUNT = 60
 

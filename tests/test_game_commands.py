@@ -26,8 +26,8 @@ from dispute_helpers import (
 )
 from node_process import running_node
 
-from prover.agent import split_points
-from prover.node import connect
+from prover.chain.connect import connect
+from prover.game.agent import split_points
 
 BOND = 10**18
 WINDOW_S = 600

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from prover.cli import cli
-from prover.data import load_mnist, mnist_dir
-from prover.golden import region_root
+from prover.cli.main import cli
+from prover.model.data import load_mnist, mnist_dir
+from prover.task.golden import region_root
 
 REPO = Path(__file__).resolve().parent.parent
 MLP = REPO / "models" / "mlp_int8.ggml"

@@ -1,4 +1,4 @@
-"""The pure functions behind S0 and the output proof (prover/golden.py), against naive versions."""
+"""The pure functions behind S0 and the output proof (prover/task/golden.py), against naive versions."""
 
 import pytest
 from eth_hash.auto import keccak
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prover.errors import ProverError
-from prover.golden import (
+from prover.task.golden import (
     SLOT_LEVEL,
     ZERO_HASHES,
     region_bytes,

@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 from test_guest_models import images, int8_mlp, native_guest
 
-from prover.cli import cli
-from prover.golden import initial_state_hash, region_root, verify_output_proof
-from prover.guest.native import NativeGuest
+from prover.cli.main import cli
+from prover.task.golden import initial_state_hash, region_root, verify_output_proof
+from prover.task.guest.native import NativeGuest
 from vm.snapshot import load_snapshot
 from vm.trace import Trace
 

@@ -18,7 +18,7 @@ from test_guest_models import (
     native_guest,
 )
 
-from prover.guest.native import NativeGuest
+from prover.task.guest.native import NativeGuest
 
 __all__ = ["native_guest"]  # the fixture, imported for this module
 

@@ -9,7 +9,7 @@ the code it checks.
 Cost: the MLP takes 1.55 M steps per image, LeNet-5 2.96 M. The first run of an executor compiles
 its blocks (0.3 s, more than the 0.18 s of a compiled MLP run); the slow tests therefore run the
 200 images through vm.fast.SharedBlocksRunner, which keeps the compiled blocks from one image
-to the next, and lay the images out with prover.golden.GoldenTemplate (program and model pages
+to the next, and lay the images out with prover.task.golden.GoldenTemplate (program and model pages
 hashed once). Every image is still a fresh machine run from its own S0 to its exit; the fast tests
 check on a few images that this path ends in exactly the final state of the plain path
 (build_golden and a new FastExecutor per image), and the tests at the end that the block sharing
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prover import engine
-from prover.data import load_mnist, mnist_dir
-from prover.golden import INPUT_BASE, GoldenImage, GoldenTemplate, build_golden, sibling_slot_root
-from prover.modelfile import load_model
-from prover.run_commands import output_payload
+from prover.model import engine
+from prover.model.data import load_mnist, mnist_dir
+from prover.model.modelfile import load_model
+from prover.task.golden import INPUT_BASE, GoldenImage, GoldenTemplate, build_golden, sibling_slot_root
+from prover.task.run import output_payload
 from vm import Machine
 from vm.fast import FastExecutor, SharedBlocksRunner
 from vm.instructions import execute

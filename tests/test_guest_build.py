@@ -8,7 +8,7 @@ import pytest
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from prover.guest.build import GUEST_ELF, build
+from prover.task.guest.build import GUEST_ELF, build
 
 ENTRY = 0x00400000
 PROGRAM_SLOT_END = 0x10000000
@@ -44,7 +44,8 @@ def executable_words() -> list[tuple[int, bytes]]:
 
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     rebuilt = build(tmp_path / "guest.elf")
-    assert rebuilt.read_bytes() == GUEST_ELF.read_bytes(), "run `python -m prover.guest.build` and commit"
+    rebuild = "python -m prover.task.guest.build"
+    assert rebuilt.read_bytes() == GUEST_ELF.read_bytes(), f"run `{rebuild}` and commit"
 
 
 def test_elf_is_big_endian_mips32_at_the_fixed_entry() -> None:

@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 from test_guest_models import native_guest
 
-from prover import engine
-from prover.data import load_mnist, mnist_dir
-from prover.golden import build_golden
-from prover.guest.native import NativeGuest
-from prover.modelfile import load_model
-from prover.run_commands import output_payload
+from prover.model import engine
+from prover.model.data import load_mnist, mnist_dir
+from prover.model.modelfile import load_model
+from prover.task.golden import build_golden
+from prover.task.guest.native import NativeGuest
+from prover.task.run import output_payload
 from vm.fast import FastExecutor
 
 __all__ = ["native_guest"]  # the fixture, imported for this module

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from test_guest_models import f32_convnet, int8_convnet, int8_mlp
 
-from prover.guest.native import build_library
+from prover.task.guest.native import build_library
 
 FUZZER = """
 import json, random, sys
-from prover.guest.native import NativeGuest
+from prover.task.guest.native import NativeGuest
 guest = NativeGuest(sys.argv[1])
 base, data = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
 rng = random.Random(int(sys.argv[4]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prover.guest.native import GuestResult, NativeGuest, build_library
+from prover.task.guest.native import GuestResult, NativeGuest, build_library
 
 F32, I8, U8, I32 = 0, 1, 2, 3
 LINEAR, CONV2D, MAXPOOL2D, AVGPOOL2D, SUBSAMPLE, RELU, TANH, SIGMOID = 1, 2, 3, 4, 5, 6, 7, 8
@@ -282,9 +282,9 @@ def test_input_of_the_wrong_size_is_refused(native_guest: NativeGuest) -> None:
 
 def test_exit_codes_match_the_documentation() -> None:
     """guest.h's enum, docs/guest.md's table and the CLI's names agree."""
-    from prover.run_commands import EXIT_CODES
+    from prover.task.run import EXIT_CODES
 
-    header = (Path(__file__).parent.parent / "prover/guest/guest.h").read_text()
+    header = (Path(__file__).parent.parent / "prover/task/guest/guest.h").read_text()
     doc = (Path(__file__).parent.parent / "docs/guest.md").read_text()
     block = header.split("enum guest_status {")[1].split("};")[0]
     enum = {int(code): name for name, code in re.findall(r"^\s*(\w+) = (\d+),", block, re.MULTILINE)}

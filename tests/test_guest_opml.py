@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from test_guest_models import native_guest
 from test_opml import direct_mlp, opml_tensor
 
-from prover.cli import cli
-from prover.data import load_mnist, mnist_dir
-from prover.golden import build_golden
-from prover.guest.native import NativeGuest
-from prover.run_commands import output_payload
+from prover.cli.main import cli
+from prover.model.data import load_mnist, mnist_dir
+from prover.task.golden import build_golden
+from prover.task.guest.native import NativeGuest
+from prover.task.run import output_payload
 from vm.fast import FastExecutor
 
 __all__ = ["native_guest"]  # the fixture, imported for this module
@@ -49,7 +49,7 @@ def pca_mlp() -> list[np.ndarray]:
 
 
 def opml_bytes(w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray) -> bytes:
-    """OPML's legacy file (prover/opml.py's layout): magic, then W1, b1, W2, b2, dims innermost first."""
+    """OPML's legacy file (prover/model/opml.py): magic, then W1, b1, W2, b2, dims innermost first."""
     hidden = len(b1)
     return (
         struct.pack(">i", 0x67676D6C)

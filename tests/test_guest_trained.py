@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_guest_models import DEQUANTIZE, F32, LINEAR, RELU, U8, Graph, f32_bits, native_guest
 
-from prover.golden import OUTPUT_BASE, REGION_HEADER, build_golden
-from prover.guest.native import NativeGuest
+from prover.task.golden import OUTPUT_BASE, REGION_HEADER, build_golden
+from prover.task.guest.native import NativeGuest
 from vm.fast import FastExecutor
 
 torch = pytest.importorskip("torch")

@@ -4,8 +4,8 @@ output region, class and exit code, for every op in int8 and f32 and for malform
 import pytest
 from test_guest_models import f32_convnet, f32_mlp, images, int8_convnet, int8_mlp, native_guest
 
-from prover.golden import OUTPUT_BASE, REGION_HEADER, build_golden
-from prover.guest.native import NativeGuest
+from prover.task.golden import OUTPUT_BASE, REGION_HEADER, build_golden
+from prover.task.guest.native import NativeGuest
 from vm.fast import FastExecutor
 
 __all__ = ["native_guest"]  # the fixture, imported for this module

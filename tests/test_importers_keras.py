@@ -12,11 +12,11 @@ pytest.importorskip("h5py")
 
 from click.testing import CliRunner  # noqa: E402
 
-from prover.cli import cli  # noqa: E402
-from prover.engine import run  # noqa: E402
+from prover.cli.main import cli  # noqa: E402
 from prover.errors import ProverError  # noqa: E402
-from prover.importers.keras_import import import_keras  # noqa: E402
-from prover.modelfile import load_model  # noqa: E402
+from prover.model.engine import run  # noqa: E402
+from prover.model.importers.keras_import import import_keras  # noqa: E402
+from prover.model.modelfile import load_model  # noqa: E402
 
 layers = keras.layers
 # Keras' torch backend converts tensors with np.array(x) without copy=; numpy 2 warns, harmlessly.

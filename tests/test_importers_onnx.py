@@ -7,7 +7,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from prover.errors import ProverError  # noqa: E402
-from prover.importers.onnx_import import import_onnx  # noqa: E402
+from prover.model.importers.onnx_import import import_onnx  # noqa: E402
 
 
 def make_model(nodes, initializers, input_shape=(1, 4), output="y", opset=13):

@@ -12,9 +12,9 @@ pytest.importorskip("onnx")
 from torch import nn  # noqa: E402
 
 from prover.errors import ProverError  # noqa: E402
-from prover.importers.onnx_import import import_onnx  # noqa: E402
-from prover.importers.torch_import import import_torch  # noqa: E402
-from prover.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample  # noqa: E402
+from prover.model.importers.onnx_import import import_onnx  # noqa: E402
+from prover.model.importers.torch_import import import_torch  # noqa: E402
+from prover.model.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample  # noqa: E402
 
 
 def lenet_like() -> nn.Module:

@@ -9,9 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prover.errors import ProverError
-from prover.graph import DType, Graph, Op, check_graph, f32_bits
-from prover.modelfile import HEADER_SIZE, ModelFormatError, load_model, read_model, save_model, write_model
-from prover.network import (
+from prover.model.graph import DType, Graph, Op, check_graph, f32_bits
+from prover.model.modelfile import (
+    HEADER_SIZE,
+    ModelFormatError,
+    load_model,
+    read_model,
+    save_model,
+    write_model,
+)
+from prover.model.network import (
     AvgPool2D,
     Conv2D,
     Flatten,
@@ -24,7 +31,7 @@ from prover.network import (
     Subsample,
     Tanh,
 )
-from prover.quantize import quantize
+from prover.model.quantize import quantize
 
 C3_LIKE_MASK = np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1]], np.uint8)
 

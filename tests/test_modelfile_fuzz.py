@@ -10,9 +10,9 @@ import time
 import numpy as np
 from test_modelfile import elementwise_graph, sample_f32_graph, sample_int8_graph
 
-from prover.engine import run
 from prover.errors import ProverError
-from prover.modelfile import ModelFormatError, read_model, write_model
+from prover.model.engine import run
+from prover.model.modelfile import ModelFormatError, read_model, write_model
 
 MUTANTS_PER_SEED_FILE = 3400  # three seed files: over 10,000 mutants
 INTERESTING_U32 = [

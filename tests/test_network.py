@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from test_modelfile import C3_LIKE_MASK, small_convnet
 
-from prover.engine import run
 from prover.errors import ProverError
-from prover.graph import Op
-from prover.importers.imported import LayerChain
-from prover.modelfile import read_model, write_model
-from prover.network import (
+from prover.model.engine import run
+from prover.model.graph import Op
+from prover.model.importers.imported import LayerChain
+from prover.model.modelfile import read_model, write_model
+from prover.model.network import (
     AvgPool2D,
     Conv2D,
     Flatten,

@@ -11,8 +11,8 @@ from node_process import running_node
 from web3 import Web3
 from web3.exceptions import ContractCustomError, TransactionNotFound
 
+from prover.chain.connect import connect
 from prover.errors import ProverError
-from prover.node import connect
 
 # Runtime code that returns the 32-byte word 42, and one that reverts with the 4 bytes 0xdeadbeef,
 # each behind an init code that copies it into place (12 bytes, then the runtime).
@@ -42,7 +42,7 @@ def rpc_url():
 
 def run_client(rpc_url: str, code: str) -> str:
     """Run `code` in a separate Python process with `w3` connected to the node; return its stdout."""
-    prelude = f"from prover.node import connect; w3 = connect({rpc_url!r})\n"
+    prelude = f"from prover.chain.connect import connect; w3 = connect({rpc_url!r})\n"
     result = subprocess.run(
         [sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=60, check=True
     )

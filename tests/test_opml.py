@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from prover.cli import cli
-from prover.engine import run
-from prover.graph import Op
-from prover.modelfile import ModelFormatError, load_model
-from prover.opml import read_opml
+from prover.cli.main import cli
+from prover.model.engine import run
+from prover.model.graph import Op
+from prover.model.modelfile import ModelFormatError, load_model
+from prover.model.opml import read_opml
 
 HIDDEN = 48
 

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_modelfile import sample_f32_graph, small_convnet
 
-from prover.engine import run
 from prover.errors import ProverError
-from prover.graph import Attr, DType, Graph, Op, f32_bits
-from prover.network import Conv2D, Flatten, Linear, Network, ReLU, Sigmoid, Softmax, Subsample, Tanh
-from prover.quantize import qparams, quantize, quantize_multiplier
+from prover.model.engine import run
+from prover.model.graph import Attr, DType, Graph, Op, f32_bits
+from prover.model.network import Conv2D, Flatten, Linear, Network, ReLU, Sigmoid, Softmax, Subsample, Tanh
+from prover.model.quantize import qparams, quantize, quantize_multiplier
 
 
 @given(st.floats(2.0**-31, 2.0**30 * 0.99))

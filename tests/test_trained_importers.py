@@ -15,13 +15,13 @@ pytest.importorskip("onnx")
 
 from click.testing import CliRunner  # noqa: E402
 
-from prover.cli import cli  # noqa: E402
-from prover.data import load_mnist, mnist_dir  # noqa: E402
-from prover.engine import run  # noqa: E402
-from prover.importers.onnx_import import import_onnx  # noqa: E402
-from prover.importers.torch_import import import_torch  # noqa: E402
-from prover.modelfile import load_model, write_model  # noqa: E402
-from prover.quantize import quantize  # noqa: E402
+from prover.cli.main import cli  # noqa: E402
+from prover.model.data import load_mnist, mnist_dir  # noqa: E402
+from prover.model.engine import run  # noqa: E402
+from prover.model.importers.onnx_import import import_onnx  # noqa: E402
+from prover.model.importers.torch_import import import_torch  # noqa: E402
+from prover.model.modelfile import load_model, write_model  # noqa: E402
+from prover.model.quantize import quantize  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = mnist_dir(None)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prover.data import load_mnist, mnist_dir
-from prover.engine import run
-from prover.modelfile import load_model
+from prover.model.data import load_mnist, mnist_dir
+from prover.model.engine import run
+from prover.model.modelfile import load_model
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = mnist_dir(None)

@@ -101,7 +101,7 @@ def snapshot(machine: Machine) -> tuple[bytes, list[tuple[int, bytes]], list[tup
 def test_random_programs_end_in_the_same_state(seed: int) -> None:
     steps = random.Random(seed).choice((1, 2, 3, 17, 500, 3000))
     reference, fast = random_machine(seed), random_machine(seed)
-    reference.run(steps)
+    reference.run_reference(steps)
     assert FastExecutor(fast).run(steps) == reference.state.step
     assert snapshot(fast) == snapshot(reference)
 
@@ -114,11 +114,11 @@ def test_stopping_at_every_step_count(seed: int) -> None:
     reference, fast = random_machine(1000 + seed), random_machine(1000 + seed)
     executor = FastExecutor(fast)
     for _ in range(150):
-        reference.run(1)
+        reference.run_reference(1)
         executor.run(1)
         assert fast.state.encode() == reference.state.encode()
         chunk = rng.randint(1, 40)
-        reference.run(chunk)
+        reference.run_reference(chunk)
         executor.run(chunk)
         assert snapshot(fast) == snapshot(reference)
 
@@ -143,7 +143,7 @@ def test_self_modifying_code_invalidates_compiled_blocks() -> None:
         machine.state.registers[t2] = patched
         machine.state.registers[t3] = 0
         if run == "reference":
-            machine.run()
+            machine.run_reference()
         else:
             FastExecutor(machine).run()
         assert machine.state.exited and machine.state.registers[t0] == 1 + 4 * 100, run
@@ -162,6 +162,14 @@ def test_long_loop_matches_and_is_fast() -> None:
     words += [SYSCALL]
     reference = Machine.from_bytes(code(words), addr=CODE, pc=CODE)
     fast = Machine.from_bytes(code(words), addr=CODE, pc=CODE)
-    reference.run()
+    reference.run_reference()
     FastExecutor(fast).run()
     assert fast.state.encode() == reference.state.encode() and fast.state.exited
+
+
+def test_machine_run_is_the_fast_executor() -> None:
+    """`Machine.run` (the obvious call) gives the reference stepper's final state, compiled."""
+    reference, fast = random_machine(7), random_machine(7)
+    reference.run_reference(3000)
+    assert fast.run(3000) == reference.state.step
+    assert snapshot(fast) == snapshot(reference)

@@ -142,7 +142,7 @@ def test_division_by_zero_traps(funct: int) -> None:
 
 def test_hi_lo_moves() -> None:
     m = machine([r_type(17, 0, T0), r_type(19, 0, T1), r_type(16, T2), r_type(18, T3 := 11)], {T0: 5, T1: 6})
-    m.run(4)
+    m.run_reference(4)
     assert (m.state.hi, m.state.lo, m.state.registers[T2], m.state.registers[T3]) == (5, 6, 5, 6)
 
 
@@ -215,7 +215,7 @@ def test_branches_run_the_delay_slot(opcode: int, rt_field: int, rs: int, rt: in
 
 def test_backward_branch_offset() -> None:
     m = machine([NOP, NOP, i_type(4, 0, 0, -2)])
-    m.run(3)
+    m.run_reference(3)
     assert (m.state.pc, m.state.next_pc) == (BASE + 12, BASE + 4)
 
 
@@ -244,20 +244,20 @@ def test_jr_jalr_links() -> None:
     assert (m.state.next_pc, m.state.registers[RA]) == (0x5000, BASE + 8)
     m = one_step(r_type(8, 0, T0), rs=0x6002)  # jr to an unaligned address: the fetch traps
     assert m.state.next_pc == 0x6002
-    m.run(2)
+    m.run_reference(2)
     assert (m.state.exited, m.state.exit_code, m.state.pc) == (1, UNALIGNED_PC, 0x6002)
 
 
 def test_jal_link_is_visible_in_the_delay_slot() -> None:
     m = machine([j_type(3, 0x2000), r_type(37, T2, RA, ZERO)])
-    m.run(2)
+    m.run_reference(2)
     assert m.state.registers[T2] == BASE + 8 and m.state.pc == 0x2000
 
 
 def test_branch_in_a_delay_slot_follows_the_rules() -> None:
     # beq 0,0,+4 with a j in its delay slot: the j executes with pc = slot, next_pc = branch target.
     m = machine([i_type(4, 0, 0, 4), j_type(2, 0x3000)])
-    m.run(2)
+    m.run_reference(2)
     assert (m.state.pc, m.state.next_pc) == (BASE + 20, 0x3000)
 
 
@@ -410,7 +410,7 @@ def test_exited_machine_does_not_change() -> None:
     before = m.state_hash()
     witness = m.step()
     assert m.state_hash() == before == witness.post_hash and m.state.step == 0
-    assert m.run() == 0
+    assert m.run_reference() == 0
 
 
 # ---------------------------------------------------------------------------- syscalls
@@ -485,5 +485,5 @@ def test_write_of_a_huge_size_logs_a_bounded_prefix() -> None:
 
 def test_syscall_in_a_delay_slot_continues_at_the_target() -> None:
     m = machine([j_type(2, 0x3000), SYSCALL], {V0: 4045})
-    m.run(2)
+    m.run_reference(2)
     assert (m.state.pc, m.state.registers[V0]) == (0x3000, 0x60000000)

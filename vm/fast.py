@@ -14,8 +14,9 @@ Bit-identical results to the reference stepper come from three rules:
   returns right after the store (it may have rewritten its own next instructions);
 - the reference steps run here check the same (a store they do is decoded first).
 
-`FastExecutor(machine)` keeps its compiled blocks between `run` calls; writes to the machine's
-memory from outside (Memory.write) must be followed by a new executor.
+`Machine.run` runs a machine with a new executor. `FastExecutor(machine)` keeps its compiled blocks
+between `run` calls; writes to the machine's memory from outside (Memory.write) must be followed by
+a new executor.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vm.instructions import MEMORY_OPCODES, STORE_OPCODES, data_address, execute
-from vm.machine import Machine
 from vm.memory import PAGE_BITS, PAGE_MASK
+
+if TYPE_CHECKING:  # Machine runs with this executor: a run-time import would be a cycle
+    from vm.machine import Machine
 
 M32 = 0xFFFFFFFF
 MAX_BLOCK = 128
@@ -405,8 +409,3 @@ def _same_code(executor: FastExecutor, machine: Machine) -> bool:
         return True
     ours, theirs = executor.machine.memory.pages, machine.memory.pages
     return all(ours.get(page) == theirs.get(page) for page in executor.code_pages)
-
-
-def run(machine: Machine, max_steps: int | None = None) -> int:
-    """Run `machine` with a fresh FastExecutor; the Trace runner signature."""
-    return FastExecutor(machine).run(max_steps)

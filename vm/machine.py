@@ -1,10 +1,12 @@
-"""The public face of the VM: a machine = state + memory, stepped with witnesses or run fast."""
+"""The public face of the VM: a machine = state + memory, run fast, or stepped with witnesses by the
+reference stepper that the on-chain verifier mirrors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from vm.elf import load_segments
+from vm.fast import FastExecutor
 from vm.instructions import execute
 from vm.memory import Memory
 from vm.state import State
@@ -57,7 +59,13 @@ class Machine:
         return StepWitness(state_data, proof, self.state_hash())
 
     def run(self, max_steps: int | None = None) -> int:
-        """Run with the reference stepper until exit or `max_steps` steps; returns the steps run."""
+        """Run until exit or `max_steps` steps with the fast executor (compiled basic blocks, the
+        same states as the reference stepper); returns the steps run. A trace's runner signature."""
+        return FastExecutor(self).run(max_steps)
+
+    def run_reference(self, max_steps: int | None = None) -> int:
+        """Run with the reference stepper (vm/instructions.py, line by line what the contract
+        executes) until exit or `max_steps` steps; returns the steps run."""
         return execute(self.state, self.memory, max_steps, self._collect_output)
 
     def _collect_output(self, fd: int, data: bytes) -> None:

@@ -46,7 +46,7 @@ Runner = Callable[[Machine, int], int]
 
 
 class Trace:
-    """The checkpoints of one run (the prover.agent.Trace protocol)."""
+    """The checkpoints of one run (the prover.game.agent.Trace protocol)."""
 
     def __init__(
         self, interval: int, checkpoints: list[Checkpoint], final_state: bytes, runner: Runner
@@ -75,7 +75,7 @@ class Trace:
     ) -> Trace:
         """Run a copy of `machine` to its exit (or `max_steps` steps) with a checkpoint every
         `interval` steps. `runner` runs the chunks and later replays (default: one FastExecutor for
-        the recording, vm.fast.run per replay). `progress(steps)` is called per checkpoint."""
+        the recording, Machine.run per replay). `progress(steps)` is called per checkpoint."""
         if interval < 1:
             raise VmError(f"checkpoint interval {interval} must be at least 1")
         run = machine.copy()
@@ -97,7 +97,7 @@ class Trace:
                 checkpoints.append(Checkpoint(state_data, dict(pages)))
             if progress is not None:
                 progress(done)
-        return cls(interval, checkpoints, run.state.encode(), runner or fast.run)
+        return cls(interval, checkpoints, run.state.encode(), runner or Machine.run)
 
     # ------------------------------------------------------------------ queries
 
@@ -168,7 +168,7 @@ class Trace:
         (directory / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
 
     @classmethod
-    def load(cls, directory: str | Path, runner: Runner = fast.run) -> Trace:
+    def load(cls, directory: str | Path, runner: Runner = Machine.run) -> Trace:
         """The trace saved by `save`; SnapshotError for missing or inconsistent files."""
         directory = Path(directory)
         try:

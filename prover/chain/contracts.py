@@ -1,24 +1,14 @@
-"""The contracts from Python: the committed build artifacts (contracts/artifacts/*.json), deployment,
+"""The contracts from Python: deployment from the committed artifacts (prover/chain/artifacts.py)
 and typed wrappers around the one-step verifier (MIPS.sol) and the dispute game (DisputeGame.sol).
-
-Users never compile: the artifacts are committed, and `sources_sha256()` tells when they no longer
-match contracts/src (tests fail then). `python -m prover.contracts build` reruns the pinned npm solc
-(contracts/build.js) for developers who changed a contract.
 
 Every revert becomes a ProverError naming the contract call and the decoded custom error, e.g.
 "DisputeGame.select reverted: NotYourTurn(gameId=3, turn=0)".
 """
 
 import ast
-import hashlib
-import json
 import re
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, Self
 
 from eth_abi import abi
@@ -30,51 +20,14 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 
-from prover.agent import GameView, Side
+from prover.chain.artifacts import ARTIFACTS_DIR, load_artifact
+from prover.chain.game_view import GameView, Side
 from prover.errors import ProverError
 
-CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
-ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
-SOURCE_DIRS = ("src", "test")
 # The gas every transaction pays before execution: the base fee and calldata (EIP-2028).
 TX_BASE_GAS = 21_000
 CALLDATA_ZERO_GAS = 4
 CALLDATA_NONZERO_GAS = 16
-
-
-@cache
-def load_artifact(name: str) -> dict[str, Any]:
-    """The committed build artifact of contract `name` (ABI, bytecode, compiler, sources hash)."""
-    path = ARTIFACTS_DIR / f"{name}.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ProverError(f"no contract artifact {path}: run `python -m prover.contracts build`") from None
-
-
-def sources_sha256() -> str:
-    """The hash contracts/build.js records: sha256 over "<path>\\0<content>\\0" of every .sol
-    file under contracts/src and contracts/test, in sorted path order."""
-    digest = hashlib.sha256()
-    files = sorted(
-        f"{folder}/{path.name}" for folder in SOURCE_DIRS for path in (CONTRACTS_DIR / folder).glob("*.sol")
-    )
-    for name in files:
-        digest.update(name.encode() + b"\0" + (CONTRACTS_DIR / name).read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def build(check: bool = False) -> None:
-    """Recompile with the pinned solc (needs node and `npm ci --prefix contracts`). With check,
-    only compare against the committed artifacts."""
-    node = shutil.which("node")
-    if node is None:
-        raise ProverError("node is not installed: building the contracts needs node and npm")
-    if not (CONTRACTS_DIR / "node_modules" / "solc").is_dir():
-        raise ProverError(f"solc is not installed: run `npm ci --prefix {CONTRACTS_DIR}`")
-    command = [node, str(CONTRACTS_DIR / "build.js"), *(["--check"] if check else [])]
-    if subprocess.run(command, check=False).returncode != 0:
-        raise ProverError("contracts/build.js failed" + (" (stale artifacts)" if check else ""))
 
 
 # ---------------------------------------------------------------- reverts and events
@@ -370,18 +323,3 @@ class DisputeGame(DeployedContract):
             bytes(final_state),
             bytes(output_hash),
         )
-
-
-def main() -> None:
-    """`python -m prover.contracts build [--check]`: the developer's build entry point."""
-    args = sys.argv[1:]
-    if not args or args[0] != "build" or args[1:] not in ([], ["--check"]):
-        sys.exit("usage: python -m prover.contracts build [--check]")
-    try:
-        build(check=args[1:] == ["--check"])
-    except ProverError as exc:
-        sys.exit(f"error: {exc}")
-
-
-if __name__ == "__main__":
-    main()

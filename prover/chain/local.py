@@ -1,12 +1,10 @@
-"""The chain the contracts run on: an in-process eth-tester / py-evm chain by default, or any
-Ethereum JSON-RPC endpoint (`prover node`, hardhat, anvil, geth) by URL."""
+"""The embedded chain: an in-process eth-tester / py-evm chain, the default chain the contracts run
+on (any Ethereum JSON-RPC endpoint can stand in for it: prover/chain/connect.py)."""
 
 from eth.vm.forks import CancunVM
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
-
-from prover.node import connect
 
 
 class LocalChain:
@@ -29,8 +27,3 @@ class LocalChain:
     def advance_time(self, seconds: int) -> None:
         """Mine a block `seconds` after the latest one, so the next transaction sees the clock moved."""
         self.tester.time_travel(self.timestamp() + seconds)
-
-
-def web3_for(rpc_url: str | None) -> Web3:
-    """A Web3 on the node at rpc_url, or on a fresh in-process chain when there is none."""
-    return connect(rpc_url) if rpc_url else LocalChain().w3

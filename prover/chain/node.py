@@ -16,22 +16,18 @@ HTTP server; this module only
   transaction instead of some thirteen (`estimate_gas`). Together they cut the node's time in a
   k = 2 MLP dispute by more than half.
 
-`connect(url)` is the client side: a Web3 over HTTP that fails with one clear line when nothing
-answers at the URL.
+The client side (`connect`) is prover/chain/connect.py; the command, prover/cli/node.py.
 """
 
 import ast
-import contextlib
 import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import click
-import requests
 from eth.abc import ComputationAPI, SignedTransactionAPI, StateAPI
 from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
 from eth.exceptions import HeaderNotFound
@@ -44,10 +40,9 @@ from eth_tester.exceptions import TransactionFailed
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS
-from web3.types import RPCEndpoint
 
+from prover.chain.local import LocalChain
 from prover.errors import ProverError
-from prover.output import Output, Record, json_option
 
 DEFAULT_PORT = 8545
 LOGS_BLOOM_BYTES = 256
@@ -219,10 +214,8 @@ class ChainNode:
     """One embedded chain answering JSON-RPC request objects (dicts), one request at a time."""
 
     def __init__(self) -> None:
-        # The same chain rules as the in-process chain (chain.py imports this module, hence here).
-        from prover.chain import LocalChain
-
-        # py-evm's documented switch; the chain reads it when it is made.
+        # The same chain rules as the in-process chain, with this module's gas estimator: py-evm's
+        # documented switch, read when the chain is made.
         os.environ.setdefault("GAS_ESTIMATOR_BACKEND_FUNC", f"{__name__}.estimate_gas")
         self.tester = LocalChain().tester
         # Both of eth-tester's lookups by hash (transactions and receipts) call this function.
@@ -286,67 +279,3 @@ def make_server(node: ChainNode, host: str, port: int) -> ThreadingHTTPServer:
         return ThreadingHTTPServer((host, port), Handler)
     except OSError as exc:
         raise ProverError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-
-
-@contextlib.contextmanager
-def reaching(rpc_url: str) -> Iterator[None]:
-    """Turns a node that stops answering (before or in the middle of a command) into one line."""
-    try:
-        yield
-    except requests.exceptions.ConnectionError as exc:
-        text = str(exc).lower()
-        if "refused" in text:
-            reason = "connection refused"
-        elif any(word in text for word in ("aborted", "reset", "disconnected")):
-            reason = "connection closed"  # it went away while answering this request
-        else:
-            reason = "no answer"
-        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {reason}") from None
-    except requests.exceptions.RequestException as exc:
-        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {type(exc).__name__}") from None
-
-
-def connect(rpc_url: str) -> Web3:
-    """A Web3 client of the JSON-RPC node at rpc_url, checked to answer."""
-    # web3 asks for the chain id before every call and transaction; it cannot change under a
-    # running command, so it is asked once (half of a dispute agent's requests otherwise).
-    provider = Web3.HTTPProvider(
-        rpc_url,
-        request_kwargs={"timeout": 60},
-        cache_allowed_requests=True,
-        cacheable_requests={RPCEndpoint("eth_chainId")},
-    )
-    w3 = Web3(provider)
-    with reaching(rpc_url):
-        w3.eth.chain_id  # noqa: B018 - the cheapest call that proves a node answers
-    return w3
-
-
-@click.command("node")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="TCP port (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@json_option
-def node_command(port: int, host: str, out: Output) -> None:
-    """Run a local JSON-RPC node on the embedded chain until interrupted.
-
-    Prints the URL first (one line, also with --port 0), then the funded accounts; with --json one
-    line {rpc, chain_id, accounts} once it answers requests."""
-    node = ChainNode()
-    server = make_server(node, host, port)
-    url = f"http://{server.server_address[0]}:{server.server_address[1]}"
-    backend = node.tester.backend
-    accounts = [key.public_key.to_checksum_address() for key in backend.account_keys]
-    chain_id = backend.chain.chain_id
-    lines = [
-        f"JSON-RPC node listening on {url}",
-        f"chain id {chain_id}; funded accounts (--account N):",
-        *(f"  {index}: {account}" for index, account in enumerate(accounts)),
-    ]
-    # The server socket listens already: a client that reads this can connect at once.
-    out.emit(Record({"rpc": url, "chain_id": chain_id, "accounts": accounts}, "\n".join(lines)))
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        out.note("node stopped")
-    finally:
-        server.server_close()

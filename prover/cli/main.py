@@ -14,10 +14,10 @@ from prover.errors import ProverError
 # Where each command is defined: every click command at the top level of these modules is a
 # `prover` subcommand. The names are only a shortcut; a name missing here is looked up in all.
 COMMAND_MODULES = {
-    "prover.model_commands": ("predict", "eval", "convert", "quantize"),
-    "prover.run_commands": ("golden", "run"),
-    "prover.node": ("node",),
-    "prover.game_commands": (
+    "prover.cli.model": ("predict", "eval", "convert", "quantize"),
+    "prover.cli.run": ("golden", "run"),
+    "prover.cli.node": ("node",),
+    "prover.cli.game": (
         "deploy",
         "submit",
         "challenge",

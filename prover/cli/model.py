@@ -16,26 +16,18 @@ from pathlib import Path
 
 import click
 import numpy as np
-from tqdm import tqdm
 
-from prover.data import load_input, load_mnist, mnist_dir
-from prover.engine import dequantized, run
-from prover.errors import ProverError
+from prover.cli.options import json_option
 from prover.files import write_atomically
-from prover.graph import Graph
-from prover.modelfile import load_model, write_model
-from prover.opml import read_opml
-from prover.output import Output, Record, json_option
-from prover.quantize import quantize
+from prover.model.convert import SOURCES, convert_model
+from prover.model.data import load_input, load_mnist, mnist_dir
+from prover.model.engine import dequantized, run
+from prover.model.evaluate import evaluate
+from prover.model.graph import Graph
+from prover.model.modelfile import load_model, write_model
+from prover.model.quantize import quantize
+from prover.output import Output, Record
 
-EVAL_BATCH = 1000
-SOURCES = ("opml", "torch", "onnx", "keras")  # prover convert --from
-# The importers' optional packages and how to get them.
-IMPORTER_PACKAGES = {
-    "torch": "pip install torch==2.13.0, or the train extra",
-    "onnx": "pip install 'opml-prover[import]'",
-    "h5py": "pip install 'opml-prover[import]'",
-}
 DEFAULT_CALIBRATION = 1000
 
 
@@ -88,66 +80,12 @@ def predict_command(model_path: Path, data_path: Path, out: Output) -> None:
 def eval_command(model_path: Path, mnist_option: Path | None, limit: int | None, out: Output) -> None:
     """Accuracy on the MNIST test set (10,000 images) with the numpy reference engine (--json:
     accuracy, counts and time)."""
-    result = _evaluate(model_path, mnist_dir(mnist_option), limit)
+    result = evaluate(model_path, mnist_dir(mnist_option), limit)
     text = (
         f"accuracy {result['accuracy']:.2f} % ({result['correct']}/{result['total']} test images, "
         f"{result['mode']}, {result['seconds']:.1f} s)"
     )
     out.emit(Record(result, text))
-
-
-def _evaluate(model_path: Path, directory: Path, limit: int | None) -> dict[str, object]:
-    graph = load_model(model_path)
-    images, labels = load_mnist(directory, "t10k")
-    images, labels = images[:limit], labels[:limit]
-    if images.shape[1] != graph.tensors[graph.input].count:
-        raise ProverError(
-            f"{model_path}: the model input {graph.tensors[graph.input].dims} is not a 28x28 image"
-        )
-    start = time.perf_counter()
-    predictions = []
-    for first in tqdm(range(0, len(images), EVAL_BATCH), desc="eval", unit="batch", leave=False):
-        predictions.append(run(graph, images[first : first + EVAL_BATCH]).argmax(axis=1))
-    correct = int((np.concatenate(predictions) == labels).sum())
-    return {
-        "accuracy": round(100 * correct / len(labels), 4),
-        "correct": correct,
-        "total": len(labels),
-        "seconds": round(time.perf_counter() - start, 3),
-        "mode": graph.metadata.get("mode"),
-    }
-
-
-def _input_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        shape = ()
-    if not shape or min(shape) < 1:
-        raise ProverError(f"--input-shape {text!r}: expected positive integers such as 784 or 1,28,28")
-    return shape
-
-
-def _convert(source: str, in_path: Path, module: str | None, input_shape: str | None) -> Graph:
-    if source == "opml":
-        try:
-            data = in_path.read_bytes()
-        except OSError as exc:
-            raise ProverError(f"{in_path}: cannot read: {exc.strerror}") from None
-        return read_opml(data)
-    if source == "onnx":
-        from prover.importers.onnx_import import import_onnx
-
-        return import_onnx(in_path).to_graph({"source": "onnx"})
-    if source == "keras":
-        from prover.importers.keras_import import import_keras
-
-        return import_keras(in_path).to_graph({"source": "keras"})
-    if input_shape is None:
-        raise ProverError("--from torch needs --input-shape (one input without the batch dimension)")
-    from prover.importers.torch_import import load_torch
-
-    return load_torch(in_path, _input_shape(input_shape), module).to_graph({"source": "torch"})
 
 
 @click.command("convert")
@@ -166,16 +104,7 @@ def convert_command(
     """Convert a model to an f32 .ggml file: OPML's legacy MNIST MLP files (opml), a PyTorch
     state_dict or pickled module (torch, needs torch), an ONNX file (onnx, needs onnx) or a Keras 3
     .keras file (keras, needs h5py)."""
-    try:
-        graph = _convert(source, in_path, module, input_shape)
-    except ProverError as exc:
-        raise ProverError(f"{in_path}: {exc}") from None
-    except ModuleNotFoundError as exc:
-        if exc.name not in IMPORTER_PACKAGES:
-            raise
-        raise ProverError(
-            f"--from {source} needs the {exc.name} package ({IMPORTER_PACKAGES[exc.name]})"
-        ) from None
+    graph = convert_model(source, in_path, module, input_shape)
     data = write_model(graph)
     write_atomically(out_path, data)
     out.emit(_written(out_path, data, graph, "f32"))

@@ -1,5 +1,5 @@
 """The party logic of the dispute game: given this party's own trace and a game's state on chain,
-the next move for one side (docs/dispute-game.md). Pure: no chain, no files; game_commands.py
+the next move for one side (docs/dispute-game.md). Pure: no chain, no files; prover/game/play.py
 reads the game, asks `next_move`, and sends the move.
 
 The two sides play against the same interval [L, R]: both agree with the hash at L, and the
@@ -10,18 +10,11 @@ honest trace always keeps the interval on a step where the liar's hash is wrong.
 """
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Protocol
 
 from eth_hash.auto import keccak
 
-
-class Side(Enum):
-    DEFENDER = "defender"
-    CHALLENGER = "challenger"
-
-    def other(self) -> "Side":
-        return Side.CHALLENGER if self is Side.DEFENDER else Side.DEFENDER
+from prover.chain.game_view import GameView, Side
 
 
 class Trace(Protocol):
@@ -73,22 +66,6 @@ class FaultyTrace:
     def witness_at(self, step: int) -> tuple[bytes, bytes]:
         state_data, proof = self.honest.witness_at(step)
         return (corrupt(state_data) if step >= self.fault_step else state_data), proof
-
-
-@dataclass(frozen=True)
-class GameView:
-    """One game as the chain reports it. `posted` holds the defender's hashes at the inner split
-    points of [left, right] once it has bisected this round; it is empty while the defender is
-    to move."""
-
-    left: int
-    right: int
-    left_hash: bytes
-    right_hash: bytes
-    posted: tuple[bytes, ...]
-    turn: Side
-    over: bool
-    mover_seconds_left: int
 
 
 @dataclass(frozen=True)

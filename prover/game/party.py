@@ -1,27 +1,22 @@
-"""A party of the dispute: its connection to the chain (the chain options every chain command
-takes), its base directory, and its own run there (golden.json, final.json, the checkpoints and an
+"""A party of the dispute: its connection to the chain (what prover/cli/options.py's chain options
+describe), its base directory, and its own run there (golden.json, final.json, the checkpoints and an
 optional fault injection) as the trace the agent plays from."""
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import BadFunctionCallOutput, TimeExhausted, Web3RPCError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-from prover.agent import FaultyTrace, Trace
-from prover.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, read_json, write_json
-from prover.contracts import DisputeGame
+from prover.chain.connect import connect
+from prover.chain.contracts import DisputeGame
 from prover.errors import ProverError
-from prover.node import connect, reaching
-from prover.output import json_option
+from prover.game.agent import FaultyTrace, Trace
+from prover.task.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, read_json, write_json
 from vm.errors import VmError
 from vm.fast import SharedBlocksRunner
 from vm.machine import Machine
@@ -57,57 +52,6 @@ class Party:
         return load_trace(self.basedir)
 
 
-def chain_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--rpc, --basedir, --account/--key and --deployment, turned into a connected Party; and
-    --json, turned into the command's `out`."""
-
-    @click.option(
-        "--rpc", envvar="PROVER_RPC", default=DEFAULT_RPC, show_default=True, help="JSON-RPC endpoint."
-    )
-    @click.option(
-        "--basedir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("."),
-        show_default=True,
-        help="This party's directory (golden.json, final.json, checkpoints, its state files).",
-    )
-    @click.option(
-        "--account", type=click.IntRange(0), default=0, show_default=True, help="Node account index."
-    )
-    @click.option(
-        "--key", envvar="PROVER_KEY", help="Private key (hex) to sign with instead of a node account."
-    )
-    @click.option(
-        "--deployment",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="PROVER_DEPLOYMENT",
-        help="deployment.json of `prover deploy` [default: BASEDIR/deployment.json].",
-    )
-    @functools.wraps(command)
-    def wrapper(
-        rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None, **kwargs: Any
-    ):
-        with reaching(rpc):
-            party = connect_party(rpc, basedir, account, key, deployment)
-            try:
-                return command(party, **kwargs)
-            except BadFunctionCallOutput:
-                # The address holds a contract, but not one that answers as this version's
-                # DisputeGame does (an older deployment on a long-lived node).
-                raise ProverError(
-                    f"{party.deployment_path}: the contract at {party.deployment()['dispute_game']} does "
-                    "not answer as this version's DisputeGame; run `prover deploy` with a new --deployment"
-                ) from None
-            except TimeExhausted as exc:
-                raise ProverError(f"the node at {rpc} did not mine a transaction: {exc}") from None
-            except Web3RPCError as exc:
-                # The node refused a request (a sender that cannot pay for gas, a nonce too low).
-                error = (exc.rpc_response or {}).get("error", {})
-                raise ProverError(f"the node at {rpc} refused: {error.get('message', exc)}") from None
-
-    return json_option(wrapper)
-
-
 def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None) -> Party:
     """The party the chain options describe, connected to its node."""
     w3 = connect(rpc)
@@ -125,14 +69,6 @@ def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deploy
         sender = accounts[account]
     w3.eth.default_account = sender
     return Party(w3, rpc, to_checksum_address(sender), basedir, deployment or basedir / "deployment.json")
-
-
-def fault_option(command: Callable[..., None]) -> Callable[..., None]:
-    return click.option(
-        "--fault-step",
-        type=click.IntRange(1),
-        help="Dishonest party: corrupt register $k0 from this step on (recorded in BASEDIR/fault.json).",
-    )(command)
 
 
 def record_fault(basedir: Path, fault_step: int | None) -> None:

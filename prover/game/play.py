@@ -1,5 +1,6 @@
-"""The chain commands of a party: `prover deploy`, `submit`, `challenge`, `respond`, `step`,
-`status`, `dispute`, `finalize` and `withdraw` (docs/cli.md).
+"""What a party does on the chain: deploy, submit, challenge, respond, step, status, dispute,
+finalize and withdraw, each the body of the `prover` command of that name (prover/cli/game.py,
+docs/cli.md).
 
 Every command is idempotent and resumable: the chain is the record of every claim and game, so a
 command re-reads it and does only what is still to do (a claim or a game already made is found
@@ -7,30 +8,22 @@ again through its events, a move already made shows as the other side's turn). W
 party knows (where the contracts are, its trace, its fault injection) lives in its base directory,
 in files written atomically. A move the contract would refuse is refused before it is sent.
 
-Every command takes --json (`chain_options`): it then prints its result as one JSON object on one
-line (`prover dispute`: one per move and a last one with the game's status) instead of text.
+Each reports through an Output: with --json one JSON object per line (`dispute`: one per move and
+a last one with the game's status) instead of text.
 """
 
 import time
 from collections.abc import Iterator
 
-import click
 from eth_hash.auto import keccak
 from web3 import Web3
 
-from prover.agent import (
-    GameView,
-    Side,
-    Step,
-    Trace,
-    Wait,
-    next_move,
-)
-from prover.basedir import read_json, write_json
-from prover.contracts import DisputeGame, MipsVerifier
+from prover.chain.contracts import DisputeGame, MipsVerifier
+from prover.chain.game_view import GameView, Side
 from prover.errors import ProverError
-from prover.game_records import (
-    ETHER,
+from prover.game.agent import Step, Trace, Wait, next_move
+from prover.game.party import Party, load_run, record_fault
+from prover.game.records import (
     as_hex,
     claim_line,
     claim_log,
@@ -50,23 +43,10 @@ from prover.game_records import (
     transaction_fields,
 )
 from prover.output import Output, Record
-from prover.party import Party, chain_options, fault_option, load_run, record_fault
-
-# ---------------------------------------------------------------- commands
+from prover.task.basedir import read_json, write_json
 
 
-@click.command("deploy")
-@chain_options
-@click.option(
-    "--k", "arity", type=click.IntRange(2, 64), default=16, show_default=True, help="Dissection arity."
-)
-@click.option("--submit-bond", type=click.IntRange(0), default=ETHER, show_default=True, help="Wei.")
-@click.option("--challenge-bond", type=click.IntRange(0), default=ETHER, show_default=True, help="Wei.")
-@click.option("--clock", type=click.IntRange(1), default=3600, show_default=True, help="Seconds per side.")
-@click.option(
-    "--window", type=click.IntRange(0), default=3600, show_default=True, help="Challenge window (s)."
-)
-def deploy_command(
+def deploy(
     party: Party, out: Output, arity: int, submit_bond: int, challenge_bond: int, clock: int, window: int
 ) -> None:
     """Deploy the MIPS verifier and the DisputeGame; write deployment.json."""
@@ -115,10 +95,7 @@ def deploy_command(
     )
 
 
-@click.command("submit")
-@chain_options
-@fault_option
-def submit_command(party: Party, out: Output, fault_step: int | None) -> None:
+def submit(party: Party, out: Output, fault_step: int | None) -> None:
     """Post the claim of BASEDIR/final.json with the submit bond (creating the task if needed)."""
     record_fault(party.basedir, fault_step)
     game = party.dispute_game()
@@ -224,18 +201,7 @@ def open_challenge(
     )
 
 
-@click.command("challenge")
-@chain_options
-@click.option(
-    "--claim", "claim_id", type=click.IntRange(1), help="Claim id [default: the latest on our task]."
-)
-@click.option(
-    "--other-task",
-    is_flag=True,
-    help="Challenge a claim on another task than our run's (a game we lose: fault injection only).",
-)
-@fault_option
-def challenge_command(
+def challenge(
     party: Party, out: Output, claim_id: int | None, other_task: bool, fault_step: int | None
 ) -> None:
     """Compare our own run with a claim; open a game with the challenge bond when they differ."""
@@ -268,12 +234,7 @@ def play_one_move(
     return None if made is None else made.text
 
 
-@click.command("respond")
-@chain_options
-@click.option(
-    "--game", "game_id", type=click.IntRange(1), help="Game id [default: ours where it is our turn]."
-)
-def respond_command(party: Party, out: Output, game_id: int | None) -> None:
+def respond(party: Party, out: Output, game_id: int | None) -> None:
     """Make the next dissection move for our side (an error when it is the other side's turn)."""
     game = party.dispute_game()
     game_id, side = my_game(game, party, game_id)
@@ -302,10 +263,7 @@ def respond_command(party: Party, out: Output, game_id: int | None) -> None:
     out.emit(move_made(game, party, game_id, side, move, view, k))
 
 
-@click.command("step")
-@chain_options
-@click.option("--game", "game_id", type=click.IntRange(1), help="Game id [default: ours].")
-def step_command(party: Party, out: Output, game_id: int | None) -> None:
+def step(party: Party, out: Output, game_id: int | None) -> None:
     """The one-step proof: the contract executes the last disputed instruction and decides."""
     game = party.dispute_game()
     game_id, side = my_game(game, party, game_id)
@@ -329,10 +287,7 @@ def step_command(party: Party, out: Output, game_id: int | None) -> None:
     out.emit(Record({**made.fields, **outcome_fields(record)}, f"{made.text}: {outcome(record)}"))
 
 
-@click.command("status")
-@chain_options
-@click.option("--game", "game_id", type=click.IntRange(1), help="Only this game (and no claims).")
-def status_command(party: Party, out: Output, game_id: int | None) -> None:
+def status(party: Party, out: Output, game_id: int | None) -> None:
     """Claims and games of the deployment: interval, round, whose turn, clocks, winner, gas; and
     what the sender can withdraw."""
     game = party.dispute_game()
@@ -377,18 +332,7 @@ def new_blocks(w3: Web3, poll: float) -> Iterator[int]:
         yield number
 
 
-@click.command("dispute")
-@chain_options
-@click.option(
-    "--side", type=click.Choice([side.value for side in Side]), required=True, help="The side to play."
-)
-@click.option("--game", "game_id", type=click.IntRange(1), help="Game id [default: ours].")
-@click.option("--claim", "claim_id", type=click.IntRange(1), help="Challenger: the claim to dispute.")
-@click.option(
-    "--poll", type=click.FloatRange(0.01), default=0.1, show_default=True, help="Seconds between looks."
-)
-@fault_option
-def dispute_command(
+def dispute(
     party: Party,
     out: Output,
     side: str,
@@ -466,10 +410,7 @@ def my_claim(party: Party, game: DisputeGame, claim_id: int | None) -> int:
     return claims[-1].args.claimId
 
 
-@click.command("finalize")
-@chain_options
-@click.option("--claim", "claim_id", type=click.IntRange(1), help="Claim id [default: BASEDIR/claim.json's].")
-def finalize_command(party: Party, out: Output, claim_id: int | None) -> None:
+def finalize(party: Party, out: Output, claim_id: int | None) -> None:
     """Make an unrefuted claim final after its challenge window (its bond is credited back)."""
     game = party.dispute_game()
     claim_id = my_claim(party, game, claim_id)
@@ -506,9 +447,7 @@ def finalize_command(party: Party, out: Output, claim_id: int | None) -> None:
     )
 
 
-@click.command("withdraw")
-@chain_options
-def withdraw_command(party: Party, out: Output) -> None:
+def withdraw(party: Party, out: Output) -> None:
     """Withdraw everything the dispute game credits to the sender (bonds back, won bonds)."""
     game = party.dispute_game()
     if game.balance_of(party.sender) == 0:

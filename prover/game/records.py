@@ -7,20 +7,12 @@ from typing import Any
 
 from eth_utils import event_abi_to_log_topic
 
-from prover.agent import (
-    Bisect,
-    ClaimTimeout,
-    GameView,
-    Select,
-    Side,
-    Step,
-    rounds_needed,
-    split_points,
-)
-from prover.contracts import DisputeGame, Receipt
+from prover.chain.contracts import DisputeGame, Receipt
+from prover.chain.game_view import GameView, Side
 from prover.errors import ProverError
+from prover.game.agent import Bisect, ClaimTimeout, Select, Step, rounds_needed, split_points
+from prover.game.party import Party
 from prover.output import Record
-from prover.party import Party
 
 ETHER = 10**18
 GAME_EVENTS = ("GameStarted", "Bisected", "Selected", "Stepped", "GameResolved")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from prover.errors import ProverError
-from prover.graph import Tensor
+from prover.model.graph import Tensor
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 

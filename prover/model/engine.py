@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from prover.errors import ProverError
-from prover.graph import Attr, DType, Graph, Node, Op, Tensor, bits_f32, dims4
+from prover.model.graph import Attr, DType, Graph, Node, Op, Tensor, bits_f32, dims4
 
 INT32_MIN = -(1 << 31)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from prover.errors import ProverError
 from prover.files import write_atomically
-from prover.graph import (
+from prover.model.graph import (
     MAX_INPUTS,
     MAX_META,
     MAX_NODES,

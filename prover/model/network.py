@@ -5,7 +5,7 @@ output size; input sizes follow from the input shape and the layers before.
                   input_scale=1 / 255, input_offset=-1.0)
     net.shapes()                 # [(6, 28, 28), (6, 28, 28), (6, 14, 14), (1176,), (10,)]
     params = net.init_parameters(seed=0)   # or a state_dict: {"0.weight": array, "0.bias": ...}
-    graph = net.to_graph(params)           # the f32 .ggml graph (prover.graph.Graph)
+    graph = net.to_graph(params)           # the f32 .ggml graph (prover.model.graph.Graph)
     net, params = Network.from_graph(graph)
 
 Shapes are PyTorch's, without the batch dimension: (channels, height, width) for feature maps,
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from prover.errors import ProverError
-from prover.graph import Attr, DType, Graph, Op, bits_f32, f32_bits
+from prover.model.graph import Attr, DType, Graph, Op, bits_f32, f32_bits
 
 Pair = tuple[int, int]
 Shape = tuple[int, ...]
@@ -395,7 +395,7 @@ _SIMPLE_KINDS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "flatten": Flat
 
 
 def network_from_imported(model: Any) -> tuple[Network, dict[str, np.ndarray]]:
-    """The network of an importer's result (prover.importers.imported.ImportedModel: input_shape,
+    """The network of an importer's result (prover.model.importers.imported.ImportedModel: input_shape,
     input_scale, input_offset and layers of kind / arrays / options), and its parameters."""
     layers: list[Layer] = []
     params: dict[str, np.ndarray] = {}

@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from prover.graph import Graph
-from prover.modelfile import MAGIC, ModelFormatError
-from prover.network import Linear, Network, ReLU
+from prover.model.graph import Graph
+from prover.model.modelfile import MAGIC, ModelFormatError
+from prover.model.network import Linear, Network, ReLU
 
 INPUT_PIXELS = 784
 TENSOR_NAMES = ("W1", "b1", "W2", "b2")

@@ -29,9 +29,9 @@ import math
 
 import numpy as np
 
-from prover.engine import activations, masked_weights
 from prover.errors import ProverError
-from prover.graph import Attr, DType, Graph, Node, Op, bits_f32
+from prover.model.engine import activations, masked_weights
+from prover.model.graph import Attr, DType, Graph, Node, Op, bits_f32
 
 CALIBRATION_CHUNK = 500
 MIN_SCALE = 2.0**-32

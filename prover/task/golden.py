@@ -15,7 +15,7 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 
 from prover.errors import ProverError
-from prover.guest.build import GUEST_ELF
+from prover.task.guest.build import GUEST_ELF
 from vm import Machine
 from vm.hashing import LEAF_SIZE, ZERO_HASHES, keccak
 

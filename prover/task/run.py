@@ -1,4 +1,5 @@
-"""`prover golden` and `prover run`: build a task's golden image, then execute it in the VM.
+"""A task's golden image built into a base directory, then executed in the VM to its exit
+(`prover golden` and `prover run`, prover/cli/run.py).
 
 A party's base directory holds, after `prover golden`:
     golden.json        S0, the program / input / model roots, the memory map
@@ -11,21 +12,19 @@ and after `prover run`:
 import shutil
 from pathlib import Path
 
-import click
 from tqdm import tqdm
 
-from prover.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT, read_json, write_json
-from prover.data import load_input
 from prover.errors import ProverError
-from prover.golden import (
+from prover.model.data import load_input
+from prover.model.modelfile import read_model
+from prover.task.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT, read_json, write_json
+from prover.task.golden import (
     OUTPUT_BASE,
     REGION_HEADER,
     build_golden,
     top_tree_siblings,
     verify_output_proof,
 )
-from prover.modelfile import read_model
-from prover.output import Output, Record, json_option
 from vm import Machine, SnapshotError
 from vm.fast import SharedBlocksRunner
 from vm.snapshot import load_snapshot, save_snapshot
@@ -44,7 +43,7 @@ def _read(path: Path, what: str) -> bytes:
 
 def load_task(model_path: Path, data_path: Path) -> tuple[bytes, bytes]:
     """The model file's bytes and the input payload for it: `--data` converted by
-    prover.data.load_input for the model's input tensor, as `prover predict` does (a PNG/JPEG
+    prover.model.data.load_input for the model's input tensor, as `prover predict` does (a PNG/JPEG
     resized to the input, a .npy, or raw bytes of the tensor's exact size), then laid out as the
     guest reads it (the tensor's dtype, big-endian). A model the reader rejects is refused here:
     without its input tensor there is no way to convert the data."""
@@ -70,24 +69,6 @@ def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
     golden = image.to_json()
     write_json(basedir / GOLDEN_JSON, golden)
     return golden
-
-
-@click.command("golden")
-@click.option(
-    "--model", "model_path", type=click.Path(path_type=Path), required=True, help=".ggml model file"
-)
-@click.option(
-    "--data", "data_path", type=click.Path(path_type=Path), required=True, help="input: PNG/JPEG, .npy or raw"
-)
-@click.option(
-    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
-)
-@json_option
-def golden_command(model_path: Path, data_path: Path, basedir: Path, out: Output) -> None:
-    """Lay out the guest, the model and the input in VM memory; write golden.json; print S0 (--json:
-    golden.json)."""
-    golden = write_golden(basedir, *load_task(model_path, data_path))
-    out.emit(Record(golden, f"S0 {golden['S0']}"))
 
 
 # docs/guest.md's exit codes (a test checks them against guest.h) and the VM's traps (docs/machine.md).
@@ -173,36 +154,3 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
     }
     write_json(basedir / FINAL_JSON, final)
     return final
-
-
-@click.command("run")
-@click.option(
-    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
-)
-@click.option("--model", "model_path", type=click.Path(path_type=Path), help="build the golden image first")
-@click.option("--data", "data_path", type=click.Path(path_type=Path), help="with --model: the input")
-@click.option(
-    "--interval",
-    type=click.IntRange(min=1),
-    default=DEFAULT_CHECKPOINT_INTERVAL,
-    show_default=True,
-    help="steps between checkpoints",
-)
-@json_option
-def run_command(
-    basedir: Path, model_path: Path | None, data_path: Path | None, interval: int, out: Output
-) -> None:
-    """Run the golden image to its exit; write final.json and the checkpoints; print the class
-    (--json: final.json, whatever the exit code)."""
-    if (model_path is None) != (data_path is None):
-        raise ProverError("--model and --data go together (golden image + run in one go)")
-    if model_path is not None and data_path is not None:
-        write_golden(basedir, *load_task(model_path, data_path))
-    final = run_task(basedir, interval, progress=not out.as_json)
-    summary = f"SN {final['SN']} after {final['steps']} steps"
-    if final["exit_code"] != 0 and not out.as_json:
-        click.echo(summary)
-        raise ProverError(
-            f"the guest exited with code {final['exit_code']} ({final['exit_name']}): no output"
-        )
-    out.emit(Record(final, f"{summary}\nclass {final.get('class')}"))

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prover.errors import ProverError
-from prover.graph import Graph
-from prover.network import network_from_imported
+from prover.model.graph import Graph
+from prover.model.network import network_from_imported
 
 
 @dataclass

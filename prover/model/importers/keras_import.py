@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from prover.errors import ProverError
-from prover.importers.imported import ImportedModel, LayerChain
-from prover.network import network_from_imported
+from prover.model.importers.imported import ImportedModel, LayerChain
+from prover.model.network import network_from_imported
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "softmax": "softmax", "linear": None}
 SKIPPED = {"InputLayer", "Dropout", "SpatialDropout2D", "GaussianNoise"}

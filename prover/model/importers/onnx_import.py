@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from prover.errors import ProverError
-from prover.importers.imported import ImportedLayer, ImportedModel, LayerChain
-from prover.importers.onnx_fold import FOLDABLE, fold
+from prover.model.importers.imported import ImportedLayer, ImportedModel, LayerChain
+from prover.model.importers.onnx_fold import FOLDABLE, fold
 
 MIN_OPSET = 13
 # Ops that may act on the activation chain (the others of FOLDABLE only fold constants).

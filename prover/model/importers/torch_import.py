@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from prover.errors import ProverError
-from prover.importers.imported import ImportedModel, LayerChain
+from prover.model.importers.imported import ImportedModel, LayerChain
 
 
 def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
@@ -46,7 +46,7 @@ def import_torch(
     input without the batch dimension: (features,) or (channels, height, width)."""
     from torch import nn
 
-    from prover.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample
+    from prover.model.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample
 
     if state_dict is not None:
         try:

@@ -1,6 +1,6 @@
 """The PyTorch layers that have no torch.nn equivalent but do have a .ggml op: the pixel
 normalization folded into a model, LeNet's trainable subsampling and a conv with a connectivity
-mask. Models built from these and standard torch.nn layers import with prover.importers.torch_import.
+mask. Models built from these and standard torch.nn layers import with prover.model.importers.torch_import.
 
 This module imports torch at load time: only the training scripts and the torch importer load it.
 """

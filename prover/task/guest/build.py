@@ -1,4 +1,4 @@
-"""Build the guest ELF: `python -m prover.guest.build [--out PATH]`.
+"""Build the guest ELF: `python -m prover.task.guest.build [--out PATH]`.
 
 The compiler is the PyPI `ziglang` package pinned in the dev extra (clang + lld + compiler_rt in
 one wheel), so the build is the same on every machine. The flags select big-endian MIPS32 release 1

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from prover.guest.build import GUEST_DIR, SOURCES
+from prover.task.guest.build import GUEST_DIR, SOURCES
 
 HOST_SOURCES = tuple(source for source in SOURCES if source != "start.c")
 REGION_HEADER = 32

@@ -1,0 +1,62 @@
+"""`prover golden` and `prover run`: a task's golden image, then its run in the VM
+(prover/task/run.py)."""
+
+from pathlib import Path
+
+import click
+
+from prover.cli.options import json_option
+from prover.errors import ProverError
+from prover.output import Output, Record
+from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
+
+
+@click.command("golden")
+@click.option(
+    "--model", "model_path", type=click.Path(path_type=Path), required=True, help=".ggml model file"
+)
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path), required=True, help="input: PNG/JPEG, .npy or raw"
+)
+@click.option(
+    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+)
+@json_option
+def golden_command(model_path: Path, data_path: Path, basedir: Path, out: Output) -> None:
+    """Lay out the guest, the model and the input in VM memory; write golden.json; print S0 (--json:
+    golden.json)."""
+    golden = write_golden(basedir, *load_task(model_path, data_path))
+    out.emit(Record(golden, f"S0 {golden['S0']}"))
+
+
+@click.command("run")
+@click.option(
+    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+)
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="build the golden image first")
+@click.option("--data", "data_path", type=click.Path(path_type=Path), help="with --model: the input")
+@click.option(
+    "--interval",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CHECKPOINT_INTERVAL,
+    show_default=True,
+    help="steps between checkpoints",
+)
+@json_option
+def run_command(
+    basedir: Path, model_path: Path | None, data_path: Path | None, interval: int, out: Output
+) -> None:
+    """Run the golden image to its exit; write final.json and the checkpoints; print the class
+    (--json: final.json, whatever the exit code)."""
+    if (model_path is None) != (data_path is None):
+        raise ProverError("--model and --data go together (golden image + run in one go)")
+    if model_path is not None and data_path is not None:
+        write_golden(basedir, *load_task(model_path, data_path))
+    final = run_task(basedir, interval, progress=not out.as_json)
+    summary = f"SN {final['SN']} after {final['steps']} steps"
+    if final["exit_code"] != 0 and not out.as_json:
+        click.echo(summary)
+        raise ProverError(
+            f"the guest exited with code {final['exit_code']} ({final['exit_name']}): no output"
+        )
+    out.emit(Record(final, f"{summary}\nclass {final.get('class')}"))

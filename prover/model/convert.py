@@ -1,0 +1,63 @@
+"""Models from other formats as .ggml graphs (`prover convert`): OPML's legacy MLP files, PyTorch,
+ONNX and Keras 3. An importer's optional package is imported only when its format is asked for."""
+
+from pathlib import Path
+
+from prover.errors import ProverError
+from prover.model.graph import Graph
+from prover.model.opml import read_opml
+
+SOURCES = ("opml", "torch", "onnx", "keras")
+# The importers' optional packages and how to get them.
+IMPORTER_PACKAGES = {
+    "torch": "pip install torch==2.13.0, or the train extra",
+    "onnx": "pip install 'opml-prover[import]'",
+    "h5py": "pip install 'opml-prover[import]'",
+}
+
+
+def convert_model(source: str, in_path: Path, module: str | None, input_shape: str | None) -> Graph:
+    """The f32 graph of the model at `in_path` in format `source` (one of SOURCES); a file the
+    importer rejects or a missing importer package is one ProverError line."""
+    try:
+        return _import(source, in_path, module, input_shape)
+    except ProverError as exc:
+        raise ProverError(f"{in_path}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name not in IMPORTER_PACKAGES:
+            raise
+        raise ProverError(
+            f"--from {source} needs the {exc.name} package ({IMPORTER_PACKAGES[exc.name]})"
+        ) from None
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise ProverError(f"--input-shape {text!r}: expected positive integers such as 784 or 1,28,28")
+    return shape
+
+
+def _import(source: str, in_path: Path, module: str | None, input_shape: str | None) -> Graph:
+    if source == "opml":
+        try:
+            data = in_path.read_bytes()
+        except OSError as exc:
+            raise ProverError(f"{in_path}: cannot read: {exc.strerror}") from None
+        return read_opml(data)
+    if source == "onnx":
+        from prover.model.importers.onnx_import import import_onnx
+
+        return import_onnx(in_path).to_graph({"source": "onnx"})
+    if source == "keras":
+        from prover.model.importers.keras_import import import_keras
+
+        return import_keras(in_path).to_graph({"source": "keras"})
+    if input_shape is None:
+        raise ProverError("--from torch needs --input-shape (one input without the batch dimension)")
+    from prover.model.importers.torch_import import load_torch
+
+    return load_torch(in_path, _input_shape(input_shape), module).to_graph({"source": "torch"})
