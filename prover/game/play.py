@@ -234,13 +234,24 @@ def play_one_move(
     return None if made is None else made.text
 
 
-def respond(party: Party, out: Output, game_id: int | None) -> None:
-    """Make the next dissection move for our side (an error when it is the other side's turn)."""
+def our_open_game(
+    party: Party, out: Output, game_id: int | None
+) -> tuple[DisputeGame, int, Side, GameView | None]:
+    """The game `game_id` (default: ours), our side in it and its view; the view is None when the
+    game is over, whose result is then printed."""
     game = party.dispute_game()
     game_id, side = my_game(game, party, game_id)
     view = game.game(game_id)
     if view.over:
         out.emit(game_over(game, party, game_id))
+        return game, game_id, side, None
+    return game, game_id, side, view
+
+
+def respond(party: Party, out: Output, game_id: int | None) -> None:
+    """Make the next dissection move for our side (an error when it is the other side's turn)."""
+    game, game_id, side, view = our_open_game(party, out, game_id)
+    if view is None:
         return
     k = game.k
     move = next_move(side, view, party.trace(), k)
@@ -265,11 +276,8 @@ def respond(party: Party, out: Output, game_id: int | None) -> None:
 
 def step(party: Party, out: Output, game_id: int | None) -> None:
     """The one-step proof: the contract executes the last disputed instruction and decides."""
-    game = party.dispute_game()
-    game_id, side = my_game(game, party, game_id)
-    view = game.game(game_id)
-    if view.over:
-        out.emit(game_over(game, party, game_id))
+    game, game_id, side, view = our_open_game(party, out, game_id)
+    if view is None:
         return
     if view.right - view.left != 1:
         raise ProverError(
