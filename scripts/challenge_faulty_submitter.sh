@@ -13,11 +13,11 @@ demo_setup
 say "the submitter runs the task on a faulty machine and posts its result"
 prover golden --model "$MODEL" --data "$DIGIT" --basedir "$SUBMITTER"
 prover run --basedir "$SUBMITTER"
-prover submit --basedir "$SUBMITTER" --account 1 --fault-step "$(fault_step "$SUBMITTER")"
+as_party 1 prover submit --basedir "$SUBMITTER" --fault-step "$(fault_step "$SUBMITTER")"
 
 say "the challenger (honest) re-runs the task and disputes the result"
 prover golden --model "$MODEL" --data "$DIGIT" --basedir "$CHALLENGER"
 prover run --basedir "$CHALLENGER"
-prover challenge --basedir "$CHALLENGER" --account 2
+as_party 2 prover challenge --basedir "$CHALLENGER"
 
 dissect_and_step

@@ -16,12 +16,12 @@ demo_setup
 say "the submitter (honest) runs the task and posts its result"
 prover golden --model "$MODEL" --data "$DIGIT" --basedir "$SUBMITTER"
 prover run --basedir "$SUBMITTER"
-prover submit --basedir "$SUBMITTER" --account 1
+as_party 1 prover submit --basedir "$SUBMITTER"
 
 say "the challenger runs the same task on a faulty machine"
 prover golden --model "$MODEL" --data "$DIGIT" --basedir "$CHALLENGER"
 prover run --basedir "$CHALLENGER"
 echo "its machine corrupts register \$k0 at step $(fault_step "$CHALLENGER")"
-prover challenge --basedir "$CHALLENGER" --account 2 --fault-step "$(fault_step "$CHALLENGER")"
+as_party 2 prover challenge --basedir "$CHALLENGER" --fault-step "$(fault_step "$CHALLENGER")"
 
 dissect_and_step

@@ -1,6 +1,10 @@
 # Shared by the dispute demos (scripts/challenge_simple.sh, scripts/challenge_faulty_submitter.sh):
 # a local node in the background (killed on exit), the contracts, two parties' directories, and the
-# dissection loop. Account 0 deploys, account 1 submits, account 2 challenges.
+# dissection loop. Party 0 deploys, party 1 submits, party 2 challenges.
+#
+# RPC=URL plays on the node at URL (hardhat, anvil, geth) instead of starting `prover node`.
+# KEYS="K0 K1 K2": the parties sign with these private keys (hex) instead of the node's accounts
+# 0, 1 and 2 (the keys reach `prover` through PROVER_KEY, never on a command line).
 
 # The Python that has prover installed: $PYTHON, else the activated environment's, else `python`
 # on PATH, else the README's .venv.
@@ -23,6 +27,20 @@ MODEL=${MODEL:-models/mlp_int8.ggml}
 MNIST_DIR=${MNIST_DIR:-../shared/data/mnist}
 
 prover() { "$PYTHON" -m prover.cli "$@"; }
+
+# `as_party N prover ARGS...`: the command as party N (its key from KEYS, else node account N).
+as_party() {
+    local who=$1
+    shift
+    if [ -n "${KEYS:-}" ]; then
+        local keys
+        read -r -a keys <<<"$KEYS"
+        [ -n "${keys[$who]:-}" ] || { echo "error: KEYS has no key for party $who" >&2; exit 1; }
+        PROVER_KEY=${keys[$who]} "$@"
+    else
+        "$@" --account "$who"
+    fi
+}
 say() { printf '\n== %s\n' "$*"; }
 
 # One field of game 1 from `prover status --json`, by a Python expression over `game`.
@@ -30,13 +48,7 @@ game_field() {
     prover status --game 1 --json | "$PYTHON" -c "import json, sys; game = json.load(sys.stdin)['games'][0]; print($1)"
 }
 
-demo_setup() {
-    [ -f "$MODEL" ] || { echo "error: $MODEL: no such model file (set MODEL)" >&2; exit 1; }
-    WORK=$(mktemp -d)
-    SUBMITTER=$WORK/submitter
-    CHALLENGER=$WORK/challenger
-    START=$(date +%s)
-
+start_node() {
     say "starting a local JSON-RPC node"
     # Not through the prover function: $! must be the node process itself, so the trap can kill it.
     "$PYTHON" -m prover.cli node --port "${PORT:-0}" >"$WORK/node.log" 2>&1 &
@@ -50,11 +62,27 @@ demo_setup() {
     done
     export PROVER_RPC
     PROVER_RPC=$(grep -m1 "listening on" "$WORK/node.log" | awk '{print $NF}')
-    export PROVER_DEPLOYMENT=$WORK/deployment.json
     echo "node at $PROVER_RPC (pid $NODE_PID)"
+}
+
+demo_setup() {
+    [ -f "$MODEL" ] || { echo "error: $MODEL: no such model file (set MODEL)" >&2; exit 1; }
+    WORK=$(mktemp -d)
+    SUBMITTER=$WORK/submitter
+    CHALLENGER=$WORK/challenger
+    START=$(date +%s)
+
+    if [ -n "${RPC:-}" ]; then
+        export PROVER_RPC=$RPC
+        trap 'rm -rf "$WORK"' EXIT
+        echo "node at $PROVER_RPC"
+    else
+        start_node
+    fi
+    export PROVER_DEPLOYMENT=$WORK/deployment.json
 
     say "deploying the MIPS verifier and the dispute game (k = $K)"
-    prover deploy --k "$K" --account 0
+    as_party 0 prover deploy --k "$K"
 
     DIGIT=$WORK/digit.raw
     "$PYTHON" - "$MNIST_DIR/t10k-images-idx3-ubyte.gz" "$IMAGE" "$DIGIT" <<'EOF'
@@ -77,15 +105,15 @@ dissect_and_step() {
     say "dissection: the submitter (defender) posts split hashes, the challenger selects a piece"
     # respond says so when one step is left (or the game is over); until then the two alternate.
     while true; do
-        defence=$(prover respond --basedir "$SUBMITTER" --account 1)
+        defence=$(as_party 1 prover respond --basedir "$SUBMITTER")
         echo "$defence"
         case "$defence" in *"one step is left"* | *"is over"*) break ;; esac
-        prover respond --basedir "$CHALLENGER" --account 2
+        as_party 2 prover respond --basedir "$CHALLENGER"
     done
 
     if [ "$(game_field "game['winner'] is None")" = True ]; then
         say "one step left: the challenger has the contract execute it"
-        prover step --basedir "$CHALLENGER" --account 2 || prover step --basedir "$SUBMITTER" --account 1
+        as_party 2 prover step --basedir "$CHALLENGER" || as_party 1 prover step --basedir "$SUBMITTER"
     fi
 
     say "result"
