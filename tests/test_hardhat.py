@@ -42,14 +42,16 @@ def test_the_demo_on_hardhat_with_keys():
     with hardhat_node() as rpc:
         out = demo("challenge_simple.sh", rpc)
         assert "winner: the defender; rounds: 6;" in out
-        # Every transaction was signed by the parties' keys: the node's own accounts sent nothing.
+        # Every transaction was signed by the parties' keys (the node's accounts sent nothing), with
+        # EIP-1559 fees.
         w3 = connect(rpc)
-        senders = {
-            w3.eth.get_transaction(tx)["from"]
+        sent = [
+            w3.eth.get_transaction(tx)
             for number in range(1, w3.eth.block_number + 1)
             for tx in w3.eth.get_block(number)["transactions"]
-        }
-        assert senders == {w3.eth.account.from_key(key).address for key in KEYS[:3]}
+        ]
+        assert {tx["from"] for tx in sent} == {w3.eth.account.from_key(key).address for key in KEYS[:3]}
+        assert {tx["type"] for tx in sent} == {2}  # EIP-1559 fees
 
 
 def test_the_faulty_submitter_demo_on_hardhat_with_interval_mining():
