@@ -1,6 +1,8 @@
 """The embedded chain: an in-process eth-tester / py-evm chain, the default chain the contracts run
 on (any Ethereum JSON-RPC endpoint can stand in for it: prover/chain/connect.py)."""
 
+import os
+
 from eth.vm.forks import CancunVM
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
@@ -13,6 +15,9 @@ class LocalChain:
     travel the chess clocks need in tests."""
 
     def __init__(self) -> None:
+        # py-evm's documented switch for its gas estimator, read when a chain is made: two
+        # executions per estimate instead of some thirteen (prover/chain/gas.py).
+        os.environ.setdefault("GAS_ESTIMATOR_BACKEND_FUNC", "prover.chain.gas.estimate_gas")
         self.tester = EthereumTester(PyEVMBackend(vm_configuration=((0, CancunVM),)))
         self.w3 = Web3(EthereumTesterProvider(self.tester))
 

@@ -13,26 +13,22 @@ HTTP server; this module only
 - answers the requests a dispute makes most in fewer steps, with the same results: a mined
   transaction is found through py-evm's own index (`_find_transaction`), a mined receipt is
   served again from memory (`_ReceiptCache`), and gas is estimated in two executions of the
-  transaction instead of some thirteen (`estimate_gas`). Together they cut the node's time in a
-  k = 2 MLP dispute by more than half.
+  transaction instead of some thirteen (prover/chain/gas.py, the embedded chain's estimator).
+  Together they cut the node's time in a k = 2 MLP dispute by more than half.
 
 The client side (`connect`) is prover/chain/connect.py; the command, prover/cli/node.py.
 """
 
 import ast
 import json
-import os
 import re
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from eth.abc import ComputationAPI, SignedTransactionAPI, StateAPI
-from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
 from eth.exceptions import HeaderNotFound
 from eth.exceptions import TransactionNotFound as CanonicalTransactionNotFound
-from eth.vm.spoof import SpoofTransaction
 from eth_abi import abi
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm import main as pyevm_backend
@@ -176,47 +172,10 @@ class _ReceiptCache:
             return False
 
 
-# What a transaction may need beyond the gas it uses: an inner call gets at most 63/64 of the
-# gas left (EIP-150), and an SSTORE needs more than the 2,300-gas stipend left (EIP-2200).
-ESTIMATE_MARGIN = 10_000
-
-
-def _execute(state: StateAPI, transaction: SignedTransactionAPI, gas: int) -> ComputationAPI:
-    """Run `transaction` with a gas limit of `gas` and undo it."""
-    snapshot = state.snapshot()
-    try:
-        return state.apply_transaction(SpoofTransaction(transaction, gas=gas, gas_price=0))
-    finally:
-        state.revert(snapshot)
-
-
-def estimate_gas(state: StateAPI, transaction: SignedTransactionAPI) -> int:
-    """The node's gas estimator (py-evm's GAS_ESTIMATOR_BACKEND_FUNC): a gas limit with which
-    the transaction succeeds.
-
-    py-evm's default bisects [intrinsic gas, block gas limit] down to 21,000 gas: some thirteen
-    executions per eth_estimateGas, half of the node's time in a dispute. Here one execution at
-    the block gas limit measures what the transaction uses (or fails as before, with its revert
-    data), a second one checks that this plus a margin for nested calls is enough, and only if it
-    is not does the bisection run. The estimate is only a limit: the gas used, and so every gas
-    figure of a receipt, does not depend on it."""
-    computation = _execute(state, transaction, state.gas_limit)
-    if computation.is_error:
-        raise computation.error
-    used = transaction.intrinsic_gas + computation.get_gas_used()
-    limit = min(state.gas_limit, used * 64 // 63 + ESTIMATE_MARGIN)
-    if not _execute(state, transaction, limit).is_error:
-        return limit
-    return binary_gas_search_intrinsic_tolerance(state, transaction)
-
-
 class ChainNode:
     """One embedded chain answering JSON-RPC request objects (dicts), one request at a time."""
 
     def __init__(self) -> None:
-        # The same chain rules as the in-process chain, with this module's gas estimator: py-evm's
-        # documented switch, read when the chain is made.
-        os.environ.setdefault("GAS_ESTIMATOR_BACKEND_FUNC", f"{__name__}.estimate_gas")
         self.tester = LocalChain().tester
         # Both of eth-tester's lookups by hash (transactions and receipts) call this function.
         pyevm_backend._get_transaction_by_hash = _find_transaction
