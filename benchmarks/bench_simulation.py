@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from contract_programs import run_loop_program  # noqa: E402
-from game_simulation import simulate  # noqa: E402
+from contract_programs import run_loop_program
+from game_simulation import simulate
 
 TARGET_GAMES = 1_000
 
