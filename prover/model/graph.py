@@ -251,8 +251,10 @@ class Graph:
         return [i for i, node in enumerate(self.nodes) if tensor in node.inputs]
 
 
-def check_graph(graph: Graph) -> None:
-    """Raise GraphError unless `graph` follows every rule of docs/model-format.md."""
+def check_graph(graph: Graph, *, single_node: bool = False) -> None:
+    """Raise GraphError unless `graph` follows every rule of docs/model-format.md. With
+    `single_node`, the rules of a node file (docs/memory-map.md, "Node tasks"): one node, producing
+    the output tensor, whose operands without stored data are given (its activation inputs)."""
     n = len(graph.tensors)
     if len(graph.metadata) > MAX_META or n > MAX_TENSORS or len(graph.nodes) > MAX_NODES:
         raise GraphError(f"too many metadata entries, tensors or nodes (limits {MAX_META}, 4096, 4096)")
@@ -269,6 +271,12 @@ def check_graph(graph: Graph) -> None:
         raise GraphError(f"the graph input tensor {graph.input} has stored data", tensor=graph.input)
     ready = [t.data is not None for t in graph.tensors]
     ready[graph.input] = True
+    if single_node:
+        if len(graph.nodes) != 1 or graph.output != graph.nodes[0].output:
+            raise GraphError("a node file holds exactly one node, which produces the output tensor")
+        for t in graph.nodes[0].inputs:
+            if t is not None and 0 <= t < n:
+                ready[t] = True
     for index, node in enumerate(graph.nodes):
         where = f"node {index} ({Op(node.op).name})"
         try:

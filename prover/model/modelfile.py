@@ -88,11 +88,12 @@ def _tables(graph: Graph, offsets: list[int]) -> bytes:
     return b"".join(out)
 
 
-def write_model(graph: Graph, *, check: bool = True) -> bytes:
-    """The canonical file of a valid graph (GraphError if it is not valid). `check=False` encodes
-    the graph as it is, valid or not: how tests craft malformed files."""
+def write_model(graph: Graph, *, check: bool = True, single_node: bool = False) -> bytes:
+    """The canonical file of a valid graph (GraphError if it is not valid; `single_node`: a valid
+    node file, see check_graph). `check=False` encodes the graph as it is, valid or not: how tests
+    craft malformed files."""
     if check:
-        check_graph(graph)
+        check_graph(graph, single_node=single_node)
     data_start = _align(HEADER_SIZE + len(_tables(graph, [0] * len(graph.tensors))))
     offsets, chunks, end = [], [], data_start
     for t in graph.tensors:
