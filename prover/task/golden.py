@@ -84,7 +84,9 @@ def initial_state_hash(program_root: bytes, input_root: bytes, model_root: bytes
     holds the program, input and model regions in slots 0, 1, 2 and zeros elsewhere, at pc = entry
     with $sp set and the heap at its start. A contract recomputes it from the three roots."""
     zero_slot = ZERO_HASHES[SLOT_LEVEL]
-    return fresh_state_hash(top_tree_root([program_root, input_root, model_root] + [zero_slot] * (SLOT_COUNT - 3)))
+    return fresh_state_hash(
+        top_tree_root([program_root, input_root, model_root] + [zero_slot] * (SLOT_COUNT - 3))
+    )
 
 
 def fresh_state_hash(mem_root: bytes) -> bytes:

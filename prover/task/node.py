@@ -61,7 +61,9 @@ def node_graph(graph: Graph, index: int) -> Graph:
     if not activations:
         raise ProverError(f"{where} has no activation input: it cannot be a node task")
     if len(activations) > MAX_NODE_INPUTS:
-        raise ProverError(f"{where} has {len(activations)} activation inputs; a node task takes {MAX_NODE_INPUTS}")
+        raise ProverError(
+            f"{where} has {len(activations)} activation inputs; a node task takes {MAX_NODE_INPUTS}"
+        )
     order: list[int] = []
     for t in node.inputs:
         if t is not None and t not in order:
@@ -69,7 +71,9 @@ def node_graph(graph: Graph, index: int) -> Graph:
     position = {t: i for i, t in enumerate(order)}
     tensors: list[Tensor] = [replace(graph.tensors[t]) for t in order]
     tensors.append(replace(graph.tensors[node.output]))
-    single = Node(node.op, [None if t is None else position[t] for t in node.inputs], len(order), dict(node.attrs))
+    single = Node(
+        node.op, [None if t is None else position[t] for t in node.inputs], len(order), dict(node.attrs)
+    )
     return Graph(tensors=tensors, nodes=[single], input=position[activations[0]], output=len(order))
 
 
