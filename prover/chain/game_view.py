@@ -16,7 +16,8 @@ class Side(Enum):
 class GameView:
     """One game as the chain reports it. `posted` holds the defender's hashes at the inner split
     points of [left, right] once it has bisected this round; it is empty while the defender is
-    to move."""
+    to move. A multi-phase game is in its graph phase (`graph_phase`: the interval is over node
+    indices) until its node is opened; `node` is that node (0 before, and in single-phase games)."""
 
     left: int
     right: int
@@ -26,3 +27,5 @@ class GameView:
     turn: Side
     over: bool
     mover_seconds_left: int
+    graph_phase: bool = False
+    node: int = 0

@@ -86,6 +86,14 @@ class Step:
 
 
 @dataclass(frozen=True)
+class OpenNode:
+    """The defender's move at one node of a multi-phase game's graph phase: link node `node` to
+    its VM run (prover/game/multiphase.py builds the opening)."""
+
+    node: int
+
+
+@dataclass(frozen=True)
 class ClaimTimeout:
     """The side to move has used up its clock: the other side wins by saying so."""
 
@@ -97,7 +105,7 @@ class Wait:
     reason: str
 
 
-Move = Bisect | Select | Step | ClaimTimeout | Wait
+Move = Bisect | Select | Step | OpenNode | ClaimTimeout | Wait
 
 
 def split_points(left: int, right: int, k: int) -> list[int]:
@@ -130,11 +138,16 @@ def select_index(
 
 
 def next_move(side: Side, game: GameView, trace: Trace, k: int) -> Move:
-    """What `side` should do now in `game`, judged by its own `trace`."""
+    """What `side` should do now in `game`, judged by its own `trace` (in a multi-phase game's
+    graph phase, its graph trace: only `state_hash_at` is used, over node indices)."""
     if game.over:
         return Wait("the game is over")
     if side is not game.turn and game.mover_seconds_left <= 0:
         return ClaimTimeout()
+    if game.graph_phase and game.right - game.left == 1:
+        if side is Side.DEFENDER:
+            return OpenNode(game.right)
+        return Wait(f"the defender is to open node {game.right}")
     if game.right - game.left == 1:
         # One instruction is left. Its pre-state hash is agreed, so either side can prove it from
         # its own trace (the contract lets anyone): the honest side does not wait for the liar.
