@@ -13,8 +13,7 @@ import pytest
 from contract_fixtures import CLOCK, Deployment, deploy, top_tree_root_of
 from test_guest_models import int8_convnet
 
-from prover.chain.contracts import NodeOpening
-from prover.chain.game_view import Side
+from prover.chain.game_view import NodeOpening, Side
 from prover.errors import ProverError
 from prover.game.agent import OpenNode, next_move
 from prover.game.multiphase import GraphParty, Match, create_task, submit

@@ -21,7 +21,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 
 from prover.chain.artifacts import ARTIFACTS_DIR, load_artifact
-from prover.chain.game_view import GameView, Side
+from prover.chain.game_view import GameView, NodeOpening, Side
 from prover.errors import ProverError
 
 # The gas every transaction pays before execution: the base fee and calldata (EIP-2028).
@@ -199,34 +199,6 @@ class ClaimInfo:
     deadline: int
     final_state: bytes
     output_hash: bytes
-
-
-@dataclass(frozen=True)
-class NodeOpening:
-    """DisputeGame.openNode's argument (docs/dispute-game.md, "Multi-phase games")."""
-
-    node_root: bytes
-    inputs: tuple[int, ...]  # tensor-tree positions of the node's activation inputs
-    node_proof: tuple[bytes, ...]  # 20 siblings in the model's nodes tree
-    input_roots: tuple[bytes, ...]
-    input_proofs: tuple[tuple[bytes, ...], ...]  # 20 siblings each, in the agreed tensor tree
-    output_root: bytes
-    output_proof: tuple[bytes, ...]  # 20 siblings of the node's position
-    final_state: bytes  # the node task's 226-byte final VM state
-    final_output_proof: tuple[bytes, ...]  # slot 3's 4 top-tree siblings
-
-    def as_abi(self) -> tuple:
-        return (
-            self.node_root,
-            list(self.inputs),
-            list(self.node_proof),
-            list(self.input_roots),
-            [list(proof) for proof in self.input_proofs],
-            self.output_root,
-            list(self.output_proof),
-            self.final_state,
-            list(self.final_output_proof),
-        )
 
 
 GRAPH_PHASE = 1  # DisputeGame.Phase.Graph

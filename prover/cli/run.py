@@ -1,5 +1,5 @@
 """`prover golden` and `prover run`: a task's golden image, then its run in the VM
-(prover/task/run.py)."""
+(prover/task/run.py); `prover graph`: a graph run for multi-phase games (prover/task/graph_run.py)."""
 
 from pathlib import Path
 
@@ -8,6 +8,7 @@ import click
 from prover.cli.options import json_option
 from prover.errors import ProverError
 from prover.output import Output, Record
+from prover.task.graph_run import write_graph_run
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
 
 
@@ -60,3 +61,35 @@ def run_command(
             f"the guest exited with code {final['exit_code']} ({final['exit_name']}): no output"
         )
     out.emit(Record(final, f"{summary}\nclass {final.get('class')}"))
+
+
+@click.command("graph")
+@click.option(
+    "--model", "model_path", type=click.Path(path_type=Path), required=True, help=".ggml model file (int8)"
+)
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path), required=True, help="input: PNG/JPEG, .npy or raw"
+)
+@click.option(
+    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+)
+@click.option(
+    "--fault-node",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Dishonest party: corrupt this node's output (1-based) and compute on from it.",
+)
+@json_option
+def graph_command(
+    model_path: Path, data_path: Path, basedir: Path, fault_node: int | None, out: Output
+) -> None:
+    """Commit to the model per node and run its graph natively on the input: the claim of a
+    multi-phase game (G_n and the output); write graph.json (--json: graph.json)."""
+    run = write_graph_run(basedir, model_path, data_path, fault_node, progress=not out.as_json)
+    out.emit(
+        Record(
+            run,
+            f"G_{run['node_count']} {run['final_state']} over {run['node_count']} nodes\n"
+            f"modelRoot {run['model_root']}\nclass {run['class']}",
+        )
+    )

@@ -15,10 +15,20 @@ from dataclasses import dataclass, field
 
 from eth_hash.auto import keccak
 
-from prover.chain.contracts import DisputeGame, NodeOpening, Receipt
-from prover.chain.game_view import GameView, Side
+from prover.chain.contracts import DisputeGame, Receipt
+from prover.chain.game_view import GameView, NodeOpening, Side
 from prover.errors import ProverError
-from prover.game.agent import Bisect, ClaimTimeout, OpenNode, Select, Step, Trace, Wait, corrupt, next_move
+from prover.game.agent import (
+    Bisect,
+    ClaimTimeout,
+    OpenNode,
+    Select,
+    Step,
+    Trace,
+    Wait,
+    corrupt,
+    next_move,
+)
 from prover.model.graph import Graph
 from prover.task.commitments import ModelCommitment
 from prover.task.golden import OUTPUT_BASE, region_bytes, top_tree_siblings
@@ -120,6 +130,10 @@ class GraphParty:
     def trace_for(self, game: GameView) -> Trace:
         """The trace a move in `game` is judged by: the graph trace, or the run of its node."""
         return self.trace if game.graph_phase else self.node_run(game.node).trace
+
+    def state_hash_at(self, node: int) -> bytes:
+        """G_node: the party's state in the graph phase (its claim is G_n)."""
+        return self.trace.state_hash_at(node)
 
 
 def create_task(game: DisputeGame, party: GraphParty, sender: str) -> int:
