@@ -7,6 +7,7 @@ import click
 
 from prover.cli.options import json_option
 from prover.errors import ProverError
+from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.output import Output, Record
 from prover.task.graph_run import write_graph_run
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
@@ -79,13 +80,20 @@ def run_command(
     default=None,
     help="Dishonest party: corrupt this node's output (1-based) and compute on from it.",
 )
+@click.option(
+    "--tile-macs",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TILE_MACS,
+    show_default=True,
+    help="Split LINEAR nodes larger than this many multiply-accumulates into tiles (both sides: the same).",
+)
 @json_option
 def graph_command(
-    model_path: Path, data_path: Path, basedir: Path, fault_node: int | None, out: Output
+    model_path: Path, data_path: Path, basedir: Path, fault_node: int | None, tile_macs: int, out: Output
 ) -> None:
     """Commit to the model per node and run its graph natively on the input: the claim of a
     multi-phase game (G_n and the output); write graph.json (--json: graph.json)."""
-    run = write_graph_run(basedir, model_path, data_path, fault_node, progress=not out.as_json)
+    run = write_graph_run(basedir, model_path, data_path, fault_node, tile_macs, progress=not out.as_json)
     out.emit(
         Record(
             run,

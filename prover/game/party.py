@@ -198,7 +198,9 @@ def load_graph_party(basedir: Path) -> Trace:
 
 def graph_ops(basedir: Path) -> list[str]:
     """The op of each node (1-based: index node - 1) of a graph party's model, for `status`."""
+    # Imported here, as in load_graph_party.
     from prover.model.modelfile import load_model
+    from prover.model.tiling import tile_graph
 
     graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
-    return [node.op.name for node in load_model(graph["model"]).nodes]
+    return [node.op.name for node in tile_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]

@@ -259,6 +259,12 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
         return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).reshape(batch, -1)
     if op == Op.LOOKUP:
         return param(1).reshape(-1)[x.astype(np.int64) + 128]
+    if op == Op.CONCAT:
+        y_tensor = graph.tensors[node.output]
+        outer = y_tensor.count // y_tensor.dims[0]
+        parts = [batched(i) for i in range(len(node.inputs)) if node.input(i) is not None]
+        rows = [np.broadcast_to(p, (batch, p.shape[1])).reshape(batch, outer, -1) for p in parts]
+        return np.concatenate(rows, axis=-1).reshape(batch, -1)
     b = batched(1)
     if f32:
         return _f32_elementwise(node, x, b)

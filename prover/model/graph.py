@@ -74,6 +74,7 @@ class Op(IntEnum):
     QUANTIZE = 15
     DEQUANTIZE = 16
     REQUANTIZE = 17
+    CONCAT = 18
 
 
 class Attr(IntEnum):
@@ -134,6 +135,7 @@ ARITY = {
     Op.QUANTIZE: (1, 1),
     Op.DEQUANTIZE: (1, 1),
     Op.REQUANTIZE: (1, 1),
+    Op.CONCAT: (1, MAX_INPUTS),
 }
 
 
@@ -513,3 +515,14 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
         check_activation_range()
         if not in_range(node.attr(Attr.SHIFT), -31, 31):
             fail("SHIFT outside -31..31")
+    elif op == Op.CONCAT:
+        operands = list(node.inputs)
+        while operands and operands[-1] is None:
+            operands.pop()
+        if None in operands:
+            fail("CONCAT's operands must be consecutive from the first (none absent in between)")
+        parts = [graph.tensors[t] for t in operands]
+        if any(t.dtype != y.dtype or dims4(t.dims)[1:] != dims4(y.dims)[1:] for t in parts):
+            fail(f"CONCAT's operands need the output's dtype and dims past dims[0] ({y.dims})")
+        if sum(t.dims[0] for t in parts) != y.dims[0]:
+            fail(f"CONCAT's operands' dims[0] add up to {sum(t.dims[0] for t in parts)}, not {y.dims[0]}")

@@ -3,7 +3,8 @@ written to BASEDIR/graph.json, from which the chain commands play multi-phase ga
 (docs/dispute-game.md, "Multi-phase games"). A base directory holds one kind of run: `prover graph`
 removes a single-phase golden image and run, `prover golden` removes graph.json.
 
-graph.json: the model file (absolute path) and its modelRoot, the input payload, the graph task's
+graph.json: the model file (absolute path), the tile size, the tiled model's modelRoot, the input
+payload, the graph task's
 roots (single-node program, input, model), the nodes root and count, the claim (G_n, the output
 tensor's bytes and its 20-sibling proof at position n, the class), and a dishonest party's
 `fault_node` (its trace corrupts that node's output) or null.
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from prover.errors import ProverError
 from prover.model.graph import Graph
 from prover.model.modelfile import load_model, read_model
+from prover.model.tiling import DEFAULT_TILE_MACS, tile_graph
 from prover.task.basedir import (
     CHECKPOINTS,
     FINAL_JSON,
@@ -47,11 +49,17 @@ def commit_with_progress(graph: Graph, progress: bool) -> ModelCommitment:
 
 
 def write_graph_run(
-    basedir: Path, model_path: Path, data_path: Path, fault_node: int | None = None, progress: bool = True
+    basedir: Path,
+    model_path: Path,
+    data_path: Path,
+    fault_node: int | None = None,
+    tile_macs: int = DEFAULT_TILE_MACS,
+    progress: bool = True,
 ) -> dict[str, object]:
-    """Commit the model, trace the graph on the input natively, write graph.json; returns it."""
+    """Tile the model (LINEARs over `tile_macs` multiply-accumulates), commit to it per node, trace
+    the graph on the input natively, write graph.json; returns it."""
     model, payload = load_task(model_path, data_path)
-    graph = read_model(model)
+    graph = tile_graph(read_model(model), tile_macs)
     if fault_node is not None and not 1 <= fault_node <= len(graph.nodes):
         raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{len(graph.nodes)}")
     commitment = commit_with_progress(graph, progress)
@@ -62,6 +70,7 @@ def write_graph_run(
     run = {
         "model": str(model_path.resolve()),
         "model_root": _hex(commitment.model_root),
+        "tile_macs": tile_macs,
         "input": _hex(payload),
         "program_root": _hex(node_program_root()),
         "input_root": _hex(trace.commitments[0]),
@@ -95,7 +104,7 @@ def load_graph_run(basedir: Path) -> GraphRun:
     """graph.json's run, recomputed natively from the model file and the input (deterministic),
     and checked against the recorded modelRoot and claim."""
     record = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
-    graph = load_model(record["model"])
+    graph = tile_graph(load_model(record["model"]), record["tile_macs"])
     commitment = commit_model(graph)
     if _hex(commitment.model_root) != record["model_root"]:
         raise ProverError(f"{record['model']}: its modelRoot is no longer the one of {basedir / GRAPH_JSON}")
