@@ -131,9 +131,7 @@ def at_the_link(d: Deployment, model: Model, node: int) -> tuple[Match, GraphPar
         view = d.game.game(match.game_id)
         if view.graph_phase and view.right - view.left == 1:
             return match, honest
-        side = view.turn
-        party, account = match.parties[side]
-        match._send(side, party, account, view, next_move(side, view, party.trace_for(view), d.game.k))
+        match.move(view)
 
 
 Link = tuple[Deployment, Match, NodeOpening]

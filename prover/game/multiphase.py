@@ -21,13 +21,17 @@ from prover.errors import ProverError
 from prover.game.agent import (
     Bisect,
     ClaimTimeout,
+    Move,
     OpenNode,
+    PhasedTrace,
     Select,
     Step,
     Trace,
     Wait,
     corrupt,
     next_move,
+    phase_trace,
+    with_opening,
 )
 from prover.model.graph import Graph
 from prover.task.commitments import ModelCommitment
@@ -156,44 +160,45 @@ def submit(game: DisputeGame, task_id: int, party: GraphParty, sender: str) -> i
 
 @dataclass
 class Match:
-    """Both sides of one game, played in this process until it ends."""
+    """Both sides of one game played in this process (tests, benchmarks): each side's trace is a
+    VM trace (single-phase games) or a GraphParty (multi-phase games)."""
 
     game: DisputeGame
     game_id: int
-    parties: dict[Side, tuple[GraphParty, str]]  # the party and its account
+    parties: dict[Side, tuple[Trace | PhasedTrace, str]]  # each side's trace and account
     gas: dict[Side, int] = field(default_factory=lambda: {Side.DEFENDER: 0, Side.CHALLENGER: 0})
     moves: int = 0
 
-    def play(self, on_move: Callable[[Side, object], None] | None = None) -> str:
-        """Play until the game is over; returns its status ("defender won" / "challenger won")."""
+    def move(self, view: GameView) -> tuple[Side, Move]:
+        """Make the next move on `view` (the side to move first; the other may prove a last step)."""
         k = self.game.k
-        while True:
-            view = self.game.game(self.game_id)
-            if view.over:
-                return self.game.game_status(self.game_id)
-            for side in (view.turn, view.turn.other()):
-                party, account = self.parties[side]
-                move = next_move(side, view, party.trace_for(view), k)
-                if isinstance(move, Wait):
-                    continue
-                receipt = self._send(side, party, account, view, move)
-                self.gas[side] += receipt.gas_used
-                self.moves += 1
-                if on_move is not None:
-                    on_move(side, move)
-                break
-            else:
-                raise ProverError(f"game {self.game_id}: neither side can move on {view}")
+        for side in (view.turn, view.turn.other()):
+            trace, account = self.parties[side]
+            move = with_opening(next_move(side, view, phase_trace(trace, view), k), trace)
+            if isinstance(move, Wait):
+                continue
+            self.gas[side] += self._send(account, view, move).gas_used
+            self.moves += 1
+            return side, move
+        raise ProverError(f"game {self.game_id}: neither side can move on {view}")
 
-    def _send(self, side: Side, party: GraphParty, account: str, view: GameView, move: object) -> Receipt:
+    def play(self, on_move: Callable[[Side, Move], None] | None = None) -> str:
+        """Play until the game is over; returns its status ("defender won" / "challenger won")."""
+        while not (view := self.game.game(self.game_id)).over:
+            side, move = self.move(view)
+            if on_move is not None:
+                on_move(side, move)
+        return self.game.game_status(self.game_id)
+
+    def _send(self, account: str, view: GameView, move: Move) -> Receipt:
         if isinstance(move, Bisect):
             return self.game.bisect(self.game_id, list(move.hashes), sender=account)
         if isinstance(move, Select):
             return self.game.select(self.game_id, move.index, sender=account, posted=view.posted)
         if isinstance(move, Step):
             return self.game.step(self.game_id, move.state_data, move.proof, sender=account)
-        if isinstance(move, OpenNode):
-            return self.game.open_node(self.game_id, party.opening(move.node), sender=account)
+        if isinstance(move, OpenNode) and move.opening is not None:
+            return self.game.open_node(self.game_id, move.opening, sender=account)
         if isinstance(move, ClaimTimeout):
             return self.game.claim_timeout(self.game_id, sender=account)
-        raise ProverError(f"unknown move {move!r} for the {side.value}")
+        raise ProverError(f"game {self.game_id}: cannot send {move!r}")
