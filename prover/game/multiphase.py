@@ -41,7 +41,7 @@ from prover.task.node import node_file, node_image, node_output, node_program_ro
 from vm.fast import SharedBlocksRunner
 from vm.trace import Trace as VmTrace
 
-CHECKPOINT_INTERVAL = 50_000  # steps between a node run's checkpoints: a query replays fewer
+CHECKPOINT_INTERVAL = 10_000  # steps between a node run's checkpoints: a query replays fewer
 
 
 @dataclass(frozen=True)

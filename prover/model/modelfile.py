@@ -11,9 +11,9 @@ tensor's data at the next multiple of 32) after `check_graph`, so it never write
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import struct
-from pathlib import Path
 
 import numpy as np
 
@@ -221,9 +221,12 @@ def _read_node(c: _Cursor, index: int) -> Node:
     return Node(Op(op), inputs, output, attrs)
 
 
-def read_model(data: bytes) -> Graph:
-    """Parse and validate a .ggml file; ModelFormatError on anything malformed."""
-    data = bytes(data)
+def read_model(data: bytes | mmap.mmap) -> Graph:
+    """Parse and validate a .ggml file; ModelFormatError on anything malformed. Stored int8 and u8
+    tensors are views of `data` (of a memory-mapped file: its pages, never a copy); the others
+    are converted to the host's byte order."""
+    if not isinstance(data, bytes | mmap.mmap):
+        data = bytes(data)
     c = _Cursor(data)
     magic = c.u32()
     if magic != MAGIC:
@@ -289,13 +292,20 @@ def _read_data(
     for offset, i in stored:
         t = tensors[i]
         big_endian = t.dtype.numpy.newbyteorder(">")
-        t.data = np.frombuffer(data, big_endian, t.count, offset).astype(t.dtype.numpy).reshape(t.shape)
+        t.data = (
+            np.frombuffer(data, big_endian, t.count, offset)
+            .astype(t.dtype.numpy, copy=False)
+            .reshape(t.shape)
+        )
 
 
 def load_model(path: str | os.PathLike[str]) -> Graph:
-    """Read a model file; a ProverError naming the path if it cannot be read or is malformed."""
+    """Read a model file, memory-mapped (gigabyte models are never copied whole into memory); a
+    ProverError naming the path if it cannot be read or is malformed."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as exc:
         raise ProverError(f"{path}: cannot read the model: {exc.strerror}") from None
     try:

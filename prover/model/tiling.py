@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from prover.model.graph import MAX_INPUTS, DType, Graph, Node, Op, Tensor
 
-DEFAULT_TILE_MACS = 1 << 20  # about 3.8e6 VM steps per tile (docs/guest.md: 3.6 steps per MAC)
+DEFAULT_TILE_MACS = 1 << 18  # about 1e6 VM steps per tile (docs/guest.md: 3.6 steps per MAC)
 ROW_MULTIPLE = 4  # the guest's dot4 computes four output channels per pass over the input
 
 
