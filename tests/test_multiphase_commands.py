@@ -80,14 +80,15 @@ class GraphParties:
 def test_a_multiphase_game_move_by_move(rpc_url: str, tmp_path: Path) -> None:
     parties = GraphParties(rpc_url, tmp_path, k=16, faulty="challenger", fault_node=3)
     claim = parties.does(SUBMITTER, "submit")
-    assert claim["multiphase"] and claim["steps"] == 3 and claim["task_created"]
+    # REQUANTIZE, the 784 x 500 LINEAR in two tiles and their CONCAT, the 500 x 10 LINEAR
+    assert claim["multiphase"] and claim["steps"] == 5 and claim["task_created"]
     game = parties.does(CHALLENGER, "challenge")
     assert game["game"] == 1 and not game["agree"]
     status = parties.status()
-    assert (status["phase"], status["node"], status["interval"]) == ("graph", None, [0, 3])
+    assert (status["phase"], status["node"], status["interval"]) == ("graph", None, [0, 5])
 
     moved = parties.does(SUBMITTER, "respond")
-    assert moved["kind"] == "bisect" and len(moved["hashes"]) == 2
+    assert moved["kind"] == "bisect" and len(moved["hashes"]) == 4
     assert parties.does(CHALLENGER, "respond")["piece"] == [2, 3]
     opened = parties.does(SUBMITTER, "respond")
     assert opened["kind"] == "open_node" and opened["node"] == 3 and opened["vm_steps"] > 1
@@ -149,3 +150,28 @@ def test_the_multiphase_demo(faulty: str, winner: str) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"winner: the {winner}; node 2 (LINEAR);" in result.stdout
     assert "wall time: " in result.stdout
+
+
+def test_graph_refuses_what_cannot_be_a_graph_task(tmp_path: Path) -> None:
+    digit = tmp_path / "digit.raw"
+    digit.write_bytes(mnist_image(0))
+    f32 = prover_here(
+        "graph",
+        "--model",
+        str(REPO / "models" / "mlp_f32.ggml"),
+        "--data",
+        str(digit),
+        "--basedir",
+        str(tmp_path / "a"),
+    )
+    assert (
+        f32.code == 1
+        and f32.err.strip()
+        == "error: f32 models are not multi-phase: numpy's f32 is not bit-exact with the guest's"
+    )
+    node = ("--fault-node", "9")
+    beyond = prover_here(
+        "graph", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(tmp_path / "b"), *node
+    )
+    assert beyond.code == 1 and "--fault-node 9: the model has nodes 1..5" in beyond.err
+    assert not (tmp_path / "a" / "graph.json").exists() and not (tmp_path / "b" / "graph.json").exists()
