@@ -30,7 +30,7 @@ from prover.task.basedir import (
     read_json,
     write_json,
 )
-from prover.task.commitments import ModelCommitment, commit_model
+from prover.task.commitments import ModelCommitment, check_graph_task, commit_model
 from prover.task.graph_trace import GraphTrace, trace_graph
 from prover.task.node import node_program_root
 from prover.task.run import load_task
@@ -60,6 +60,7 @@ def write_graph_run(
     the graph on the input natively, write graph.json; returns it."""
     model, payload = load_task(model_path, data_path)
     graph = tile_graph(read_model(model), tile_macs)
+    check_graph_task(graph)
     if fault_node is not None and not 1 <= fault_node <= len(graph.nodes):
         raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{len(graph.nodes)}")
     commitment = commit_with_progress(graph, progress)
