@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prover.errors import ProverError
-from prover.model.graph import Graph
+from prover.model.graph import DType, Graph
 from prover.task import merkle
 from prover.task.node import activation_operands, node_file
 from vm.hashing import ZERO_HASHES, keccak
@@ -90,7 +90,7 @@ def check_graph_task(graph: Graph) -> None:
         raise ProverError(f"a graph task has 1 to {MAX_NODES} nodes, not {len(graph.nodes)}")
     if graph.output != graph.nodes[-1].output:
         raise ProverError("a graph task's output must be its last node's output")
-    if graph.metadata.get("mode") == "f32":
+    if any(tensor.dtype == DType.F32 for tensor in graph.tensors):
         raise ProverError("f32 models are not multi-phase: numpy's f32 is not bit-exact with the guest's")
 
 
