@@ -7,7 +7,8 @@
 #
 # Usage: scripts/challenge_multiphase.sh   (environment: MODEL .ggml file [models/mlp_int8.ggml],
 #        IMAGE MNIST test index [0], K arity [16], FAULT_NODE the node whose output the faulty party
-#        corrupts [2], FAULTY challenger (default) or submitter, PORT [0: free])
+#        corrupts [2], FAULTY challenger (default) or submitter, PORT [0: free]; RPC and KEYS as in
+#        scripts/demo_common.sh)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,17 +30,17 @@ game_field() {
 demo_setup
 say "the submitter ($([ "$FAULTY" = submitter ] && echo faulty || echo honest)) runs the graph natively and posts its result"
 prover graph --model "$MODEL" --data "$DIGIT" --basedir "$SUBMITTER" "${SUBMITTER_FAULT[@]}"
-prover submit --basedir "$SUBMITTER" --account 1
+as_party 1 prover submit --basedir "$SUBMITTER"
 
 say "the challenger ($([ "$FAULTY" = challenger ] && echo faulty || echo honest)) runs the same graph"
 prover graph --model "$MODEL" --data "$DIGIT" --basedir "$CHALLENGER" "${CHALLENGER_FAULT[@]}"
 echo "the faulty party corrupts the output of node $FAULT_NODE"
-prover challenge --basedir "$CHALLENGER" --account 2
+as_party 2 prover challenge --basedir "$CHALLENGER"
 
 say "both agents play every move: graph phase, the node's opening, the VM phase, the step"
-"$PYTHON" -m prover.cli dispute --side defender --basedir "$SUBMITTER" --account 1 --poll 0.05 &
+as_party 1 "$PYTHON" -m prover.cli dispute --side defender --basedir "$SUBMITTER" --poll 0.05 &
 DEFENDER_PID=$!
-prover dispute --side challenger --basedir "$CHALLENGER" --account 2 --poll 0.05
+as_party 2 prover dispute --side challenger --basedir "$CHALLENGER" --poll 0.05
 wait "$DEFENDER_PID"
 
 say "result"
