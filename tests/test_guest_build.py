@@ -1,5 +1,6 @@
-"""The committed guest ELF: reproducible from its sources, loadable at the fixed entry, and made only
-of instructions the VM executes (docs/machine.md)."""
+"""The committed guest ELFs (the whole-model guest.elf and the single-node node.elf): reproducible
+from their sources, loadable at the fixed entry, and made only of instructions the VM executes
+(docs/machine.md)."""
 
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from prover.task.guest.build import GUEST_ELF, build
+from prover.task.guest.build import GUEST_ELF, NODE_ELF, build
 
 ENTRY = 0x00400000
 PROGRAM_SLOT_END = 0x10000000
@@ -29,27 +30,34 @@ SUPPORTED = {
 ALIASES = {"move", "nop", "negu", "neg", "not", "beqz", "bnez", "b", "li"}
 
 
-def elf() -> ELFFile:
-    return ELFFile(GUEST_ELF.open("rb"))
+PROGRAMS = {"guest": (GUEST_ELF, False), "node": (NODE_ELF, True)}  # path, built as the node program
+both_programs = pytest.mark.parametrize("program", list(PROGRAMS))
 
 
-def executable_words() -> list[tuple[int, bytes]]:
+def elf(program: str) -> ELFFile:
+    return ELFFile(PROGRAMS[program][0].open("rb"))
+
+
+def executable_words(program: str) -> list[tuple[int, bytes]]:
     words = []
-    for segment in elf().iter_segments():
+    for segment in elf(program).iter_segments():
         if segment["p_type"] == "PT_LOAD" and segment["p_flags"] & P_FLAGS.PF_X:
             data = segment.data()
             words += [(segment["p_vaddr"] + i, data[i : i + 4]) for i in range(0, len(data), 4)]
     return words
 
 
-def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
-    rebuilt = build(tmp_path / "guest.elf")
+@both_programs
+def test_rebuild_is_byte_identical(tmp_path: Path, program: str) -> None:
+    path, node_program = PROGRAMS[program]
+    rebuilt = build(tmp_path / path.name, node_program=node_program)
     rebuild = "python -m prover.task.guest.build"
-    assert rebuilt.read_bytes() == GUEST_ELF.read_bytes(), f"run `{rebuild}` and commit"
+    assert rebuilt.read_bytes() == path.read_bytes(), f"run `{rebuild}` and commit"
 
 
-def test_elf_is_big_endian_mips32_at_the_fixed_entry() -> None:
-    header = elf().header
+@both_programs
+def test_elf_is_big_endian_mips32_at_the_fixed_entry(program: str) -> None:
+    header = elf(program).header
     assert header["e_ident"]["EI_CLASS"] == "ELFCLASS32"
     assert header["e_ident"]["EI_DATA"] == "ELFDATA2MSB"
     assert header["e_machine"] == "EM_MIPS"
@@ -57,8 +65,9 @@ def test_elf_is_big_endian_mips32_at_the_fixed_entry() -> None:
     assert header["e_entry"] == ENTRY
 
 
-def test_segments_lie_in_the_program_slot() -> None:
-    loads = [s for s in elf().iter_segments() if s["p_type"] == "PT_LOAD"]
+@both_programs
+def test_segments_lie_in_the_program_slot(program: str) -> None:
+    loads = [s for s in elf(program).iter_segments() if s["p_type"] == "PT_LOAD"]
     assert loads
     assert min(s["p_vaddr"] for s in loads) == ENTRY
     assert all(s["p_vaddr"] + s["p_memsz"] <= PROGRAM_SLOT_END for s in loads)
@@ -78,8 +87,9 @@ def unsupported(words: list[tuple[int, bytes]]) -> list[str]:
     return found
 
 
-def test_every_instruction_is_supported_by_the_vm() -> None:
-    words = executable_words()
+@both_programs
+def test_every_instruction_is_supported_by_the_vm(program: str) -> None:
+    words = executable_words(program)
     assert len(words) > 1000
     assert unsupported(words) == []
 
@@ -112,12 +122,13 @@ def test_the_check_passes_supported_encodings() -> None:
     assert unsupported([(ENTRY, w.to_bytes(4, "big")) for w in words]) == []
 
 
-def test_the_guest_never_touches_k0_or_k1() -> None:
+@both_programs
+def test_the_guest_never_touches_k0_or_k1(program: str) -> None:
     """Fault injection (docs/cli.md) flips $k0 in a dishonest party's trace and relies on the guest
     never reading or writing $k0 / $k1, so that the corrupted run ends with the same output."""
     disassembler = capstone.Cs(capstone.CS_ARCH_MIPS, capstone.CS_MODE_MIPS32 | capstone.CS_MODE_BIG_ENDIAN)
     users = []
-    for address, word in executable_words():
+    for address, word in executable_words(program):
         for instruction in disassembler.disasm(word, address):
             if "$k0" in instruction.op_str or "$k1" in instruction.op_str:
                 users.append(f"{address:#010x}: {instruction.mnemonic} {instruction.op_str}")

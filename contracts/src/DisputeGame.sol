@@ -68,7 +68,36 @@ contract DisputeGame {
         // first round and 5,000 in later ones (k = 16: 330,000 and 75,000).
         uint8 postedCount;
         uint56 postedBlock;
+        // Multi-phase games (graph tasks, docs/dispute-game.md): Graph while the interval is over
+        // node indices; Vm once openNode linked the disputed node's VM run (then `node` says which).
+        Phase phase;
+        uint64 node;
         bytes32 postedHash;
+    }
+
+    enum Phase {
+        Vm,
+        Graph
+    }
+
+    /// @dev A graph task's model: the Merkle root (depth TREE_DEPTH) over its node leaves,
+    ///      keccak256(nodeRoot, input positions), at positions 1..nodeCount.
+    struct GraphModel {
+        bytes32 nodesRoot;
+        uint64 nodeCount;
+    }
+
+    /// @dev What the defender reveals to link the graph phase's disputed node to its VM run.
+    struct NodeOpening {
+        bytes32 nodeRoot; // region root of the node file: the node's op, attributes and weights
+        uint256[] inputs; // tensor-tree positions of its activation inputs, in slot order
+        bytes32[] nodeProof; // siblings of the node's leaf in the model's nodes tree
+        bytes32[] inputRoots; // the agreed commitments at those positions
+        bytes32[][] inputProofs; // their siblings in the agreed tensor tree
+        bytes32 outputRoot; // the defender's commitment to the node's output
+        bytes32[] outputProof; // siblings of the node's position (empty before, outputRoot after)
+        bytes finalState; // the node task's final VM state (226 bytes)
+        bytes32[4] finalOutputProof; // slot 3's top-tree siblings in finalState's memRoot
     }
 
     // Memory layout (docs/memory-map.md): 16 slots of 2^28 bytes, each a subtree at level 23.
@@ -78,6 +107,11 @@ contract DisputeGame {
     uint256 private constant EXIT_CODE = 88;
     uint256 private constant EXITED = 89;
     uint256 private constant STEP = 90;
+    // Graph tasks: tensor and nodes trees of depth 20 (positions 0 .. 2^20 - 1); a node task
+    // takes its activation inputs from slot 1, then slots 8..15.
+    uint256 private constant TREE_DEPTH = 20;
+    uint256 private constant MAX_NODE_INPUTS = 9;
+    uint256 private constant FIRST_EXTRA_INPUT_SLOT = 8;
 
     IMIPS public immutable mips;
     uint256 public immutable k;
@@ -92,6 +126,8 @@ contract DisputeGame {
     mapping(uint256 => Task) public tasks;
     mapping(uint256 => Claim) public claims;
     mapping(uint256 => Game) public games;
+    /// @notice The model of each graph task (nodeCount == 0 for a single-phase task).
+    mapping(uint256 => GraphModel) public graphModels;
     /// @notice Credited, not yet withdrawn wei per account.
     mapping(address => uint256) public balances;
 
@@ -114,6 +150,10 @@ contract DisputeGame {
     event ClaimRefuted(uint256 indexed claimId, uint256 indexed gameId);
     event ClaimFinalized(uint256 indexed claimId);
     event Withdrawn(address indexed account, uint256 amount);
+    event GraphTaskCreated(uint256 indexed taskId, bytes32 nodesRoot, uint64 nodeCount);
+    event NodeOpened(
+        uint256 indexed gameId, uint64 node, bytes32 nodeRoot, bytes32 initialState, bytes32 finalState, uint64 steps
+    );
 
     error InvalidParameters();
     error UnknownTask(uint256 taskId);
@@ -144,6 +184,16 @@ contract DisputeGame {
     error NothingToWithdraw();
     error TransferFailed();
     error Reentrancy();
+    error WrongTaskKind(uint256 taskId, bool graphTask);
+    error BadNodeCount(uint64 nodeCount);
+    error LinkRequired(uint256 gameId);
+    error NotGraphPhase(uint256 gameId);
+    error BadProofLength(uint256 length);
+    error BadNodeInputs(uint256 count);
+    error NodeNotInModel(uint64 node);
+    error InputNotEarlier(uint256 index, uint256 position);
+    error InputNotAgreed(uint256 index);
+    error OutputNotLinked(uint64 node);
 
     /// @dev A transient lock (EIP-1153): one entry per transaction into any state-changing call.
     modifier nonReentrant() {
@@ -201,6 +251,7 @@ contract DisputeGame {
         returns (uint256 claimId)
     {
         if (tasks[taskId].initialState == 0) revert UnknownTask(taskId);
+        if (graphModels[taskId].nodeCount != 0) revert WrongTaskKind(taskId, true);
         if (msg.value != submitBond) revert WrongBond(submitBond, msg.value);
         if (finalState.length != STATE_SIZE) revert BadStateLength(finalState.length);
         uint8 exited = uint8(finalState[EXITED]);
@@ -211,20 +262,7 @@ contract DisputeGame {
         if (steps == 0) revert NoSteps();
         if (output.length > MAX_PAYLOAD) revert OutputTooLong(output.length);
         if (_outputMemRoot(_regionRoot(output), outputProof) != bytes32(finalState[0:32])) revert OutputNotProven();
-
-        claimId = ++claimCount;
-        bytes32 finalHash = keccak256(finalState);
-        claims[claimId] = Claim({
-            taskId: taskId,
-            submitter: msg.sender,
-            status: ClaimStatus.Pending,
-            openGames: 0,
-            steps: steps,
-            deadline: uint64(block.timestamp) + challengeWindow,
-            finalState: finalHash,
-            outputHash: keccak256(output)
-        });
-        emit ClaimSubmitted(claimId, taskId, msg.sender, finalHash, steps, output);
+        claimId = _newClaim(taskId, keccak256(finalState), steps, output);
     }
 
     /// @notice Disputes a pending claim: opens a game over [0, N] against its submitter.
@@ -244,6 +282,7 @@ contract DisputeGame {
         game.defenderClock = clockBudget;
         game.challengerClock = clockBudget;
         game.turnStart = uint64(block.timestamp);
+        if (graphModels[claim.taskId].nodeCount != 0) game.phase = Phase.Graph;
         emit GameStarted(gameId, claimId, msg.sender);
     }
 
@@ -275,7 +314,7 @@ contract DisputeGame {
         Game storage game = _openGame(gameId);
         if (msg.sender != claims[game.claimId].submitter) revert NotDefender(msg.sender);
         uint256 length = game.right - game.left;
-        if (length == 1) revert StepRequired(gameId);
+        if (length == 1) _revertOneLeft(gameId, game);
         if (game.postedCount != 0) revert NotYourTurn(gameId, Side.Challenger);
         uint256 pieces = length < k ? length : k;
         if (hashes.length != pieces - 1) revert WrongHashCount(pieces - 1, hashes.length);
@@ -294,7 +333,7 @@ contract DisputeGame {
         if (msg.sender != game.challenger) revert NotChallenger(msg.sender);
         uint256 left = game.left;
         uint256 length = game.right - left;
-        if (length == 1) revert StepRequired(gameId);
+        if (length == 1) _revertOneLeft(gameId, game);
         uint256 hashCount = game.postedCount;
         if (hashCount == 0) revert NotYourTurn(gameId, Side.Defender);
         uint256 pieces = hashCount + 1;
@@ -317,6 +356,7 @@ contract DisputeGame {
     function step(uint256 gameId, bytes calldata stateData, bytes calldata proof) external nonReentrant {
         Game storage game = _openGame(gameId);
         if (game.right - game.left != 1) revert NotOneStep(gameId, game.left, game.right);
+        if (game.phase == Phase.Graph) revert LinkRequired(gameId);
         bytes32 preState = keccak256(stateData);
         if (preState != game.leftHash) revert StateHashMismatch(game.leftHash, preState);
         bytes32 postState = mips.step(stateData, proof);
@@ -331,6 +371,117 @@ contract DisputeGame {
         uint256 left = _secondsLeft(game, mover);
         if (left != 0) revert ClockNotExpired(gameId, left);
         _resolve(gameId, game, mover == Side.Defender ? Side.Challenger : Side.Defender, true);
+    }
+
+    // ---------------------------------------------------------------- graph tasks (multi-phase)
+
+    /// @notice A graph task (docs/dispute-game.md, "Multi-phase games"): the input, the model as
+    ///         its nodes tree and node count, and the single-node program that runs any one node.
+    ///         The task's modelRoot is keccak256(nodesRoot, nodeCount); its initial state is the
+    ///         tensor tree holding only the input (position 0).
+    function createGraphTask(bytes32 nodeProgramRoot, bytes32 inputRoot, bytes32 nodesRoot, uint64 nodeCount)
+        external
+        nonReentrant
+        returns (uint256 taskId)
+    {
+        if (nodeCount == 0 || nodeCount >= 1 << TREE_DEPTH) revert BadNodeCount(nodeCount);
+        bytes32 modelRoot = keccak256(abi.encodePacked(nodesRoot, nodeCount));
+        bytes32 initialState = inputRoot;
+        bytes32 zero;
+        for (uint256 level = 0; level < TREE_DEPTH; ++level) {
+            initialState = _hashPair(initialState, zero);
+            zero = _hashPair(zero, zero);
+        }
+        taskId = ++taskCount;
+        tasks[taskId] = Task(nodeProgramRoot, inputRoot, modelRoot, initialState);
+        graphModels[taskId] = GraphModel(nodesRoot, nodeCount);
+        emit TaskCreated(taskId, nodeProgramRoot, inputRoot, modelRoot, initialState);
+        emit GraphTaskCreated(taskId, nodesRoot, nodeCount);
+    }
+
+    /// @notice Claims that a graph task's tensor tree after its last node is `graphState`, whose
+    ///         last position holds the region root of `output` (the graph's output tensor bytes).
+    function submitGraph(uint256 taskId, bytes32 graphState, bytes calldata output, bytes32[] calldata outputProof)
+        external
+        payable
+        nonReentrant
+        returns (uint256 claimId)
+    {
+        if (tasks[taskId].initialState == 0) revert UnknownTask(taskId);
+        uint64 nodeCount = graphModels[taskId].nodeCount;
+        if (nodeCount == 0) revert WrongTaskKind(taskId, false);
+        if (msg.value != submitBond) revert WrongBond(submitBond, msg.value);
+        if (output.length > MAX_PAYLOAD) revert OutputTooLong(output.length);
+        if (treeRoot(_regionRoot(output), nodeCount, outputProof) != graphState) revert OutputNotProven();
+        claimId = _newClaim(taskId, graphState, nodeCount, output);
+    }
+
+    /// @notice The defender's move at one node of the graph phase: it links node i (the interval
+    ///         [i - 1, i]) to a VM run. The contract checks the node against the task's model, its
+    ///         inputs against the agreed tensor tree at i - 1, that the defender's tree at i is the
+    ///         agreed one plus `outputRoot` at position i, and that the final VM state proves
+    ///         `outputRoot` in its output region; it then derives the node task's S0 itself and the
+    ///         game goes on as a VM game over [0, steps] from S0 to the final state.
+    function openNode(uint256 gameId, NodeOpening calldata opening) external nonReentrant {
+        Game storage game = _openGame(gameId);
+        if (msg.sender != claims[game.claimId].submitter) revert NotDefender(msg.sender);
+        if (game.phase != Phase.Graph) revert NotGraphPhase(gameId);
+        if (game.right - game.left != 1) revert NotOneStep(gameId, game.left, game.right);
+        uint64 node = game.right;
+        _checkNodeInModel(claims[game.claimId].taskId, node, opening);
+        _checkInputsAgreed(game.leftHash, node, opening);
+        if (
+            treeRoot(bytes32(0), node, opening.outputProof) != game.leftHash
+                || treeRoot(opening.outputRoot, node, opening.outputProof) != game.rightHash
+        ) revert OutputNotLinked(node);
+        bytes calldata finalState = opening.finalState;
+        if (finalState.length != STATE_SIZE) revert BadStateLength(finalState.length);
+        if (uint8(finalState[EXITED]) != 1 || uint8(finalState[EXIT_CODE]) != 0) {
+            revert NotExitedCleanly(uint8(finalState[EXITED]), uint8(finalState[EXIT_CODE]));
+        }
+        uint64 steps = uint64(bytes8(finalState[STEP:STEP + 8]));
+        if (steps == 0) revert NoSteps();
+        if (_outputMemRoot(opening.outputRoot, opening.finalOutputProof) != bytes32(finalState[0:32])) {
+            revert OutputNotProven();
+        }
+        _spendClock(gameId, game, Side.Defender);
+        bytes32 initialState =
+            nodeInitialStateHash(tasks[claims[game.claimId].taskId].programRoot, opening.nodeRoot, opening.inputRoots);
+        bytes32 finalHash = keccak256(finalState);
+        game.phase = Phase.Vm;
+        game.node = node;
+        game.left = 0;
+        game.right = steps;
+        game.leftHash = initialState;
+        game.rightHash = finalHash;
+        emit NodeOpened(gameId, node, opening.nodeRoot, initialState, finalHash, steps);
+    }
+
+    /// @notice A game's phase and, once its node is opened, which node (0 before; nodes are 1..n).
+    function gamePhase(uint256 gameId) external view returns (Phase phase, uint64 node) {
+        Game storage game = games[gameId];
+        if (game.status == GameStatus.None) revert UnknownGame(gameId);
+        return (game.phase, game.node);
+    }
+
+    /// @dev The node's leaf, keccak256(nodeRoot, input positions as 32-byte words), must sit at
+    ///      position `node` of the task's nodes tree.
+    function _checkNodeInModel(uint256 taskId, uint64 node, NodeOpening calldata opening) private view {
+        bytes32 leaf = keccak256(abi.encodePacked(opening.nodeRoot, opening.inputs));
+        if (treeRoot(leaf, node, opening.nodeProof) != graphModels[taskId].nodesRoot) revert NodeNotInModel(node);
+    }
+
+    /// @dev Each input commitment must be in the agreed tensor tree at its (earlier) position.
+    function _checkInputsAgreed(bytes32 agreed, uint64 node, NodeOpening calldata opening) private pure {
+        uint256 count = opening.inputs.length;
+        if (count == 0 || count > MAX_NODE_INPUTS || opening.inputRoots.length != count || opening.inputProofs.length != count) {
+            revert BadNodeInputs(count);
+        }
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 position = opening.inputs[i];
+            if (position >= node) revert InputNotEarlier(i, position);
+            if (treeRoot(opening.inputRoots[i], position, opening.inputProofs[i]) != agreed) revert InputNotAgreed(i);
+        }
     }
 
     // ---------------------------------------------------------------- views
@@ -385,7 +536,50 @@ contract DisputeGame {
         bytes32 z26 = _hashPair(z25, z25);
         // Slots 0-3 hold program, input, model and the (empty) output; slots 4-15 are empty.
         bytes32 low = _hashPair(_hashPair(programRoot, inputRoot), _hashPair(modelRoot, z23));
-        bytes32 memRoot = _hashPair(_hashPair(low, z25), z26);
+        return _initialState(_hashPair(_hashPair(low, z25), z26));
+    }
+
+    /// @notice S0 of a node task (docs/memory-map.md, "Node tasks"): the single-node program in
+    ///         slot 0, the node file in slot 2, the activation inputs in slot 1, then slots 8..15.
+    function nodeInitialStateHash(bytes32 programRoot, bytes32 nodeRoot, bytes32[] calldata inputRoots)
+        public
+        pure
+        returns (bytes32)
+    {
+        if (inputRoots.length == 0 || inputRoots.length > MAX_NODE_INPUTS) revert BadNodeInputs(inputRoots.length);
+        bytes32 z23 = _zeroHash(SLOT_LEVEL);
+        bytes32[16] memory slots;
+        for (uint256 i = 0; i < 16; ++i) {
+            slots[i] = z23;
+        }
+        slots[0] = programRoot;
+        slots[1] = inputRoots[0];
+        slots[2] = nodeRoot;
+        for (uint256 i = 1; i < inputRoots.length; ++i) {
+            slots[FIRST_EXTRA_INPUT_SLOT + i - 1] = inputRoots[i];
+        }
+        for (uint256 width = 8; width != 0; width /= 2) {
+            for (uint256 i = 0; i < width; ++i) {
+                slots[i] = _hashPair(slots[2 * i], slots[2 * i + 1]);
+            }
+        }
+        return _initialState(slots[0]);
+    }
+
+    /// @notice The root of a tensor or nodes tree (depth 20, zero leaves empty) holding `leaf` at
+    ///         `position`, from the leaf's 20 siblings bottom-up.
+    function treeRoot(bytes32 leaf, uint256 position, bytes32[] calldata siblings) public pure returns (bytes32) {
+        if (siblings.length != TREE_DEPTH) revert BadProofLength(siblings.length);
+        bytes32 node = leaf;
+        for (uint256 level = 0; level < TREE_DEPTH; ++level) {
+            node = (position >> level) & 1 == 0 ? _hashPair(node, siblings[level]) : _hashPair(siblings[level], node);
+        }
+        return node;
+    }
+
+    /// @dev The state hash of a fresh machine over `memRoot`: pc at the entry, $sp set, heap at
+    ///      its start, everything else zero (docs/memory-map.md).
+    function _initialState(bytes32 memRoot) private pure returns (bytes32) {
         return keccak256(
             abi.encodePacked(
                 memRoot,
@@ -415,6 +609,24 @@ contract DisputeGame {
 
     // ---------------------------------------------------------------- internals
 
+    function _newClaim(uint256 taskId, bytes32 finalHash, uint64 steps, bytes calldata output)
+        private
+        returns (uint256 claimId)
+    {
+        claimId = ++claimCount;
+        claims[claimId] = Claim({
+            taskId: taskId,
+            submitter: msg.sender,
+            status: ClaimStatus.Pending,
+            openGames: 0,
+            steps: steps,
+            deadline: uint64(block.timestamp) + challengeWindow,
+            finalState: finalHash,
+            outputHash: keccak256(output)
+        });
+        emit ClaimSubmitted(claimId, taskId, msg.sender, finalHash, steps, output);
+    }
+
     function _pendingClaim(uint256 claimId) private view returns (Claim storage claim) {
         claim = claims[claimId];
         if (claim.status == ClaimStatus.None) revert UnknownClaim(claimId);
@@ -430,7 +642,15 @@ contract DisputeGame {
     /// @dev The defender moves while the interval is longer than one step and it has not posted
     ///      this round's hashes; otherwise the challenger (select, or step at one step).
     function _turn(Game storage game) private view returns (Side) {
-        return game.right - game.left > 1 && game.postedCount == 0 ? Side.Defender : Side.Challenger;
+        uint256 length = game.right - game.left;
+        if (length == 1) return game.phase == Phase.Graph ? Side.Defender : Side.Challenger;
+        return game.postedCount == 0 ? Side.Defender : Side.Challenger;
+    }
+
+    /// @dev A dissection move with one piece left: that piece is stepped, or its node linked.
+    function _revertOneLeft(uint256 gameId, Game storage game) private view {
+        if (game.phase == Phase.Graph) revert LinkRequired(gameId);
+        revert StepRequired(gameId);
     }
 
     function _secondsLeft(Game storage game, Side side) private view returns (uint256) {

@@ -21,7 +21,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 
 from prover.chain.artifacts import ARTIFACTS_DIR, load_artifact
-from prover.chain.game_view import GameView, Side
+from prover.chain.game_view import GameView, NodeOpening, Side
 from prover.errors import ProverError
 
 # The gas every transaction pays before execution: the base fee and calldata (EIP-2028).
@@ -201,6 +201,7 @@ class ClaimInfo:
     output_hash: bytes
 
 
+GRAPH_PHASE = 1  # DisputeGame.Phase.Graph
 CLAIM_STATUS = ("none", "pending", "refuted", "final")
 GAME_STATUS = ("none", "open", "defender won", "challenger won")
 
@@ -271,11 +272,39 @@ class DisputeGame(DeployedContract):
     def balance_of(self, account: str) -> int:
         return self.call("balances", to_checksum_address(account))
 
+    def create_graph_task(
+        self, node_program_root: bytes, input_root: bytes, nodes_root: bytes, node_count: int, sender: str
+    ) -> int:
+        receipt = self.transact(
+            "createGraphTask", node_program_root, input_root, nodes_root, node_count, sender=sender
+        )
+        return receipt.event("TaskCreated").args["taskId"]
+
+    def submit_graph(
+        self, task_id: int, graph_state: bytes, output: bytes, output_proof: list[bytes], sender: str
+    ) -> int:
+        receipt = self.transact(
+            "submitGraph", task_id, graph_state, output, output_proof, sender=sender, value=self.submit_bond
+        )
+        return receipt.event("ClaimSubmitted").args["claimId"]
+
+    def open_node(self, game_id: int, opening: NodeOpening, sender: str) -> Receipt:
+        return self.transact("openNode", game_id, opening.as_abi(), sender=sender)
+
+    def node_initial_state_hash(
+        self, program_root: bytes, node_root: bytes, input_roots: list[bytes]
+    ) -> bytes:
+        return bytes(self.call("nodeInitialStateHash", program_root, node_root, input_roots))
+
+    def tree_root(self, leaf: bytes, position: int, siblings: list[bytes]) -> bytes:
+        return bytes(self.call("treeRoot", leaf, position, siblings))
+
     def game(self, game_id: int) -> GameView:
         """The game's state; this round's posted hashes come from their Bisected event."""
         (left, right, left_hash, right_hash, count, block, posted_hash, turn, over, seconds_left) = self.call(
             "gameView", game_id
         )
+        phase, node = self.call("gamePhase", game_id)
         return GameView(
             left=left,
             right=right,
@@ -285,6 +314,8 @@ class DisputeGame(DeployedContract):
             turn=Side.DEFENDER if turn == 0 else Side.CHALLENGER,
             over=over,
             mover_seconds_left=seconds_left,
+            graph_phase=phase == GRAPH_PHASE,
+            node=node,
         )
 
     def _posted_hashes(self, game_id: int, count: int, block: int, posted_hash: bytes) -> tuple[bytes, ...]:

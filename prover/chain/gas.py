@@ -1,4 +1,4 @@
-"""The embedded chain's gas estimator (py-evm's GAS_ESTIMATOR_BACKEND_FUNC, set by LocalChain)."""
+"""The embedded chain's gas estimator (its chain's gas_estimator, set by LocalChain)."""
 
 from eth.abc import ComputationAPI, SignedTransactionAPI, StateAPI
 from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
@@ -19,7 +19,7 @@ def _execute(state: StateAPI, transaction: SignedTransactionAPI, gas: int) -> Co
 
 
 def estimate_gas(state: StateAPI, transaction: SignedTransactionAPI) -> int:
-    """The node's gas estimator (py-evm's GAS_ESTIMATOR_BACKEND_FUNC): a gas limit with which
+    """The embedded chain's gas estimator: a gas limit with which
     the transaction succeeds.
 
     py-evm's default bisects [intrinsic gas, block gas limit] down to 21,000 gas: some thirteen

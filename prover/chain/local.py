@@ -1,12 +1,12 @@
 """The embedded chain: an in-process eth-tester / py-evm chain, the default chain the contracts run
 on (any Ethereum JSON-RPC endpoint can stand in for it: prover/chain/connect.py)."""
 
-import os
-
 from eth.vm.forks import CancunVM
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
+
+from prover.chain.gas import estimate_gas
 
 
 class LocalChain:
@@ -15,10 +15,10 @@ class LocalChain:
     travel the chess clocks need in tests."""
 
     def __init__(self) -> None:
-        # py-evm's documented switch for its gas estimator, read when a chain is made: two
-        # executions per estimate instead of some thirteen (prover/chain/gas.py).
-        os.environ.setdefault("GAS_ESTIMATOR_BACKEND_FUNC", "prover.chain.gas.estimate_gas")
-        self.tester = EthereumTester(PyEVMBackend(vm_configuration=((0, CancunVM),)))
+        backend = PyEVMBackend(vm_configuration=((0, CancunVM),))
+        # Two executions per eth_estimateGas instead of py-evm's binary search (some thirteen).
+        backend.chain.gas_estimator = estimate_gas
+        self.tester = EthereumTester(backend)
         self.w3 = Web3(EthereumTesterProvider(self.tester))
 
     @property

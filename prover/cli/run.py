@@ -1,5 +1,5 @@
 """`prover golden` and `prover run`: a task's golden image, then its run in the VM
-(prover/task/run.py)."""
+(prover/task/run.py); `prover graph`: a graph run for multi-phase games (prover/task/graph_run.py)."""
 
 from pathlib import Path
 
@@ -7,7 +7,9 @@ import click
 
 from prover.cli.options import json_option
 from prover.errors import ProverError
+from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.output import Output, Record
+from prover.task.graph_run import write_graph_run
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
 
 
@@ -60,3 +62,42 @@ def run_command(
             f"the guest exited with code {final['exit_code']} ({final['exit_name']}): no output"
         )
     out.emit(Record(final, f"{summary}\nclass {final.get('class')}"))
+
+
+@click.command("graph")
+@click.option(
+    "--model", "model_path", type=click.Path(path_type=Path), required=True, help=".ggml model file (int8)"
+)
+@click.option(
+    "--data", "data_path", type=click.Path(path_type=Path), required=True, help="input: PNG/JPEG, .npy or raw"
+)
+@click.option(
+    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+)
+@click.option(
+    "--fault-node",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Dishonest party: corrupt this node's output (1-based) and compute on from it.",
+)
+@click.option(
+    "--tile-macs",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TILE_MACS,
+    show_default=True,
+    help="Split LINEAR nodes larger than this many multiply-accumulates into tiles (both sides: the same).",
+)
+@json_option
+def graph_command(
+    model_path: Path, data_path: Path, basedir: Path, fault_node: int | None, tile_macs: int, out: Output
+) -> None:
+    """Commit to the model per node and run its graph natively on the input: the claim of a
+    multi-phase game (G_n and the output); write graph.json (--json: graph.json)."""
+    run = write_graph_run(basedir, model_path, data_path, fault_node, tile_macs, progress=not out.as_json)
+    out.emit(
+        Record(
+            run,
+            f"G_{run['node_count']} {run['final_state']} over {run['node_count']} nodes\n"
+            f"modelRoot {run['model_root']}\nclass {run['class']}",
+        )
+    )

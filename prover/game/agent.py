@@ -9,12 +9,12 @@ disagrees with. Each party only ever compares the other side's hashes with its o
 honest trace always keeps the interval on a step where the liar's hash is wrong.
 """
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
 from eth_hash.auto import keccak
 
-from prover.chain.game_view import GameView, Side
+from prover.chain.game_view import GameView, NodeOpening, Side
 
 
 class Trace(Protocol):
@@ -86,6 +86,16 @@ class Step:
 
 
 @dataclass(frozen=True)
+class OpenNode:
+    """The defender's move at one node of a multi-phase game's graph phase: link node `node` to
+    its VM run. The agent names the node; `opening` is DisputeGame.openNode's argument, built
+    from the party's own run before the move is sent (prover/game/multiphase.py)."""
+
+    node: int
+    opening: NodeOpening | None = None
+
+
+@dataclass(frozen=True)
 class ClaimTimeout:
     """The side to move has used up its clock: the other side wins by saying so."""
 
@@ -97,7 +107,7 @@ class Wait:
     reason: str
 
 
-Move = Bisect | Select | Step | ClaimTimeout | Wait
+Move = Bisect | Select | Step | OpenNode | ClaimTimeout | Wait
 
 
 def split_points(left: int, right: int, k: int) -> list[int]:
@@ -130,11 +140,16 @@ def select_index(
 
 
 def next_move(side: Side, game: GameView, trace: Trace, k: int) -> Move:
-    """What `side` should do now in `game`, judged by its own `trace`."""
+    """What `side` should do now in `game`, judged by its own `trace` (in a multi-phase game's
+    graph phase, its graph trace: only `state_hash_at` is used, over node indices)."""
     if game.over:
         return Wait("the game is over")
     if side is not game.turn and game.mover_seconds_left <= 0:
         return ClaimTimeout()
+    if game.graph_phase and game.right - game.left == 1:
+        if side is Side.DEFENDER:
+            return OpenNode(game.right)
+        return Wait(f"the defender is to open node {game.right}")
     if game.right - game.left == 1:
         # One instruction is left. Its pre-state hash is agreed, so either side can prove it from
         # its own trace (the contract lets anyone): the honest side does not wait for the liar.
@@ -157,3 +172,25 @@ def rounds_needed(steps: int, k: int) -> int:
     while length > 1:
         length, rounds = -(-length // k), rounds + 1
     return rounds
+
+
+@runtime_checkable
+class PhasedTrace(Protocol):
+    """A multi-phase party's traces (prover/game/multiphase.py's GraphParty): its graph trace or
+    the VM run of the game's node, by phase, and the opening of a node."""
+
+    def trace_for(self, game: GameView) -> Trace: ...
+
+    def opening(self, node: int) -> NodeOpening: ...
+
+
+def phase_trace(trace: Trace | PhasedTrace, game: GameView) -> Trace:
+    """The trace to judge `game` by: a multi-phase party's trace for the game's phase, else `trace`."""
+    return trace.trace_for(game) if isinstance(trace, PhasedTrace) else trace
+
+
+def with_opening(move: Move, trace: Trace | PhasedTrace) -> Move:
+    """An OpenNode move with its opening built from the party's own run; other moves unchanged."""
+    if isinstance(move, OpenNode) and isinstance(trace, PhasedTrace):
+        return replace(move, opening=trace.opening(move.node))
+    return move

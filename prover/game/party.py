@@ -16,7 +16,7 @@ from prover.chain.connect import connect
 from prover.chain.contracts import DisputeGame
 from prover.errors import ProverError
 from prover.game.agent import FaultyTrace, Trace
-from prover.task.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, read_json, write_json
+from prover.task.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, GRAPH_JSON, read_json, write_json
 from vm.errors import VmError
 from vm.fast import SharedBlocksRunner
 from vm.machine import Machine
@@ -72,11 +72,12 @@ def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deploy
 
 
 def record_fault(basedir: Path, fault_step: int | None) -> None:
-    """Make --fault-step part of the party: later commands read it from fault.json."""
+    """Make --fault-step part of the party: later commands read it from fault.json. (A graph
+    party's fault step is inside the VM run of the node its game reaches, unknown until then.)"""
     if fault_step is None:
         return
     steps = load_run(basedir).steps
-    if fault_step > steps:
+    if fault_step > steps and not is_graph_party(basedir):
         raise ProverError(f"--fault-step {fault_step}: the run in {basedir} has only {steps} steps")
     path = basedir / "fault.json"
     if path.exists():
@@ -99,9 +100,30 @@ class Run:
     output: bytes
     output_proof: list[bytes]
     predicted_class: int
+    final_hash: bytes  # SN, or for a graph run G_n
+    nodes_root: bytes | None = None  # a graph run's: the task is a graph task
+
+
+def is_graph_party(basedir: Path) -> bool:
+    """Whether the base directory holds a graph run (`prover graph`): it plays multi-phase games."""
+    return (basedir / GRAPH_JSON).exists()
 
 
 def load_run(basedir: Path) -> Run:
+    """The party's run as the chain sees it: a graph run's claim (graph.json) or a VM run's."""
+    if is_graph_party(basedir):
+        graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
+        return Run(
+            roots=tuple(
+                bytes.fromhex(graph[name][2:]) for name in ("program_root", "input_root", "model_root")
+            ),
+            steps=graph["node_count"],
+            output=bytes.fromhex(graph["output"][2:]),
+            output_proof=[bytes.fromhex(h[2:]) for h in graph["output_proof"]],
+            predicted_class=graph["class"],
+            final_hash=bytes.fromhex(graph["final_state"][2:]),
+            nodes_root=bytes.fromhex(graph["nodes_root"][2:]),
+        )
     golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
     final = read_json(basedir / FINAL_JSON, "a finished run (run `prover run` first)")
     return Run(
@@ -110,6 +132,7 @@ def load_run(basedir: Path) -> Run:
         output=bytes.fromhex(final["output"][2:]),
         output_proof=[bytes.fromhex(h[2:]) for h in final["output_proof"]],
         predicted_class=final["class"],
+        final_hash=bytes.fromhex(final["SN"][2:]),
     )
 
 
@@ -145,7 +168,10 @@ class ForwardTrace:
 
 
 def load_trace(basedir: Path) -> Trace:
-    """The party's trace from its checkpoints, with its recorded fault injection if it has one."""
+    """The party's trace from its checkpoints, with its recorded fault injection if it has one; for
+    a graph run, the GraphParty (its graph trace, and the VM run of the node its game reaches)."""
+    if is_graph_party(basedir):
+        return load_graph_party(basedir)
     try:
         honest = ForwardTrace(VmTrace.load(basedir / CHECKPOINTS, runner=SharedBlocksRunner()))
     except VmError as exc:
@@ -154,3 +180,27 @@ def load_trace(basedir: Path) -> Trace:
     if not fault_path.exists():
         return honest
     return FaultyTrace(honest, read_json(fault_path, "a fault injection")["step"])
+
+
+def load_graph_party(basedir: Path) -> Trace:
+    """The graph run recomputed natively (deterministic: a party killed at any point gets the same
+    trace back), with the fault step of its node's VM run from fault.json."""
+    # Imported here: the model code and numpy are a quarter of a single-phase chain command's
+    # start-up, and only graph parties need them.
+    from prover.game.multiphase import GraphParty
+    from prover.task.graph_run import load_graph_run
+
+    run = load_graph_run(basedir)
+    fault_path = basedir / "fault.json"
+    fault_step = read_json(fault_path, "a fault injection")["step"] if fault_path.exists() else None
+    return GraphParty(run.graph, run.commitment, run.trace, fault_step)
+
+
+def graph_ops(basedir: Path) -> list[str]:
+    """The op of each node (1-based: index node - 1) of a graph party's model, for `status`."""
+    # Imported here, as in load_graph_party.
+    from prover.model.modelfile import load_model
+    from prover.model.tiling import tile_graph
+
+    graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
+    return [node.op.name for node in tile_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]

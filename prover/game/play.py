@@ -21,8 +21,8 @@ from web3 import Web3
 from prover.chain.contracts import DisputeGame, MipsVerifier
 from prover.chain.game_view import GameView, Side
 from prover.errors import ProverError
-from prover.game.agent import Step, Trace, Wait, next_move
-from prover.game.party import Party, load_run, record_fault
+from prover.game.agent import Step, Trace, Wait, next_move, phase_trace, with_opening
+from prover.game.party import Party, graph_ops, is_graph_party, load_run, record_fault
 from prover.game.records import (
     as_hex,
     claim_line,
@@ -100,17 +100,28 @@ def submit(party: Party, out: Output, fault_step: int | None) -> None:
     record_fault(party.basedir, fault_step)
     game = party.dispute_game()
     run = load_run(party.basedir)
-    final_state = party.trace().state_at(run.steps)
-    final_hash = keccak(final_state)
+    graph = run.nodes_root is not None  # a graph run: a multi-phase claim on a graph task
+    final_state = b"" if graph else party.trace().state_at(run.steps)
+    final_hash = run.final_hash if graph else keccak(final_state)
     task_id = find_task(game, party, run.roots)
     task_created = task_id is None
-    if task_id is None:
+    if task_id is None and graph:
+        program_root, input_root, _ = run.roots
+        task_id = game.create_graph_task(
+            program_root, input_root, run.nodes_root, run.steps, sender=party.sender
+        )
+        out.note(f"created graph task {task_id}")
+    elif task_id is None:
         task_id = game.create_task(*run.roots, sender=party.sender)
         out.note(f"created task {task_id}")
     bond = game.submit_bond
     log = claim_log(game, party, task_id, final_hash)
     already = log is not None
-    if log is None:
+    if log is None and graph:
+        claim_id = game.submit_graph(task_id, final_hash, run.output, run.output_proof, sender=party.sender)
+        out.note(f"submitted multi-phase claim {claim_id} on task {task_id} with a bond of {bond} wei")
+        log = claim_log(game, party, task_id, final_hash)
+    elif log is None:
         claim_id = game.submit(task_id, final_state, run.output, run.output_proof, sender=party.sender)
         out.note(f"submitted claim {claim_id} on task {task_id} with a bond of {bond} wei")
         # The claim's event names its transaction, found or just sent alike.
@@ -132,6 +143,7 @@ def submit(party: Party, out: Output, fault_step: int | None) -> None:
         "submitter": party.sender,
         "final_state": as_hex(final_hash),
         "steps": run.steps,
+        "multiphase": graph,
         "class": run.predicted_class,
         "status": claim.status,
         "window_ends": claim.deadline,
@@ -142,7 +154,8 @@ def submit(party: Party, out: Output, fault_step: int | None) -> None:
     out.emit(
         Record(
             fields,
-            f"claim {claim_id}: final state {as_hex(final_hash)} after {run.steps} steps, "
+            f"claim {claim_id}: final state {as_hex(final_hash)} after {run.steps} "
+            f"{'nodes (multi-phase)' if graph else 'steps'}, "
             f"class {run.predicted_class}; "
             f"{claim.status}, challenge window until block time {claim.deadline}",
         )
@@ -220,10 +233,10 @@ def play_next_move(
 ) -> Record | None:
     """Make this side's next move in the game as `view` shows it; what was done, or None when
     there is nothing to do for this side now."""
-    move = next_move(side, view, trace, k)
+    move = next_move(side, view, phase_trace(trace, view), k)
     if isinstance(move, Wait):
         return None
-    return move_made(game, party, game_id, side, move, view, k)
+    return move_made(game, party, game_id, side, with_opening(move, trace), view, k)
 
 
 def play_one_move(
@@ -254,7 +267,8 @@ def respond(party: Party, out: Output, game_id: int | None) -> None:
     if view is None:
         return
     k = game.k
-    move = next_move(side, view, party.trace(), k)
+    trace = party.trace()
+    move = with_opening(next_move(side, view, phase_trace(trace, view), k), trace)
     if isinstance(move, Wait):
         raise ProverError(f"game {game_id}: nothing to do for the {side.value}: {move.reason}")
     if isinstance(move, Step):
@@ -279,12 +293,12 @@ def step(party: Party, out: Output, game_id: int | None) -> None:
     game, game_id, side, view = our_open_game(party, out, game_id)
     if view is None:
         return
-    if view.right - view.left != 1:
+    if view.right - view.left != 1 or view.graph_phase:
         raise ProverError(
             f"game {game_id} is not down to one step: [{view.left}, {view.right}] is "
-            f"{view.right - view.left} steps; keep responding"
+            f"{view.right - view.left} {'nodes' if view.graph_phase else 'steps'}; keep responding"
         )
-    state_data, proof = party.trace().witness_at(view.left)
+    state_data, proof = phase_trace(party.trace(), view).witness_at(view.left)
     if keccak(state_data) != view.left_hash:
         raise ProverError(
             f"game {game_id}: our state at step {view.left} is not the agreed one "
@@ -306,7 +320,8 @@ def status(party: Party, out: Output, game_id: int | None) -> None:
         claims = [claim_status(game, cid, now) for cid in range(1, game.call("claimCount") + 1)]
     else:
         game_ids, claims = [game_id], []
-    games = [game_status(game, party, gid, k) for gid in game_ids]
+    node_ops = graph_ops(party.basedir) if is_graph_party(party.basedir) else None
+    games = [game_status(game, party, gid, k, node_ops) for gid in game_ids]
     balance = game.balance_of(party.sender)
     report = {
         "dispute_game": game.address,

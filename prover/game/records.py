@@ -10,12 +10,12 @@ from eth_utils import event_abi_to_log_topic
 from prover.chain.contracts import DisputeGame, Receipt
 from prover.chain.game_view import GameView, Side
 from prover.errors import ProverError
-from prover.game.agent import Bisect, ClaimTimeout, Select, Step, rounds_needed, split_points
+from prover.game.agent import Bisect, Move, OpenNode, Select, Step, rounds_needed, split_points
 from prover.game.party import Party
 from prover.output import Record
 
 ETHER = 10**18
-GAME_EVENTS = ("GameStarted", "Bisected", "Selected", "Stepped", "GameResolved")
+GAME_EVENTS = ("GameStarted", "Bisected", "Selected", "NodeOpened", "Stepped", "GameResolved")
 
 
 # ---------------------------------------------------------------- chain lookups
@@ -145,7 +145,7 @@ def make_move(
     game: DisputeGame,
     party: Party,
     game_id: int,
-    move: Step | Bisect | Select | ClaimTimeout,
+    move: Move,
     view: GameView,
 ) -> Receipt:
     """Send `move`, decided on `view` (whose posted hashes a select passes back to the contract)."""
@@ -155,12 +155,14 @@ def make_move(
         return game.select(game_id, move.index, party.sender, posted=view.posted)
     if isinstance(move, Step):
         return game.step(game_id, move.state_data, move.proof, party.sender)
+    if isinstance(move, OpenNode):
+        if move.opening is None:
+            raise ProverError(f"game {game_id}: opening node {move.node} needs the party's opening")
+        return game.open_node(game_id, move.opening, party.sender)
     return game.claim_timeout(game_id, party.sender)
 
 
-def describe_move(
-    move: Step | Bisect | Select | ClaimTimeout, view: GameView, k: int
-) -> tuple[dict[str, Any], str]:
+def describe_move(move: Move, view: GameView, k: int) -> tuple[dict[str, Any], str]:
     """A move made on `view`: its fields (its kind, the interval it was made on and what it names)
     and what a person reads."""
     interval = [view.left, view.right]
@@ -179,6 +181,12 @@ def describe_move(
         )
     if isinstance(move, Step):
         return {"kind": "step", "interval": interval, "step": move.step}, f"proved step {move.step} on chain"
+    if isinstance(move, OpenNode):
+        steps = int.from_bytes(move.opening.final_state[90:98], "big") if move.opening else None
+        return (
+            {"kind": "open_node", "interval": interval, "node": move.node, "vm_steps": steps},
+            f"opened node {move.node}: the VM game on it is [0, {steps}]",
+        )
     return {"kind": "timeout", "interval": interval}, "claimed the win: the other side's clock ran out"
 
 
@@ -187,7 +195,7 @@ def move_made(
     party: Party,
     game_id: int,
     side: Side,
-    move: Step | Bisect | Select | ClaimTimeout,
+    move: Move,
     view: GameView,
     k: int,
 ) -> Record:
@@ -220,8 +228,12 @@ def game_over(game: DisputeGame, party: Party, game_id: int) -> Record:
     )
 
 
-def game_status(game: DisputeGame, party: Party, game_id: int, k: int) -> dict[str, Any]:
-    """One game as `prover status` shows it (and prints with --json)."""
+def game_status(
+    game: DisputeGame, party: Party, game_id: int, k: int, node_ops: list[str] | None = None
+) -> dict[str, Any]:
+    """One game as `prover status` shows it (and prints with --json). A multi-phase game also
+    shows its phase and, once opened, its node (and the node's op when `node_ops`, the party's
+    model's ops by node, are known)."""
     record = game_record(game, party, game_id)
     view = game.game(game_id)
     stored = stored_game(game, game_id)
@@ -244,6 +256,9 @@ def game_status(game: DisputeGame, party: Party, game_id: int, k: int) -> dict[s
         "winner": record.winner.value if record.winner else None,
         "by_timeout": record.by_timeout,
         "gas": {side.value: gas for side, gas in record.gas.items()},
+        "phase": "graph" if view.graph_phase else "vm",
+        "node": view.node or None,
+        "op": node_ops[view.node - 1] if node_ops and view.node else None,
     }
 
 
@@ -255,6 +270,10 @@ def status_line(status: dict[str, Any]) -> str:
         how = " by timeout" if status["by_timeout"] else ""
         return head + f"the {status['winner']} won{how} after {status['round']} rounds; {gas}"
     clocks = status["clocks"]
+    if status["phase"] == "graph":
+        head += f"graph phase over nodes [{left}, {right}]; "
+    elif status["node"]:
+        head += f"VM phase on node {status['node']}" + (f" ({status['op']})" if status["op"] else "") + ": "
     return head + (
         f"[{left}, {right}] ({right - left} steps), round {status['round']} "
         f"of at most {status['rounds_at_most']}, {status['turn']} to move; "

@@ -259,6 +259,12 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
         return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).reshape(batch, -1)
     if op == Op.LOOKUP:
         return param(1).reshape(-1)[x.astype(np.int64) + 128]
+    if op == Op.CONCAT:
+        y_tensor = graph.tensors[node.output]
+        outer = y_tensor.count // y_tensor.dims[0]
+        parts = [batched(i) for i in range(len(node.inputs)) if node.input(i) is not None]
+        rows = [np.broadcast_to(p, (batch, p.shape[1])).reshape(batch, outer, -1) for p in parts]
+        return np.concatenate(rows, axis=-1).reshape(batch, -1)
     b = batched(1)
     if f32:
         return _f32_elementwise(node, x, b)
@@ -281,11 +287,18 @@ def activations(graph: Graph, batch: np.ndarray) -> list[np.ndarray | None]:
     values: list[np.ndarray | None] = [None] * len(graph.tensors)
     values[graph.input] = batch.astype(inputs.dtype.numpy)
     for node in graph.nodes:
-        y = graph.tensors[node.output]
-        with np.errstate(all="ignore"):  # f32 overflow and NaN are IEEE results, not errors
-            result = np.asarray(_run_node(graph, node, values)).astype(y.dtype.numpy, copy=False)
-        values[node.output] = np.broadcast_to(result.reshape(-1, y.count), (len(batch), y.count))
+        values[node.output] = node_value(graph, node, values, len(batch))
     return values
+
+
+def node_value(graph: Graph, node: Node, values: list[np.ndarray | None], batch: int = 1) -> np.ndarray:
+    """One node's output, (batch, count) in its dtype, from the values of its activation operands
+    in `values` (indexed by tensor, (batch, count) each): what the graph phase of a multi-phase
+    game computes per node, and what the guest's single-node program computes in the VM."""
+    y = graph.tensors[node.output]
+    with np.errstate(all="ignore"):  # f32 overflow and NaN are IEEE results, not errors
+        result = np.asarray(_run_node(graph, node, values)).astype(y.dtype.numpy, copy=False)
+    return np.broadcast_to(result.reshape(-1, y.count), (batch, y.count))
 
 
 def _computes_parameters(graph: Graph) -> bool:

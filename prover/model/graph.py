@@ -74,6 +74,7 @@ class Op(IntEnum):
     QUANTIZE = 15
     DEQUANTIZE = 16
     REQUANTIZE = 17
+    CONCAT = 18
 
 
 class Attr(IntEnum):
@@ -134,6 +135,7 @@ ARITY = {
     Op.QUANTIZE: (1, 1),
     Op.DEQUANTIZE: (1, 1),
     Op.REQUANTIZE: (1, 1),
+    Op.CONCAT: (1, MAX_INPUTS),
 }
 
 
@@ -251,8 +253,10 @@ class Graph:
         return [i for i, node in enumerate(self.nodes) if tensor in node.inputs]
 
 
-def check_graph(graph: Graph) -> None:
-    """Raise GraphError unless `graph` follows every rule of docs/model-format.md."""
+def check_graph(graph: Graph, *, single_node: bool = False) -> None:
+    """Raise GraphError unless `graph` follows every rule of docs/model-format.md. With
+    `single_node`, the rules of a node file (docs/memory-map.md, "Node tasks"): one node, producing
+    the output tensor, whose operands without stored data are given (its activation inputs)."""
     n = len(graph.tensors)
     if len(graph.metadata) > MAX_META or n > MAX_TENSORS or len(graph.nodes) > MAX_NODES:
         raise GraphError(f"too many metadata entries, tensors or nodes (limits {MAX_META}, 4096, 4096)")
@@ -269,6 +273,12 @@ def check_graph(graph: Graph) -> None:
         raise GraphError(f"the graph input tensor {graph.input} has stored data", tensor=graph.input)
     ready = [t.data is not None for t in graph.tensors]
     ready[graph.input] = True
+    if single_node:
+        if len(graph.nodes) != 1 or graph.output != graph.nodes[0].output:
+            raise GraphError("a node file holds exactly one node, which produces the output tensor")
+        for t in graph.nodes[0].inputs:
+            if t is not None and 0 <= t < n:
+                ready[t] = True
     for index, node in enumerate(graph.nodes):
         where = f"node {index} ({Op(node.op).name})"
         try:
@@ -505,3 +515,14 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
         check_activation_range()
         if not in_range(node.attr(Attr.SHIFT), -31, 31):
             fail("SHIFT outside -31..31")
+    elif op == Op.CONCAT:
+        operands = list(node.inputs)
+        while operands and operands[-1] is None:
+            operands.pop()
+        if None in operands:
+            fail("CONCAT's operands must be consecutive from the first (none absent in between)")
+        parts = [graph.tensors[t] for t in operands]
+        if any(t.dtype != y.dtype or dims4(t.dims)[1:] != dims4(y.dims)[1:] for t in parts):
+            fail(f"CONCAT's operands need the output's dtype and dims past dims[0] ({y.dims})")
+        if sum(t.dims[0] for t in parts) != y.dims[0]:
+            fail(f"CONCAT's operands' dims[0] add up to {sum(t.dims[0] for t in parts)}, not {y.dims[0]}")

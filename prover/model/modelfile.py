@@ -11,9 +11,9 @@ tensor's data at the next multiple of 32) after `check_graph`, so it never write
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import struct
-from pathlib import Path
 
 import numpy as np
 
@@ -88,11 +88,12 @@ def _tables(graph: Graph, offsets: list[int]) -> bytes:
     return b"".join(out)
 
 
-def write_model(graph: Graph, *, check: bool = True) -> bytes:
-    """The canonical file of a valid graph (GraphError if it is not valid). `check=False` encodes
-    the graph as it is, valid or not: how tests craft malformed files."""
+def write_model(graph: Graph, *, check: bool = True, single_node: bool = False) -> bytes:
+    """The canonical file of a valid graph (GraphError if it is not valid; `single_node`: a valid
+    node file, see check_graph). `check=False` encodes the graph as it is, valid or not: how tests
+    craft malformed files."""
     if check:
-        check_graph(graph)
+        check_graph(graph, single_node=single_node)
     data_start = _align(HEADER_SIZE + len(_tables(graph, [0] * len(graph.tensors))))
     offsets, chunks, end = [], [], data_start
     for t in graph.tensors:
@@ -220,9 +221,12 @@ def _read_node(c: _Cursor, index: int) -> Node:
     return Node(Op(op), inputs, output, attrs)
 
 
-def read_model(data: bytes) -> Graph:
-    """Parse and validate a .ggml file; ModelFormatError on anything malformed."""
-    data = bytes(data)
+def read_model(data: bytes | mmap.mmap) -> Graph:
+    """Parse and validate a .ggml file; ModelFormatError on anything malformed. Stored int8 and u8
+    tensors are views of `data` (of a memory-mapped file: its pages, never a copy); the others
+    are converted to the host's byte order."""
+    if not isinstance(data, bytes | mmap.mmap):
+        data = bytes(data)
     c = _Cursor(data)
     magic = c.u32()
     if magic != MAGIC:
@@ -288,13 +292,20 @@ def _read_data(
     for offset, i in stored:
         t = tensors[i]
         big_endian = t.dtype.numpy.newbyteorder(">")
-        t.data = np.frombuffer(data, big_endian, t.count, offset).astype(t.dtype.numpy).reshape(t.shape)
+        t.data = (
+            np.frombuffer(data, big_endian, t.count, offset)
+            .astype(t.dtype.numpy, copy=False)
+            .reshape(t.shape)
+        )
 
 
 def load_model(path: str | os.PathLike[str]) -> Graph:
-    """Read a model file; a ProverError naming the path if it cannot be read or is malformed."""
+    """Read a model file, memory-mapped (gigabyte models are never copied whole into memory); a
+    ProverError naming the path if it cannot be read or is malformed."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as exc:
         raise ProverError(f"{path}: cannot read the model: {exc.strerror}") from None
     try:

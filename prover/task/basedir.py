@@ -16,6 +16,7 @@ GOLDEN_JSON = "golden.json"
 GOLDEN_SNAPSHOT = "golden.snapshot"
 FINAL_JSON = "final.json"
 CHECKPOINTS = "checkpoints"
+GRAPH_JSON = "graph.json"  # a graph run (`prover graph`): the base directory plays multi-phase games
 
 
 def write_json(path: Path, data: Any) -> None:

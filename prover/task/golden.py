@@ -84,7 +84,14 @@ def initial_state_hash(program_root: bytes, input_root: bytes, model_root: bytes
     holds the program, input and model regions in slots 0, 1, 2 and zeros elsewhere, at pc = entry
     with $sp set and the heap at its start. A contract recomputes it from the three roots."""
     zero_slot = ZERO_HASHES[SLOT_LEVEL]
-    mem_root = top_tree_root([program_root, input_root, model_root] + [zero_slot] * (SLOT_COUNT - 3))
+    return fresh_state_hash(
+        top_tree_root([program_root, input_root, model_root] + [zero_slot] * (SLOT_COUNT - 3))
+    )
+
+
+def fresh_state_hash(mem_root: bytes) -> bytes:
+    """The state hash of a fresh machine over `mem_root`: pc at the entry, $sp set, the heap at
+    its start, every other field zero (inference tasks and node tasks alike)."""
     registers = [0] * 32
     registers[SP_REGISTER] = STACK_POINTER
     encoding = (
@@ -120,6 +127,16 @@ def top_tree_siblings(proof: bytes) -> list[bytes]:
     return [proof[LEAF_SIZE * (1 + level) : LEAF_SIZE * (2 + level)] for level in levels]
 
 
+def fresh_machine(program: Path) -> Machine:
+    """A machine holding `program`'s segments, at its entry with $sp and the heap set."""
+    machine = Machine.from_elf(program)
+    if machine.state.pc != ENTRY:
+        raise ProverError(f"{program}: entry point {machine.state.pc:#x}, expected {ENTRY:#x}")
+    machine.state.registers[SP_REGISTER] = STACK_POINTER
+    machine.state.heap = HEAP_START
+    return machine
+
+
 @dataclass(frozen=True)
 class GoldenImage:
     """A task's initial machine and the commitments a contract sees."""
@@ -153,11 +170,7 @@ class GoldenTemplate:
     `build_golden` does (which is this class used once)."""
 
     def __init__(self, model: bytes, program: Path = GUEST_ELF) -> None:
-        machine = Machine.from_elf(program)
-        if machine.state.pc != ENTRY:
-            raise ProverError(f"{program}: entry point {machine.state.pc:#x}, expected {ENTRY:#x}")
-        machine.state.registers[SP_REGISTER] = STACK_POINTER
-        machine.state.heap = HEAP_START
+        machine = fresh_machine(program)
         machine.memory.write(MODEL_BASE, region_bytes(model))
         # The machine's tree holds every slot root: read them off proofs of the neighbour slots.
         # (Taking the proofs also brings the tree up to date, so each copy rehashes only its input.)

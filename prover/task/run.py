@@ -17,7 +17,15 @@ from tqdm import tqdm
 from prover.errors import ProverError
 from prover.model.data import load_input
 from prover.model.modelfile import read_model
-from prover.task.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT, read_json, write_json
+from prover.task.basedir import (
+    CHECKPOINTS,
+    FINAL_JSON,
+    GOLDEN_JSON,
+    GOLDEN_SNAPSHOT,
+    GRAPH_JSON,
+    read_json,
+    write_json,
+)
 from prover.task.golden import (
     OUTPUT_BASE,
     REGION_HEADER,
@@ -64,6 +72,7 @@ def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
     image = build_golden(model, data)
     basedir.mkdir(parents=True, exist_ok=True)
     (basedir / FINAL_JSON).unlink(missing_ok=True)
+    (basedir / GRAPH_JSON).unlink(missing_ok=True)  # a base directory holds one kind of run
     shutil.rmtree(basedir / CHECKPOINTS, ignore_errors=True)
     save_snapshot(image.machine, basedir / GOLDEN_SNAPSHOT)
     golden = image.to_json()

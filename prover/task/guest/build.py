@@ -1,4 +1,8 @@
-"""Build the guest ELF: `python -m prover.task.guest.build [--out PATH]`.
+"""Build the guest ELFs: `python -m prover.task.guest.build [--out PATH] [--node-out PATH]`.
+
+Two programs come from the same sources: guest.elf runs a whole model, node.elf (built with
+NODE_PROGRAM defined, which only changes the entry in start.c) runs one node of a multi-phase
+game's node task (docs/memory-map.md, "Node tasks").
 
 The compiler is the PyPI `ziglang` package pinned in the dev extra (clang + lld + compiler_rt in
 one wheel), so the build is the same on every machine. The flags select big-endian MIPS32 release 1
@@ -17,6 +21,8 @@ from pathlib import Path
 
 GUEST_DIR = Path(__file__).resolve().parent
 GUEST_ELF = GUEST_DIR / "guest.elf"
+NODE_ELF = GUEST_DIR / "node.elf"
+NODE_PROGRAM_FLAGS = ("-DNODE_PROGRAM",)
 SOURCES = ("start.c", "interp.c", "model.c", "check.c", "ops_int8.c", "ops_f32.c", "softmath.c")
 LINKER_SCRIPT = "guest.ld"
 
@@ -51,14 +57,16 @@ def compiler_command() -> list[str]:
     return [sys.executable, "-m", "ziglang", "cc"]
 
 
-def build(out: Path = GUEST_ELF) -> Path:
-    """Compile and link the guest into `out` (written atomically) and return its path."""
+def build(out: Path = GUEST_ELF, node_program: bool = False) -> Path:
+    """Compile and link the guest (with `node_program`, the single-node program) into `out`
+    (written atomically) and return its path."""
     out = Path(out).resolve()
     with tempfile.TemporaryDirectory(prefix="guest-build-") as tmp:
         target = Path(tmp) / "guest.elf"
         command = [
             *compiler_command(),
             *COMPILE_FLAGS,
+            *(NODE_PROGRAM_FLAGS if node_program else ()),
             f"-ffile-prefix-map={GUEST_DIR}=.",
             *LINK_FLAGS,
             "-T", LINKER_SCRIPT,
@@ -76,9 +84,11 @@ def build(out: Path = GUEST_ELF) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=GUEST_ELF, help="where to write the ELF")
+    parser.add_argument("--out", type=Path, default=GUEST_ELF, help="where to write the whole-model ELF")
+    parser.add_argument("--node-out", type=Path, default=NODE_ELF, help="where to write the single-node ELF")
     args = parser.parse_args()
     print(build(args.out))
+    print(build(args.node_out, node_program=True))
 
 
 if __name__ == "__main__":

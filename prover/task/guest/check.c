@@ -17,7 +17,7 @@ static const arity_t ARITY[OP_LAST + 1] = {
     [OP_SUBSAMPLE] = {3, 3}, [OP_RELU] = {1, 1},    [OP_TANH] = {1, 1},      [OP_SIGMOID] = {1, 1},
     [OP_LOOKUP] = {2, 2},    [OP_RESHAPE] = {1, 1}, [OP_ADD] = {2, 2},       [OP_MUL] = {2, 2},
     [OP_CLIP] = {1, 1},      [OP_SOFTMAX] = {1, 1}, [OP_QUANTIZE] = {1, 1},  [OP_DEQUANTIZE] = {1, 1},
-    [OP_REQUANTIZE] = {1, 1},
+    [OP_REQUANTIZE] = {1, 1}, [OP_CONCAT] = {1, MAX_INPUTS},
 };
 
 static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
@@ -122,6 +122,25 @@ static int check_window(const node_t *node, const tensor_t *x, const tensor_t *y
 }
 
 /* ADD and MUL: b has a's shape, or one element (broadcast). */
+/* CONCAT: operands 1..k present (none after an absent one), each of y's dtype and of y's dims
+ * past dims[0]; their dims[0] add up to y's. */
+static int check_concat(const model_t *m, const node_t *node, const tensor_t *y) {
+    u64 rows = 0;
+    int ended = 0;
+    for (u32 i = 0; i < MAX_INPUTS; i++) {
+        const tensor_t *t = operand(m, node, i);
+        if (!t) {
+            ended = 1;
+            continue;
+        }
+        if (ended || t->dtype != y->dtype || t->dims[1] != y->dims[1] || t->dims[2] != y->dims[2] ||
+            t->dims[3] != y->dims[3])
+            return ERR_SHAPE;
+        rows += t->dims[0];
+    }
+    return rows == y->dims[0] ? OK : ERR_SHAPE;
+}
+
 static int check_binary(const model_t *m, const node_t *node, const tensor_t *y) {
     const tensor_t *a = operand(m, node, 0), *b = operand(m, node, 1);
     if (a->dtype != b->dtype || y->dtype != a->dtype || !same_dims(a, y)) return ERR_SHAPE;
@@ -197,6 +216,8 @@ int node_check(const model_t *m, const node_t *node) {
         err = check_unary(x, y, BIT(DT_U8) | BIT(DT_I8), DT_I8);
         if (err) return err;
         return activation_range_ok(node) && shift_ok(a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
+    case OP_CONCAT:
+        return check_concat(m, node, y);
     }
     return ERR_NODE;
 }

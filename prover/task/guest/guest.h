@@ -52,6 +52,9 @@ enum guest_status {
 #define REGION_SIZE 0x10000000u
 #define REGION_HEADER 32u                      /* the u32 length, then 28 zero bytes */
 #define ARENA_SIZE 0x10000000u                 /* activations and scratch, taken with one mmap */
+/* Node tasks (docs/memory-map.md): activation inputs in slot 1, then slots 8..15. */
+#define NODE_INPUT_REGIONS 9u
+#define NODE_EXTRA_INPUT_REGION 0x80000000u
 
 /* .ggml constants (docs/model-format.md). */
 #define GGML_MAGIC 0x67676d6cu
@@ -67,8 +70,8 @@ enum dtype { DT_F32 = 0, DT_I8 = 1, DT_U8 = 2, DT_I32 = 3 };
 enum op {
     OP_LINEAR = 1, OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D, OP_SUBSAMPLE, OP_RELU, OP_TANH, OP_SIGMOID,
     OP_LOOKUP, OP_RESHAPE, OP_ADD, OP_MUL, OP_CLIP, OP_SOFTMAX, OP_QUANTIZE, OP_DEQUANTIZE,
-    OP_REQUANTIZE,
-    OP_LAST = OP_REQUANTIZE
+    OP_REQUANTIZE, OP_CONCAT,
+    OP_LAST = OP_CONCAT
 };
 
 enum attr {
@@ -115,8 +118,17 @@ void *arena_alloc(arena_t *arena, u32 nbytes); /* 32-byte aligned, not zeroed; 0
 int guest_run(const u8 *input_region, const u8 *model_region, u8 *output_region, u8 *arena_base,
               u32 arena_size);
 
-/* model.c: parse and validate the file; the tensors and nodes live in the arena. */
-int model_parse(model_t *model, const u8 *file, u32 file_len, arena_t *arena);
+/* The single-node program: the model region holds a node file (a one-node model whose operands
+ * without stored data are its activation inputs: the input tensor first, then the others in
+ * operand order), bound to `input_regions` in that order. The output region receives the node's
+ * output tensor alone: [u32 length][28 zero bytes][tensor bytes]. */
+int guest_run_node(const u8 *const *input_regions, u32 n_regions, const u8 *model_region,
+                   u8 *output_region, u8 *arena_base, u32 arena_size);
+
+/* model.c: parse and validate the file; the tensors and nodes live in the arena. With
+ * `single_node`, the file must hold exactly one node, producing the output tensor, and the node's
+ * operands without stored data count as given (the node's activation inputs). */
+int model_parse(model_t *model, const u8 *file, u32 file_len, arena_t *arena, int single_node);
 
 /* check.c: validate one node's operands, attributes and declared output shape. */
 int node_check(const model_t *model, const node_t *node);

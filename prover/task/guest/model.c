@@ -152,11 +152,18 @@ static int check_stored_data(const tensor_t *tensors, u32 n_tensors, u32 data_st
 }
 
 /* Node inputs must be ready when the node runs; outputs are produced exactly once. */
-static int check_graph(model_t *m, arena_t *arena) {
+static int check_graph(model_t *m, arena_t *arena, int single_node) {
     u8 *ready = arena_alloc(arena, m->n_tensors);
     if (!ready) return ERR_OUT_OF_MEMORY;
     for (u32 i = 0; i < m->n_tensors; i++) ready[i] = m->tensors[i].data_offset != NONE;
     ready[m->input_tensor] = 1;
+    if (single_node) {
+        if (m->n_nodes != 1 || m->output_tensor != m->nodes[0].output) return ERR_GRAPH_IO;
+        for (u32 i = 0; i < MAX_INPUTS; i++) {
+            u32 t = m->nodes[0].inputs[i];
+            if (t < m->n_tensors) ready[t] = 1; /* an activation input; NONE and dangling fail below */
+        }
+    }
     for (u32 n = 0; n < m->n_nodes; n++) {
         const node_t *node = &m->nodes[n];
         for (u32 i = 0; i < MAX_INPUTS; i++) {
@@ -177,7 +184,7 @@ static int check_graph(model_t *m, arena_t *arena) {
     return OK;
 }
 
-int model_parse(model_t *m, const u8 *file, u32 file_len, arena_t *arena) {
+int model_parse(model_t *m, const u8 *file, u32 file_len, arena_t *arena, int single_node) {
     cursor_t c = {file, file_len, 0, OK};
     u32 magic = read_u32(&c);
     u32 version = read_u32(&c);
@@ -213,5 +220,5 @@ int model_parse(model_t *m, const u8 *file, u32 file_len, arena_t *arena) {
     if (m->tensors[m->input_tensor].data_offset != NONE) return ERR_GRAPH_IO;
     err = check_stored_data(m->tensors, m->n_tensors, data_start, file_len, arena);
     if (err) return err;
-    return check_graph(m, arena);
+    return check_graph(m, arena, single_node);
 }

@@ -28,8 +28,28 @@ static u8 *mmap_anonymous(u32 size) {
     return (u8 *)v0;
 }
 
+#ifdef NODE_PROGRAM
+/* The single-node program's input regions (docs/memory-map.md, "Node tasks"). */
+static const u8 *const NODE_INPUTS[NODE_INPUT_REGIONS] = {
+    (const u8 *)INPUT_REGION,
+    (const u8 *)NODE_EXTRA_INPUT_REGION,
+    (const u8 *)(NODE_EXTRA_INPUT_REGION + 1 * REGION_SIZE),
+    (const u8 *)(NODE_EXTRA_INPUT_REGION + 2 * REGION_SIZE),
+    (const u8 *)(NODE_EXTRA_INPUT_REGION + 3 * REGION_SIZE),
+    (const u8 *)(NODE_EXTRA_INPUT_REGION + 4 * REGION_SIZE),
+    (const u8 *)(NODE_EXTRA_INPUT_REGION + 5 * REGION_SIZE),
+    (const u8 *)(NODE_EXTRA_INPUT_REGION + 6 * REGION_SIZE),
+    (const u8 *)(NODE_EXTRA_INPUT_REGION + 7 * REGION_SIZE),
+};
+#endif
+
 int guest_main(void) {
     u8 *arena = mmap_anonymous(ARENA_SIZE);
+#ifdef NODE_PROGRAM
+    return guest_run_node(NODE_INPUTS, NODE_INPUT_REGIONS, (const u8 *)MODEL_REGION, (u8 *)OUTPUT_REGION,
+                          arena, ARENA_SIZE);
+#else
     return guest_run((const u8 *)INPUT_REGION, (const u8 *)MODEL_REGION, (u8 *)OUTPUT_REGION, arena,
                      ARENA_SIZE);
+#endif
 }

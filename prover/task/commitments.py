@@ -1,0 +1,130 @@
+"""The commitments of graph tasks (docs/memory-map.md, "Node files and the model's commitment",
+"Tensor tree"): depth-20 position trees, node leaves, and a model's nodes tree and modelRoot.
+
+    tree = PositionTree(); tree.set(position, leaf); tree.root(); tree.proof(position)
+    tree_root(leaf, position, siblings)        what DisputeGame.treeRoot recomputes
+    commit_model(graph) -> ModelCommitment     every node file's root (native hashing), the nodes
+                                               tree over their leaves, modelRoot
+Positions: 0 is the graph input, i (1..n) is node i = graph.nodes[i - 1] and its output tensor.
+"""
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prover.errors import ProverError
+from prover.model.graph import DType, Graph
+from prover.task import merkle
+from prover.task.node import activation_operands, node_file
+from vm.hashing import ZERO_HASHES, keccak
+
+TREE_DEPTH = 20
+MAX_NODES = (1 << TREE_DEPTH) - 1  # positions 1..n with n < 2^20
+
+
+class PositionTree:
+    """A sparse binary Merkle tree of depth 20 (zero leaves empty, node = keccak(left || right)),
+    maintained incrementally: setting a leaf rehashes its path (20 hashes)."""
+
+    def __init__(self) -> None:
+        self._levels: list[dict[int, bytes]] = [{} for _ in range(TREE_DEPTH + 1)]
+
+    def set(self, position: int, leaf: bytes) -> None:
+        if not 0 <= position < 1 << TREE_DEPTH:
+            raise ProverError(f"position {position} is outside the tree (0 .. 2^{TREE_DEPTH} - 1)")
+        node = leaf
+        for level in range(TREE_DEPTH + 1):
+            self._levels[level][position] = node
+            if level == TREE_DEPTH:
+                break
+            sibling = self._node(level, position ^ 1)
+            node = keccak(sibling + node) if position & 1 else keccak(node + sibling)
+            position >>= 1
+
+    def _node(self, level: int, index: int) -> bytes:
+        return self._levels[level].get(index, ZERO_HASHES[level])
+
+    def root(self) -> bytes:
+        return self._node(TREE_DEPTH, 0)
+
+    def proof(self, position: int) -> list[bytes]:
+        """The 20 siblings of `position`, bottom-up."""
+        siblings = []
+        for level in range(TREE_DEPTH):
+            siblings.append(self._node(level, position ^ 1))
+            position >>= 1
+        return siblings
+
+
+def tree_root(leaf: bytes, position: int, siblings: list[bytes]) -> bytes:
+    """The root a leaf and its siblings lead to (DisputeGame.treeRoot)."""
+    if len(siblings) != TREE_DEPTH:
+        raise ProverError(f"a tree proof has {TREE_DEPTH} siblings, not {len(siblings)}")
+    node = leaf
+    for sibling in siblings:
+        node = keccak(sibling + node) if position & 1 else keccak(node + sibling)
+        position >>= 1
+    return node
+
+
+def node_leaf(node_root: bytes, positions: list[int]) -> bytes:
+    """keccak256(nodeRoot || positions as 32-byte big-endian words)."""
+    return keccak(node_root + b"".join(p.to_bytes(32, "big") for p in positions))
+
+
+def model_root(nodes_root: bytes, node_count: int) -> bytes:
+    """A graph task's modelRoot: keccak256(nodesRoot || u64 n)."""
+    return keccak(nodes_root + struct.pack(">Q", node_count))
+
+
+def input_positions(graph: Graph, index: int) -> list[int]:
+    """The tensor-tree positions of node `index`'s activation inputs, in binding order."""
+    producers = {node.output: i + 1 for i, node in enumerate(graph.nodes)}
+    producers[graph.input] = 0
+    return [producers[t] for t in activation_operands(graph, graph.nodes[index])]
+
+
+def check_graph_task(graph: Graph) -> None:
+    """A graph fit for a graph task: int8-exact, output last, within the tree (ProverError)."""
+    if not graph.nodes or len(graph.nodes) > MAX_NODES:
+        raise ProverError(f"a graph task has 1 to {MAX_NODES} nodes, not {len(graph.nodes)}")
+    if graph.output != graph.nodes[-1].output:
+        raise ProverError("a graph task's output must be its last node's output")
+    if any(tensor.dtype == DType.F32 for tensor in graph.tensors):
+        raise ProverError("f32 models are not multi-phase: numpy's f32 is not bit-exact with the guest's")
+
+
+@dataclass(frozen=True)
+class ModelCommitment:
+    """Node i's (1-based) root, input positions and leaf; the nodes tree and modelRoot."""
+
+    node_roots: tuple[bytes, ...]  # index i - 1 for node i
+    positions: tuple[tuple[int, ...], ...]
+    nodes_tree: PositionTree
+    model_root: bytes
+
+    @property
+    def node_count(self) -> int:
+        return len(self.node_roots)
+
+    @property
+    def nodes_root(self) -> bytes:
+        return self.nodes_tree.root()
+
+    def node_proof(self, node: int) -> list[bytes]:
+        return self.nodes_tree.proof(node)
+
+
+def commit_model(graph: Graph, progress: Callable[[int], None] | None = None) -> ModelCommitment:
+    """Every node file's region root (native hashing), each node's leaf at its position in the
+    nodes tree, and the model root. `progress(bytes)` is called per node with its file's size."""
+    check_graph_task(graph)
+    roots, positions, tree = [], [], PositionTree()
+    for index in range(len(graph.nodes)):
+        data = node_file(graph, index)
+        roots.append(merkle.region_root(data))
+        positions.append(tuple(input_positions(graph, index)))
+        tree.set(index + 1, node_leaf(roots[-1], list(positions[-1])))
+        if progress is not None:
+            progress(len(data))
+    return ModelCommitment(tuple(roots), tuple(positions), tree, model_root(tree.root(), len(roots)))

@@ -1,0 +1,83 @@
+"""The graph phase of a multi-phase game, computed natively (docs/dispute-game.md, "Multi-phase
+games"): every node's output with the numpy engine, its commitment, and the tensor-tree states
+G_0 .. G_n that the two sides dissect.
+
+`GraphTrace.state_hash_at(i)` is G_i, so prover.game.agent's bisect and select logic plays the
+graph phase with it as it plays the VM phase with a VM trace.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from prover.errors import ProverError
+from prover.model import engine
+from prover.model.graph import Graph
+from prover.task import merkle
+from prover.task.commitments import PositionTree, check_graph_task
+from prover.task.node import activation_operands, tensor_payload
+
+
+@dataclass
+class GraphTrace:
+    graph: Graph
+    values: list[np.ndarray | None]  # per tensor, (1, count)
+    commitments: list[bytes]  # per position 0..n
+    states: list[bytes]  # G_0 .. G_n
+
+    @property
+    def node_count(self) -> int:
+        return len(self.graph.nodes)
+
+    def state_hash_at(self, node: int) -> bytes:
+        return self.states[min(node, self.node_count)]
+
+    def tree_at(self, node: int) -> PositionTree:
+        """The tensor tree holding positions 0..node (G_node's tree)."""
+        tree = PositionTree()
+        for position in range(node + 1):
+            tree.set(position, self.commitments[position])
+        return tree
+
+    def payload(self, tensor: int) -> bytes:
+        value = self.values[tensor]
+        if value is None:
+            raise ProverError(f"tensor {tensor} is stored data, not an activation")
+        return tensor_payload(self.graph.tensors[tensor], value[0])
+
+    def node_inputs(self, node: int) -> list[bytes]:
+        """Node `node`'s (1-based) activation inputs' payloads, in binding order."""
+        return [self.payload(t) for t in activation_operands(self.graph, self.graph.nodes[node - 1])]
+
+    @property
+    def output(self) -> bytes:
+        """The graph output tensor's bytes (a graph claim's output)."""
+        return self.payload(self.graph.output)
+
+
+def trace_graph(graph: Graph, input_payload: bytes, fault_node: int | None = None) -> GraphTrace:
+    """Run `graph` natively on one input (its payload: the input tensor's bytes, big-endian) and
+    commit to every tensor. `fault_node` (1-based) makes a dishonest trace: that node's output has
+    its lowest bit flipped, and later nodes compute from the corrupted value."""
+    check_graph_task(graph)
+    tensor = graph.tensors[graph.input]
+    if len(input_payload) != tensor.nbytes:
+        raise ProverError(
+            f"input of {len(input_payload)} bytes; the model's input tensor has {tensor.nbytes}"
+        )
+    values: list[np.ndarray | None] = [None] * len(graph.tensors)
+    values[graph.input] = np.frombuffer(input_payload, tensor.dtype.numpy.newbyteorder(">")).reshape(1, -1)
+    tree = PositionTree()
+    commitments = [merkle.region_root(input_payload)]
+    tree.set(0, commitments[0])
+    states = [tree.root()]
+    for index, node in enumerate(graph.nodes, start=1):
+        value = engine.node_value(graph, node, values)
+        if index == fault_node:
+            value = value.copy()
+            value.view(np.uint8).reshape(-1)[0] ^= 1
+        values[node.output] = value
+        commitments.append(merkle.region_root(tensor_payload(graph.tensors[node.output], value[0])))
+        tree.set(index, commitments[-1])
+        states.append(tree.root())
+    return GraphTrace(graph, values, commitments, states)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A whole multi-phase dispute on a local chain (docs/dispute-game.md, "Multi-phase games"): both
+# parties commit to the model per node and run its graph natively; the submitter posts the
+# result; the challenger, whose graph run differs, disputes it; the two bisect over the graph's
+# nodes, the defender opens the disputed node (the contract checks the link: node, inputs, output),
+# and the VM game on that one node ends in an instruction the MIPS verifier executes.
+#
+# Usage: scripts/challenge_multiphase.sh   (environment: MODEL .ggml file [models/mlp_int8.ggml],
+#        IMAGE MNIST test index [0], K arity [16], FAULT_NODE the node whose output the faulty party
+#        corrupts [2], FAULTY challenger (default) or submitter, PORT [0: free]; RPC and KEYS as in
+#        scripts/demo_common.sh)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+source scripts/demo_common.sh
+FAULT_NODE=${FAULT_NODE:-2}
+FAULTY=${FAULTY:-challenger}
+case "$FAULTY" in
+    challenger) SUBMITTER_FAULT=() CHALLENGER_FAULT=(--fault-node "$FAULT_NODE") ;;
+    submitter) SUBMITTER_FAULT=(--fault-node "$FAULT_NODE") CHALLENGER_FAULT=() ;;
+    *) echo "error: FAULTY=$FAULTY: challenger or submitter" >&2; exit 1 ;;
+esac
+
+# The game's fields as the submitter's status shows them (it knows the model: the node's op too).
+game_field() {
+    prover status --game 1 --basedir "$SUBMITTER" --json |
+        "$PYTHON" -c "import json, sys; game = json.load(sys.stdin)['games'][0]; print($1)"
+}
+
+demo_setup
+say "the submitter ($([ "$FAULTY" = submitter ] && echo faulty || echo honest)) runs the graph natively and posts its result"
+prover graph --model "$MODEL" --data "$DIGIT" --basedir "$SUBMITTER" "${SUBMITTER_FAULT[@]}"
+as_party 1 prover submit --basedir "$SUBMITTER"
+
+say "the challenger ($([ "$FAULTY" = challenger ] && echo faulty || echo honest)) runs the same graph"
+prover graph --model "$MODEL" --data "$DIGIT" --basedir "$CHALLENGER" "${CHALLENGER_FAULT[@]}"
+echo "the faulty party corrupts the output of node $FAULT_NODE"
+as_party 2 prover challenge --basedir "$CHALLENGER"
+
+say "both agents play every move: graph phase, the node's opening, the VM phase, the step"
+as_party 1 "$PYTHON" -m prover.cli dispute --side defender --basedir "$SUBMITTER" --poll 0.05 &
+DEFENDER_PID=$!
+as_party 2 prover dispute --side challenger --basedir "$CHALLENGER" --poll 0.05
+wait "$DEFENDER_PID"
+
+say "result"
+prover status --basedir "$SUBMITTER"
+game_field "f\"winner: the {game['winner']}; node {game['node']} ({game['op']}); rounds: {game['round']}; gas used: defender {game['gas']['defender']:,}, challenger {game['gas']['challenger']:,}, total {sum(game['gas'].values()):,}\""
+echo "wall time: $(($(date +%s) - START)) s"
