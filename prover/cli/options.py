@@ -12,6 +12,7 @@ from web3.exceptions import BadFunctionCallOutput, TimeExhausted, Web3RPCError
 from prover.chain.connect import reaching
 from prover.errors import ProverError
 from prover.game.party import DEFAULT_RPC, connect_party
+from prover.model.convention import BACKGROUNDS
 from prover.output import Output
 
 
@@ -75,6 +76,18 @@ def chain_options(command: Callable[..., None]) -> Callable[..., None]:
                 raise ProverError(f"the node at {rpc} refused: {error.get('message', exc)}") from None
 
     return json_option(wrapper)
+
+
+def background_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--background: the input's background (its polarity), detected from its border by default."""
+    return click.option(
+        "--background",
+        type=click.Choice(BACKGROUNDS),
+        default="auto",
+        show_default=True,
+        help="The input's background: auto (from its border pixels), light or dark; an input of the "
+        "other polarity than the model's is inverted.",
+    )(command)
 
 
 def fault_option(command: Callable[..., None]) -> Callable[..., None]:
