@@ -129,7 +129,15 @@ def _download(url: str, progress: bool) -> bytes:
             total = int(length) if length and length.isdigit() else None
             body = bytearray()
             name = url.rsplit("/", 1)[-1]
-            bar = tqdm(total=total, desc=name, unit="B", unit_scale=True, leave=False, disable=not progress)
+            # disable=None: a bar on a terminal only, none in a log or a pipe
+            bar = tqdm(
+                total=total,
+                desc=name,
+                unit="B",
+                unit_scale=True,
+                leave=False,
+                disable=None if progress else True,
+            )
             with bar:
                 while chunk := response.read(CHUNK):
                     body += chunk
