@@ -1,7 +1,6 @@
 """`prover predict`, `prover eval` and `prover quantize` end to end, on a small MNIST set written
 here in the IDX format (and on the real test set when it is present)."""
 
-import gzip
 import json
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from mnist_data import MNIST_DIR, needs_mnist
+from mnist_data import MNIST_DIR, needs_mnist, write_idx
 from PIL import Image
 
 from prover.cli.main import cli
@@ -19,11 +18,6 @@ from prover.model.modelfile import load_model, save_model
 from prover.model.network import Flatten, Linear, Network, ReLU
 
 COUNT = 60
-
-
-def write_idx(path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
 @pytest.fixture(scope="module")
