@@ -56,20 +56,16 @@ choose_digit() {
     DIGIT=$1
     "$PYTHON" - "$IMAGE" "$DIGIT" <<'EOF'
 import sys
-from prover.model.data import has_mnist, load_mnist, mnist_dir, sample_digits
+from prover.errors import ProverError
+from prover.model.data import mnist_test_image
 image, out = sys.argv[1], sys.argv[2]
-directory, shipped = mnist_dir(None), max(sample_digits(), default=-1)
 if not image.isdigit():
     sys.exit(f"error: IMAGE={image!r}: expected an MNIST test image index such as 0")
-if not has_mnist(directory):
-    sys.exit(
-        f"error: IMAGE={image}: only test images 0..{shipped} ship in examples/mnist and the full set "
-        f"is not in {directory} (run `prover data mnist --dir DIR` and set MNIST_DIR=DIR)"
-    )
-images, _ = load_mnist(directory, "t10k")
-if int(image) >= len(images):
-    sys.exit(f"error: IMAGE={image}: the test set has images 0..{len(images) - 1}")
-open(out, "wb").write(images[int(image)].tobytes())
+try:
+    pixels = mnist_test_image(int(image))
+except ProverError as exc:
+    sys.exit(f"error: {exc}")
+open(out, "wb").write(pixels.tobytes())
 EOF
     echo "input: MNIST test image $IMAGE (784 raw pixels from $DIGIT)"
 }

@@ -4,6 +4,7 @@
     pixels = load_input(Path("digit.png"), graph.tensors[graph.input])   # one input, the tensor's dtype
     pixels, prepared = prepare_input(Path("digit.png"), graph, "auto")  # ... in the model's convention
     sample_digit(0)    # examples/mnist/test_0000_label_7.png: MNIST test image 0, shipped
+    mnist_test_image(25)   # 784 pixels: the shipped sample if there is one, else the full set's
 
 `--data` takes a PNG or JPEG (converted to grayscale and resized to the input's width and height
 with Pillow's bilinear filter), a .npy array (of the input's element count, values that fit its
@@ -70,6 +71,28 @@ def sample_digit(index: int) -> Path:
             f"(test images {min(samples, default=0)}..{max(samples, default=-1)})"
         )
     return samples[index][0]
+
+
+def mnist_test_image(index: int) -> np.ndarray:
+    """MNIST test image `index` as 784 uint8 pixels, as its source draws it: the shipped sample if
+    it is one of them, else the full set's (mnist_dir(None)); a ProverError if neither has it."""
+    samples = sample_digits()
+    if index in samples:
+        from PIL import Image
+
+        with Image.open(samples[index][0]) as image:
+            return np.asarray(image.convert("L"), np.uint8).reshape(-1)
+    directory = mnist_dir(None)
+    if not has_mnist(directory):
+        raise ProverError(
+            f"MNIST test image {index}: only test images 0..{max(samples, default=-1)} ship in "
+            f"{SAMPLES_DIR} and the full set is not in {directory} "
+            "(run `prover data mnist --dir DIR` and set MNIST_DIR=DIR)"
+        )
+    images, _ = load_mnist(directory, "t10k")
+    if not 0 <= index < len(images):
+        raise ProverError(f"MNIST test image {index}: the test set has images 0..{len(images) - 1}")
+    return images[index]
 
 
 def read_idx(path: Path) -> np.ndarray:
