@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prover.model.data import mnist_test_image
+from prover.model.data import mnist_test_digit
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_S = 30.0
@@ -111,7 +111,7 @@ def main() -> None:
         work = Path(work_dir)
         env = dict(os.environ, PROVER_RPC=rpc, PROVER_DEPLOYMENT=str(work / "deployment.json"))
         digit = work / "digit.raw"
-        digit.write_bytes(mnist_test_image(args.image).tobytes())
+        digit.write_bytes(mnist_test_digit(args.image)[0].tobytes())
         submitter, challenger = work / "submitter", work / "challenger"
         node_cpu_before = cpu_seconds_of(node_process.pid)
         phases: dict[str, float] = {}

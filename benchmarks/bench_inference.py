@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the spec-written random-weight models
 
 from test_guest_models import I8, U8, Graph, int8_convnet_lenet5, int8_linear  # noqa: E402
 
-from prover.model.data import mnist_test_image  # noqa: E402
+from prover.model.data import mnist_test_digit  # noqa: E402
 from prover.task.run import run_task, write_golden  # noqa: E402
 
 TARGETS = {"mlp-int8": 1.0, "lenet5-int8": 2.0}
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per model; the best is reported")
     args = parser.parse_args()
     models = {n: Path(p).read_bytes() for n, p in (m.split("=", 1) for m in args.model)} or default_models()
-    image = mnist_test_image(0).tobytes()
+    image = mnist_test_digit(0)[0].tobytes()
     # The wall time is the target's measure; the CPU time shows how much of it a busy machine added.
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; best of {args.repeat}")
     columns = ("golden s", "run s", "total s", "cpu s", "steps", "Msteps/s", "target")

@@ -57,12 +57,12 @@ choose_digit() {
     "$PYTHON" - "$IMAGE" "$DIGIT" <<'EOF'
 import sys
 from prover.errors import ProverError
-from prover.model.data import mnist_test_image
+from prover.model.data import mnist_test_digit
 image, out = sys.argv[1], sys.argv[2]
 if not image.isdigit():
     sys.exit(f"error: IMAGE={image!r}: expected an MNIST test image index such as 0")
 try:
-    pixels = mnist_test_image(int(image))
+    pixels, _ = mnist_test_digit(int(image))
 except ProverError as exc:
     sys.exit(f"error: {exc}")
 open(out, "wb").write(pixels.tobytes())

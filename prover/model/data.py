@@ -4,7 +4,7 @@
     pixels = load_input(Path("digit.png"), graph.tensors[graph.input])   # one input, the tensor's dtype
     pixels, prepared = prepare_input(Path("digit.png"), graph, "auto")  # ... in the model's convention
     sample_digit(0)    # examples/mnist/test_0000_label_7.png: MNIST test image 0, shipped
-    mnist_test_image(25)   # 784 pixels: the shipped sample if there is one, else the full set's
+    pixels, label = mnist_test_digit(25)   # the shipped sample if there is one, else the full set's
 
 `--data` takes a PNG or JPEG (converted to grayscale and resized to the input's width and height
 with Pillow's bilinear filter), a .npy array (of the input's element count, values that fit its
@@ -73,15 +73,17 @@ def sample_digit(index: int) -> Path:
     return samples[index][0]
 
 
-def mnist_test_image(index: int) -> np.ndarray:
-    """MNIST test image `index` as 784 uint8 pixels, as its source draws it: the shipped sample if
-    it is one of them, else the full set's (mnist_dir(None)); a ProverError if neither has it."""
+def mnist_test_digit(index: int) -> tuple[np.ndarray, int]:
+    """MNIST test image `index` as 784 uint8 pixels, as its source draws it, and its label: the
+    shipped sample if it is one of them, else the full set's (mnist_dir(None)); a ProverError if
+    neither has it."""
     samples = sample_digits()
     if index in samples:
         from PIL import Image
 
-        with Image.open(samples[index][0]) as image:
-            return np.asarray(image.convert("L"), np.uint8).reshape(-1)
+        path, label = samples[index]
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"), np.uint8).reshape(-1), label
     directory = mnist_dir(None)
     if not has_mnist(directory):
         raise ProverError(
@@ -89,10 +91,10 @@ def mnist_test_image(index: int) -> np.ndarray:
             f"{SAMPLES_DIR} and the full set is not in {directory} "
             "(run `prover data mnist --dir DIR` and set MNIST_DIR=DIR)"
         )
-    images, _ = load_mnist(directory, "t10k")
+    images, labels = load_mnist(directory, "t10k")
     if not 0 <= index < len(images):
         raise ProverError(f"MNIST test image {index}: the test set has images 0..{len(images) - 1}")
-    return images[index]
+    return images[index], int(labels[index])
 
 
 def read_idx(path: Path) -> np.ndarray:
