@@ -88,7 +88,7 @@ def _tell(out: Output, preparation: Prepared | None) -> None:
     "--mnist-dir",
     "mnist_option",
     type=click.Path(path_type=Path),
-    help="default: $MNIST_DIR, ../shared/data/mnist",
+    help="default: $MNIST_DIR, else ../shared/data/mnist if it exists, else data/mnist",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="only the first N test images")
 @background_option
