@@ -13,7 +13,6 @@ included) and the load average, since on a shared machine the wall time depends 
 
 import argparse
 import contextlib
-import gzip
 import json
 import os
 import resource
@@ -25,8 +24,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from prover.model.data import mnist_test_digit
+
 REPO = Path(__file__).resolve().parent.parent
-MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
 TARGET_S = 30.0
 PROVER = [sys.executable, "-m", "prover.cli"]
 
@@ -110,10 +110,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work_dir, node() as (rpc, node_process):
         work = Path(work_dir)
         env = dict(os.environ, PROVER_RPC=rpc, PROVER_DEPLOYMENT=str(work / "deployment.json"))
-        with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as images:
-            pixels = images.read()[16 + 784 * args.image : 16 + 784 * (args.image + 1)]
         digit = work / "digit.raw"
-        digit.write_bytes(pixels)
+        digit.write_bytes(mnist_test_digit(args.image)[0].tobytes())
         submitter, challenger = work / "submitter", work / "challenger"
         node_cpu_before = cpu_seconds_of(node_process.pid)
         phases: dict[str, float] = {}

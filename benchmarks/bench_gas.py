@@ -33,7 +33,7 @@ from contract_programs import random_witnesses
 from prover.chain.contracts import MipsVerifier
 from prover.chain.game_view import Side
 from prover.game.agent import Bisect, FaultyTrace, Select, Step, Trace, next_move, rounds_needed, split_points
-from prover.model.data import load_mnist, mnist_dir
+from prover.model.data import mnist_test_digit
 from prover.task.golden import OUTPUT_BASE, GoldenImage, build_golden, top_tree_siblings
 from prover.task.run import output_payload
 from vm import StepWitness
@@ -78,9 +78,8 @@ class MnistRun:
     """The guest's run of the trained int8 MLP on one MNIST test image, with checkpoints."""
 
     def __init__(self, image_index: int) -> None:
-        images, labels = load_mnist(mnist_dir(None))
-        self.label = int(labels[image_index])
-        self.image: GoldenImage = build_golden(MODEL.read_bytes(), images[image_index].tobytes())
+        pixels, self.label = mnist_test_digit(image_index)
+        self.image: GoldenImage = build_golden(MODEL.read_bytes(), pixels.tobytes())
         self.trace = VmTrace.record(self.image.machine, interval=CHECKPOINT_INTERVAL)
         final = self.trace.machine_at(self.trace.steps)
         self.output = output_payload(final)

@@ -5,12 +5,11 @@ included), its CPU time, and steps per inference, for an int8 MNIST MLP and LeNe
 
 Without --model it uses the trained int8 models in models/ when they exist, otherwise random-weight
 models of the same shapes (MLP 784-500-10; LeNet-5 with C3's partial connectivity), which take the
-same number of steps. The input is MNIST test image 0 when $MNIST_DIR (default ../shared/data/mnist)
-has it, else random pixels. Targets (issue 4): MLP <= 1 s, LeNet-5 <= 2 s.
+same number of steps. The input is MNIST test image 0 (the shipped examples/mnist/test_0000_label_7.png).
+Targets (issue 4): MLP <= 1 s, LeNet-5 <= 2 s.
 """
 
 import argparse
-import gzip
 import os
 import sys
 import tempfile
@@ -24,6 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the spec-written random-weight models
 
 from test_guest_models import I8, U8, Graph, int8_convnet_lenet5, int8_linear  # noqa: E402
 
+from prover.model.data import mnist_test_digit  # noqa: E402
 from prover.task.run import run_task, write_golden  # noqa: E402
 
 TARGETS = {"mlp-int8": 1.0, "lenet5-int8": 2.0}
@@ -50,22 +50,13 @@ def default_models() -> dict[str, bytes]:
     return models
 
 
-def mnist_image() -> bytes:
-    directory = Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared" / "data" / "mnist"))
-    try:
-        with gzip.open(directory / "t10k-images-idx3-ubyte.gz") as file:
-            return file.read(16 + 784)[16:]
-    except OSError:
-        return np.random.default_rng(0).integers(0, 256, 784, dtype=np.uint8).tobytes()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--repeat", type=int, default=3, help="runs per model; the best is reported")
     args = parser.parse_args()
     models = {n: Path(p).read_bytes() for n, p in (m.split("=", 1) for m in args.model)} or default_models()
-    image = mnist_image()
+    image = mnist_test_digit(0)[0].tobytes()
     # The wall time is the target's measure; the CPU time shows how much of it a busy machine added.
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; best of {args.repeat}")
     columns = ("golden s", "run s", "total s", "cpu s", "steps", "Msteps/s", "target")

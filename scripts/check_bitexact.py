@@ -10,7 +10,7 @@ initial state to the exit, and the output region (u32 class + every logit) compa
 with the engine's output for the image and, unless --no-native, with the native build's. The
 progress file (JSON, rewritten after every chunk of images) holds the figures so far, so an
 interrupted check still says exactly how many images were checked. Exits 1 on any mismatch.
-MNIST comes from $MNIST_DIR (default ../shared/data/mnist).
+MNIST comes from $MNIST_DIR (default ../shared/data/mnist, else data/mnist), either polarity.
 """
 
 import argparse
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prover.model import engine  # noqa: E402
-from prover.model.data import load_mnist, mnist_dir  # noqa: E402
+from prover.model.data import load_mnist, mnist_dir, prepare_set  # noqa: E402
 from prover.model.modelfile import read_model  # noqa: E402
 from prover.task.golden import GoldenTemplate  # noqa: E402
 from prover.task.guest.native import NativeGuest, build_library  # noqa: E402
@@ -90,7 +90,10 @@ def check_chunk(job: tuple[Path, Path | None, int, np.ndarray, np.ndarray]) -> C
 
 
 def chunks(args: argparse.Namespace, library: Path | None) -> Iterator[tuple]:
-    images, labels = load_mnist(mnist_dir(None), "t10k")
+    directory = mnist_dir(None)
+    images, labels = load_mnist(directory, "t10k")
+    # in the model's input convention, as `prover eval` and `prover golden` bring them
+    images, _ = prepare_set(images, read_model(args.model.read_bytes()), "auto", str(directory))
     end = min(len(images), args.start + args.count)
     for first in range(args.start, end, CHUNK):
         last = min(end, first + CHUNK)

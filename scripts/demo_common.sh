@@ -24,7 +24,6 @@ PYTHON=$(find_python)
 K=${K:-16}
 IMAGE=${IMAGE:-0}
 MODEL=${MODEL:-models/mlp_int8.ggml}
-MNIST_DIR=${MNIST_DIR:-../shared/data/mnist}
 
 prover() { "$PYTHON" -m prover.cli "$@"; }
 
@@ -46,6 +45,29 @@ say() { printf '\n== %s\n' "$*"; }
 # One field of game 1 from `prover status --json`, by a Python expression over `game`.
 game_field() {
     prover status --game 1 --json | "$PYTHON" -c "import json, sys; game = json.load(sys.stdin)['games'][0]; print($1)"
+}
+
+# DIGIT: MNIST test image $IMAGE, the shipped PNG (examples/mnist) if it is one of them, else its
+# 784 raw pixels taken from the full set ($MNIST_DIR, ../shared/data/mnist or data/mnist) into $1.
+choose_digit() {
+    DIGIT=""
+    [[ "$IMAGE" =~ ^[0-9]+$ ]] && DIGIT=$(compgen -G "examples/mnist/test_$(printf %04d "$((10#$IMAGE))")_label_*.png" || true)
+    if [ -n "$DIGIT" ]; then echo "input: MNIST test image $IMAGE ($DIGIT)"; return; fi
+    DIGIT=$1
+    "$PYTHON" - "$IMAGE" "$DIGIT" <<'EOF'
+import sys
+from prover.errors import ProverError
+from prover.model.data import mnist_test_digit
+image, out = sys.argv[1], sys.argv[2]
+if not image.isdigit():
+    sys.exit(f"error: IMAGE={image!r}: expected an MNIST test image index such as 0")
+try:
+    pixels, _ = mnist_test_digit(int(image))
+except ProverError as exc:
+    sys.exit(f"error: {exc}")
+open(out, "wb").write(pixels.tobytes())
+EOF
+    echo "input: MNIST test image $IMAGE (784 raw pixels from $DIGIT)"
 }
 
 start_node() {
@@ -71,6 +93,8 @@ demo_setup() {
     SUBMITTER=$WORK/submitter
     CHALLENGER=$WORK/challenger
     START=$(date +%s)
+    trap 'rm -rf "$WORK"' EXIT
+    choose_digit "$WORK/digit.raw"
 
     if [ -n "${RPC:-}" ]; then
         export PROVER_RPC=$RPC
@@ -83,16 +107,6 @@ demo_setup() {
 
     say "deploying the MIPS verifier and the dispute game (k = $K)"
     as_party 0 prover deploy --k "$K"
-
-    DIGIT=$WORK/digit.raw
-    "$PYTHON" - "$MNIST_DIR/t10k-images-idx3-ubyte.gz" "$IMAGE" "$DIGIT" <<'EOF'
-import gzip, sys
-images, index, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-with gzip.open(images) as f:
-    data = f.read()
-open(out, "wb").write(data[16 + 784 * index : 16 + 784 * (index + 1)])
-EOF
-    echo "input: MNIST test image $IMAGE (784 raw pixels in $DIGIT)"
 }
 
 # The step at which a faulty party corrupts its machine: FAULT_STEP, or a third of the run in $1.

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional
 
 from prover.model import engine
+from prover.model.convention import InputConvention
 from prover.model.data import load_mnist, mnist_dir
 from prover.model.importers.torch_import import import_torch
 from prover.model.modelfile import save_model
@@ -23,11 +24,13 @@ from prover.model.quantize import quantize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_THREADS = 2
-# The project's MNIST copy (../shared/data/mnist) is drawn dark on white: background pixels are
-# 255 and ink goes towards 0. The models map a pixel x to x / 255 - 1, so the background is 0 (as
-# a conv's zero padding) and ink is negative.
+# The models take dark digits on white, as the project's MNIST copy (../shared/data/mnist) draws
+# them: background pixels are 255 and ink goes towards 0. They map a pixel x to x / 255 - 1, so the
+# background is 0 (as a conv's zero padding) and ink is negative. A set of the other polarity
+# (canonical MNIST) is inverted to this convention before training; the model files record it.
+CONVENTION = InputConvention(width=28, height=28, minimum=0, maximum=255, background=255)
 PIXEL_SCALE, PIXEL_OFFSET = 1 / 255, -1.0
-BACKGROUND_PIXEL = 255.0
+BACKGROUND_PIXEL = float(CONVENTION.background)
 
 
 @dataclass
@@ -41,7 +44,15 @@ class Mnist:
 
     @classmethod
     def load(cls, directory: Path) -> Mnist:
-        return cls(*load_mnist(directory, "train"), *load_mnist(directory, "t10k"))
+        """Both splits, each in CONVENTION (inverted if the set is the other polarity)."""
+        splits = []
+        for split in ("train", "t10k"):
+            images, labels = load_mnist(directory, split)
+            images, prepared = CONVENTION.bring(images, "auto", f"{directory} ({split})")
+            if prepared.note:
+                print(prepared.note, flush=True)
+            splits += [images, labels]
+        return cls(*splits)
 
 
 @dataclass
@@ -233,7 +244,7 @@ def write_model_files(
 ) -> None:
     """<name>_f32.ggml through the PyTorch importer and <name>_int8.ggml quantized with the first
     `args.calibration` training images, each measured on the test set with the numpy engine."""
-    f32 = import_torch(model, input_shape).to_graph({"name": name, "arch": name})
+    f32 = import_torch(model, input_shape).to_graph({"name": name, "arch": name, **CONVENTION.metadata()})
     int8 = quantize(f32, data.train_images[: args.calibration])
     for mode, graph in (("f32", f32), ("int8", int8)):
         path = args.out_dir / f"{name}_{mode}.ggml"

@@ -1,5 +1,5 @@
 """Shared by the dispute tests (test_e2e_dispute.py, test_game_commands.py): `prover` commands in a
-separate process or in this one, the MNIST input, and one honest run per trained model.
+separate process or in this one, and one honest run per trained model on a shipped MNIST digit.
 
 The honest runs are made once per test session, even across pytest-xdist workers (the workers of
 one session share the parent of their base temporary directories; a file lock makes the first
@@ -7,7 +7,6 @@ worker run the model and the others wait for it and reuse the result). Parties s
 """
 
 import fcntl
-import gzip
 import io
 import json
 import os
@@ -23,9 +22,9 @@ import pytest
 
 from prover.chain.connect import connect
 from prover.cli.main import main
+from prover.model.data import sample_digit
 
 REPO = Path(__file__).resolve().parent.parent
-MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
 MODELS = {"mlp": REPO / "models" / "mlp_int8.ggml", "lenet5": REPO / "models" / "lenet5_int8.ggml"}
 COMMAND_TIMEOUT_S = 600
 DEPLOYER, SUBMITTER, CHALLENGER = 0, 1, 2  # the node's accounts of the parties
@@ -82,13 +81,9 @@ def spawn(*args: str, rpc: str) -> subprocess.Popen:
     )
 
 
-def mnist_image(index: int) -> bytes:
-    with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as images:
-        return images.read()[16 + 784 * index : 16 + 784 * (index + 1)]
-
-
 def honest_run(name: str, factory: pytest.TempPathFactory) -> Path:
-    """The golden image and run of model `name` on MNIST test image 0 (made once per session)."""
+    """The golden image and run of model `name` on MNIST test image 0, the shipped PNG (made once
+    per session)."""
     root = factory.getbasetemp()
     if "PYTEST_XDIST_WORKER" in os.environ:
         root = root.parent
@@ -97,8 +92,7 @@ def honest_run(name: str, factory: pytest.TempPathFactory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # final.json is written last (atomically): with it, the run is whole.
         if not (basedir / "final.json").exists():
-            digit = root / "digit-0.raw"
-            digit.write_bytes(mnist_image(0))
+            digit = sample_digit(0)
             run = ("run", "--model", str(MODELS[name]), "--data", str(digit), "--basedir", str(basedir))
             ok(prover_here(*run, "--json"))
     return basedir

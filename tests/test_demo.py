@@ -8,16 +8,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from mnist_data import MNIST_DIR, needs_mnist
+
+from prover.model.data import load_mnist
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_challenge_simple_demo_ends_with_the_honest_defender_winning():
+def test_challenge_simple_demo_ends_with_the_honest_defender_winning(tmp_path):
+    """Without the full MNIST set (an empty MNIST_DIR): the shipped digit is the input."""
     result = subprocess.run(
         ["bash", "scripts/challenge_simple.sh"],
         cwd=REPO,
-        env=dict(os.environ, PYTHON=sys.executable),
+        env=dict(os.environ, PYTHON=sys.executable, MNIST_DIR=str(tmp_path)),
         capture_output=True,
         text=True,
         timeout=600,
@@ -58,3 +62,41 @@ def test_demos_say_when_prover_is_not_installed(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().startswith("error: no Python with the prover package installed")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def digit_the_demos_pick(image: str, mnist_dir: Path, out: Path) -> subprocess.CompletedProcess:
+    """`scripts/demo_common.sh`'s input for IMAGE=`image` (choose_digit), with MNIST_DIR=`mnist_dir`."""
+    return subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'set -euo pipefail; source scripts/demo_common.sh; choose_digit {out}; echo "$DIGIT"',
+        ],
+        cwd=REPO,
+        env=dict(os.environ, PYTHON=sys.executable, IMAGE=image, MNIST_DIR=str(mnist_dir)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_demos_take_a_shipped_digit_and_say_when_the_full_set_is_needed(tmp_path):
+    shipped = digit_the_demos_pick("7", tmp_path, tmp_path / "digit.raw")
+    assert shipped.returncode == 0, shipped.stderr
+    assert shipped.stdout.splitlines()[-1] == "examples/mnist/test_0007_label_9.png"
+    for image, message in (
+        ("20", "only test images 0..19 ship in"),
+        ("x", "expected an MNIST test image index"),
+    ):
+        refused = digit_the_demos_pick(image, tmp_path, tmp_path / "digit.raw")
+        assert refused.returncode != 0
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], refused.stderr
+    assert not (tmp_path / "digit.raw").exists()
+
+
+@needs_mnist()
+def test_demos_take_a_digit_beyond_the_samples_from_the_full_set(tmp_path):
+    picked = digit_the_demos_pick("20", MNIST_DIR, tmp_path / "digit.raw")
+    assert picked.returncode == 0, picked.stderr
+    assert (tmp_path / "digit.raw").read_bytes() == load_mnist(MNIST_DIR, "t10k")[0][20].tobytes()

@@ -182,6 +182,8 @@ def test_a_node_lost_mid_command_is_one_error_line(tmp_path):
 
 
 def test_a_dead_endpoint_is_one_error_line(tmp_path):
+    # A deployment file is there (local files are checked before the node is reached).
+    (tmp_path / "deployment.json").write_text('{"dispute_game": "0x' + "00" * 20 + '"}')
     dead = prover("status", "--basedir", str(tmp_path), rpc="http://127.0.0.1:9")
     assert dead.code == 1
     assert dead.err.splitlines() == [

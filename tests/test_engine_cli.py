@@ -1,7 +1,6 @@
 """`prover predict`, `prover eval` and `prover quantize` end to end, on a small MNIST set written
 here in the IDX format (and on the real test set when it is present)."""
 
-import gzip
 import json
 import subprocess
 import sys
@@ -9,20 +8,16 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from mnist_data import MNIST_DIR, needs_mnist, write_idx
 from PIL import Image
 
 from prover.cli.main import cli
-from prover.model.data import load_mnist, mnist_dir
+from prover.model.data import load_mnist
 from prover.model.engine import run
 from prover.model.modelfile import load_model, save_model
 from prover.model.network import Flatten, Linear, Network, ReLU
 
 COUNT = 60
-
-
-def write_idx(path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
 @pytest.fixture(scope="module")
@@ -145,12 +140,9 @@ def test_bad_input_is_one_error_line(tmp_path, model, args, message):
     assert set(tmp_path.iterdir()) == before  # no partial output
 
 
-MNIST = mnist_dir(None)
-
-
-@pytest.mark.skipif(not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"no MNIST at {MNIST}")
+@needs_mnist()
 def test_real_mnist_through_the_engine(mnist, model):
-    images, labels = load_mnist(MNIST, "t10k")
+    images, labels = load_mnist(MNIST_DIR, "t10k")
     assert images.shape == (10000, 784) and labels.shape == (10000,)
     graph = load_model(model)
     assert run(graph, images[:100]).shape == (100, 10)

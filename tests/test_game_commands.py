@@ -7,6 +7,7 @@ the chain."""
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,10 @@ def test_an_unchallenged_claim_finalizes_once_and_its_bond_is_withdrawn_once(par
     (claim,) = parties.status()["claims"]
     assert claim["status"] == "final"
     assert parties.status()["withdrawable"] == 0  # the deployer's: the bond is the submitter's
+    deployer = connect(parties.rpc).eth.accounts[DEPLOYER]
+    last = ok(parties.here("status", DEPLOYER, parties.work)).out.splitlines()[-1]
+    assert last.startswith(f"{deployer} (the account of this command) can withdraw 0 wei; bonds are credited")
+    assert "`prover finalize`" in last and "`prover withdraw`" in last
     assert ok(parties.submitter_does("withdraw")).out == f"withdrew {BOND} wei to {account}\n"
     assert ok(parties.submitter_does("withdraw")).out == f"nothing to withdraw for {account}\n"
     assert json_of(parties.submitter_does("withdraw", "--json")) == {"account": account, "amount": 0}
@@ -173,6 +178,17 @@ def test_bad_input_is_one_error_line_and_changes_nothing(parties, command, missi
     block = connect(parties.rpc).eth.block_number
     assert_one_error_line(parties.here(command[0], CHALLENGER, basedir, *command[1:]), message)
     assert connect(parties.rpc).eth.block_number == block
+
+
+def test_a_missing_deployment_is_named_before_the_node_is_reached(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on: a dead node
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    missing = tmp_path / "nothing.json"
+    result = prover_here("respond", "--rpc", dead, "--deployment", str(missing), "--basedir", str(tmp_path))
+    assert_one_error_line(
+        result, f"{missing}: no such file; expected a deployment (run `prover deploy` first)"
+    )
 
 
 def test_an_unfunded_key_is_one_error_line(rpc_url, tmp_path):

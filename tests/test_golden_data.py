@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from mnist_data import sample_images
 from PIL import Image
 
 from prover.cli.main import cli
-from prover.model.data import load_mnist, mnist_dir
 from prover.task.golden import region_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,8 +31,8 @@ def golden_json(model: Path, data: Path, basedir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def digit() -> np.ndarray:
-    """MNIST test image 0 (a 7) as 28 x 28 uint8 pixels."""
-    images, _ = load_mnist(mnist_dir(None), "t10k")
+    """MNIST test image 0 (a 7) as 28 x 28 uint8 pixels (the shipped sample)."""
+    images, _ = sample_images()
     return images[0].reshape(28, 28)
 
 

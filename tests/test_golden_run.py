@@ -73,6 +73,7 @@ def test_user_errors_are_one_line(task: tuple[Path, Path], tmp_path: Path) -> No
     runner = CliRunner()
     result = runner.invoke(cli, ["run", "--basedir", str(tmp_path)])
     assert result.exit_code != 0 and "prover golden" in str(result.exception)
+    assert str(result.exception).count(str(tmp_path)) == 1  # the missing file, named once
     result = runner.invoke(cli, ["run", "--model", str(model), "--basedir", str(tmp_path)])
     assert "--model and --data go together" in str(result.exception)
     result = runner.invoke(cli, ["golden", "--model", str(tmp_path / "missing"), "--data", str(model)])

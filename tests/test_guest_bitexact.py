@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist_data import MNIST_DIR, needs_mnist, sample_images
 
 from prover.model import engine
-from prover.model.data import load_mnist, mnist_dir
+from prover.model.data import load_mnist
 from prover.model.modelfile import load_model
 from prover.task.golden import INPUT_BASE, GoldenImage, GoldenTemplate, build_golden, sibling_slot_root
 from prover.task.run import output_payload
@@ -33,13 +34,13 @@ from vm.instructions import execute
 
 REPO = Path(__file__).resolve().parent.parent
 INT8_MODELS = ["mlp_int8", "lenet5_int8"]
-FAST_IMAGES = [0, 1]  # the non-slow subset
+FAST_IMAGES = [0, 1]  # the non-slow subset, among the shipped samples
 SLOW_IMAGES = 200
 
 
 @pytest.fixture(scope="module")
 def mnist() -> tuple[np.ndarray, np.ndarray]:
-    return load_mnist(mnist_dir(None), "t10k")
+    return load_mnist(MNIST_DIR, "t10k")
 
 
 def engine_payloads(name: str, images: np.ndarray) -> list[bytes]:
@@ -51,12 +52,12 @@ def engine_payloads(name: str, images: np.ndarray) -> list[bytes]:
 
 
 @pytest.mark.parametrize("name", INT8_MODELS)
-def test_int8_model_in_the_vm_equals_the_engine(name: str, mnist: tuple[np.ndarray, np.ndarray]) -> None:
+def test_int8_model_in_the_vm_equals_the_engine(name: str) -> None:
     """The plain path (build_golden, a new FastExecutor) equals the engine, and the shared path of
     the slow tests ends in the very same final state."""
     model = (REPO / "models" / f"{name}.ggml").read_bytes()
     template, runner = GoldenTemplate(model), SharedBlocksRunner()
-    images = mnist[0][FAST_IMAGES]
+    images = sample_images()[0][FAST_IMAGES]
     for image, want in zip(images, engine_payloads(name, images), strict=True):
         plain = build_golden(model, image.tobytes())
         FastExecutor(plain.machine).run(None)
@@ -69,6 +70,7 @@ def test_int8_model_in_the_vm_equals_the_engine(name: str, mnist: tuple[np.ndarr
 
 
 @pytest.mark.slow
+@needs_mnist()
 @pytest.mark.parametrize("name", INT8_MODELS)
 def test_int8_model_in_the_vm_equals_the_engine_on_200_images(
     name: str, mnist: tuple[np.ndarray, np.ndarray]

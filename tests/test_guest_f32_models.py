@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist_data import MNIST_DIR, needs_mnist, sample_images
 from test_guest_models import native_guest
 
 from prover.model import engine
-from prover.model.data import load_mnist, mnist_dir
+from prover.model.data import load_mnist
 from prover.model.modelfile import load_model
 from prover.task.golden import build_golden
 from prover.task.guest.native import NativeGuest
@@ -37,12 +38,13 @@ __all__ = ["native_guest"]  # the fixture, imported for this module
 REPO = Path(__file__).resolve().parent.parent
 F32_MODELS = ["mlp_f32", "lenet5_f32"]
 NATIVE_IMAGES = 500
-VM_IMAGE = {"mlp_f32": 1, "lenet5_f32": 0}  # tests/test_guest_trained.py runs the MLP on image 0
+# Among the shipped samples; tests/test_guest_trained.py runs the MLP on image 0.
+VM_IMAGE = {"mlp_f32": 1, "lenet5_f32": 0}
 
 
 @pytest.fixture(scope="module")
 def mnist() -> tuple[np.ndarray, np.ndarray]:
-    return load_mnist(mnist_dir(None), "t10k")
+    return load_mnist(MNIST_DIR, "t10k")
 
 
 def engine_classes(name: str, images: np.ndarray) -> np.ndarray:
@@ -52,6 +54,7 @@ def engine_classes(name: str, images: np.ndarray) -> np.ndarray:
     return np.argmax(logits, axis=1)
 
 
+@needs_mnist()
 @pytest.mark.parametrize("name", F32_MODELS)
 def test_native_f32_model_gives_the_engine_class(
     name: str, mnist: tuple[np.ndarray, np.ndarray], native_guest: NativeGuest
@@ -68,9 +71,9 @@ def test_native_f32_model_gives_the_engine_class(
 @pytest.mark.slow
 @pytest.mark.parametrize("name", F32_MODELS)
 def test_f32_model_in_the_vm_equals_native_and_gives_the_engine_class(
-    name: str, mnist: tuple[np.ndarray, np.ndarray], native_guest: NativeGuest
+    name: str, native_guest: NativeGuest
 ) -> None:
-    image = mnist[0][VM_IMAGE[name]]
+    image = sample_images()[0][VM_IMAGE[name]]
     model = (REPO / "models" / f"{name}.ggml").read_bytes()
     machine = build_golden(model, image.tobytes()).machine
     FastExecutor(machine).run(None)

@@ -12,17 +12,21 @@ import struct
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from mnist_data import MNIST_DIR, needs_mnist
 from test_guest_models import native_guest
 from test_opml import direct_mlp, opml_tensor
 
 from prover.cli.main import cli
-from prover.model.data import load_mnist, mnist_dir
+from prover.model.data import load_mnist
 from prover.task.golden import build_golden
 from prover.task.guest.native import NativeGuest
 from prover.task.run import output_payload
 from vm.fast import FastExecutor
 
 __all__ = ["native_guest"]  # the fixture, imported for this module
+
+# fitted on the training set, checked on the test set
+pytestmark = [needs_mnist("train"), needs_mnist("t10k")]
 
 COMPONENTS = 24
 FIT_IMAGES = 5_000  # training images for the components and the least-squares fit
@@ -32,7 +36,7 @@ VM_IMAGES = 3
 
 def pca_mlp() -> list[np.ndarray]:
     """W1 (48, 784), b1 (48), W2 (10, 48), b2 (10) in OPML's orientation (out, in), raw pixels."""
-    images, labels = load_mnist(mnist_dir(None), "train")
+    images, labels = load_mnist(MNIST_DIR, "train")
     x = images[:FIT_IMAGES].astype(np.float64)
     mean = x.mean(axis=0)
     _, vectors = np.linalg.eigh((x - mean).T @ (x - mean))  # eigenvalues in ascending order
@@ -75,7 +79,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[np.
 
 @pytest.fixture(scope="module")
 def mnist_test() -> tuple[np.ndarray, np.ndarray]:
-    return load_mnist(mnist_dir(None), "t10k")
+    return load_mnist(MNIST_DIR, "t10k")
 
 
 def test_converted_opml_model_predicts_like_its_float_reference_natively(

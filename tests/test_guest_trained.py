@@ -1,14 +1,14 @@
 """The guest's f32 path on the trained MNIST MLP (models/mlp.pt): the same class as torch's float32
 forward pass on MNIST test images, and the trained accuracy."""
 
-import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist_data import MNIST_DIR, needs_mnist, sample_images
 from test_guest_models import DEQUANTIZE, F32, LINEAR, RELU, U8, Graph, f32_bits, native_guest
 
+from prover.model.data import load_mnist
 from prover.task.golden import OUTPUT_BASE, REGION_HEADER, build_golden
 from prover.task.guest.native import NativeGuest
 from vm.fast import FastExecutor
@@ -18,17 +18,8 @@ torch = pytest.importorskip("torch")
 __all__ = ["native_guest"]  # the fixture, imported for this module
 
 REPO = Path(__file__).resolve().parent.parent
-MNIST_DIR = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
 PIXEL_SCALE, PIXEL_OFFSET = 1 / 255, -1.0  # scripts/training_common.py's input normalization
 IMAGES = 1000
-
-
-def mnist_test(count: int) -> tuple[np.ndarray, np.ndarray]:
-    with gzip.open(MNIST_DIR / "t10k-images-idx3-ubyte.gz") as file:
-        images = np.frombuffer(file.read(), np.uint8, offset=16).reshape(-1, 784)[:count]
-    with gzip.open(MNIST_DIR / "t10k-labels-idx1-ubyte.gz") as file:
-        labels = np.frombuffer(file.read(), np.uint8, offset=8)[:count]
-    return images, labels
 
 
 def trained_f32_mlp() -> tuple[bytes, list[np.ndarray]]:
@@ -50,9 +41,10 @@ def trained_f32_mlp() -> tuple[bytes, list[np.ndarray]]:
     return g.write(pixels, g.node(LINEAR, inputs, F32, [10])), weights
 
 
+@needs_mnist()
 def test_trained_f32_mlp_predicts_like_torch(native_guest: NativeGuest) -> None:
     model, (w1, b1, w2, b2) = trained_f32_mlp()
-    images, labels = mnist_test(IMAGES)
+    images, labels = (array[:IMAGES] for array in load_mnist(MNIST_DIR, "t10k"))
     with torch.no_grad():
         x = torch.from_numpy(images.astype(np.float32)) * PIXEL_SCALE + PIXEL_OFFSET
         logits = torch.relu(x @ torch.from_numpy(w1).T + torch.from_numpy(b1)) @ torch.from_numpy(w2).T
@@ -66,7 +58,7 @@ def test_trained_f32_mlp_predicts_like_torch(native_guest: NativeGuest) -> None:
 def test_trained_f32_mlp_in_the_vm(native_guest: NativeGuest) -> None:
     """38.7 M steps: the soft-float VM run gives the native (hardware float) output bit for bit."""
     model, _ = trained_f32_mlp()
-    images, labels = mnist_test(1)
+    images, labels = sample_images()
     machine = build_golden(model, images[0].tobytes()).machine
     FastExecutor(machine).run(None)
     length = machine.memory.read_word(OUTPUT_BASE)

@@ -19,12 +19,13 @@ from dispute_helpers import (
     MODELS,
     REPO,
     SUBMITTER,
-    mnist_image,
     ok,
     prover_here,
     spawn,
 )
 from node_process import running_node
+
+from prover.model.data import sample_digit
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,7 @@ class GraphParties:
     def __init__(self, rpc: str, work: Path, k: int, faulty: str, fault_node: int) -> None:
         self.rpc, self.work = rpc, work
         self.deployment = work / "deployment.json"
-        digit = work / "digit.raw"
-        digit.write_bytes(mnist_image(0))
+        digit = sample_digit(0)
         self.dirs = {SUBMITTER: work / "submitter", CHALLENGER: work / "challenger"}
         ok(self.here("deploy", DEPLOYER, work, "--k", str(k)))
         for account, basedir in self.dirs.items():
@@ -153,8 +153,7 @@ def test_the_multiphase_demo(faulty: str, winner: str) -> None:
 
 
 def test_graph_refuses_what_cannot_be_a_graph_task(tmp_path: Path) -> None:
-    digit = tmp_path / "digit.raw"
-    digit.write_bytes(mnist_image(0))
+    digit = sample_digit(0)
     f32 = prover_here(
         "graph",
         "--model",

@@ -14,9 +14,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from click.testing import CliRunner  # noqa: E402
+from mnist_data import MNIST_DIR, needs_mnist, sample_images  # noqa: E402
 
 from prover.cli.main import cli  # noqa: E402
-from prover.model.data import load_mnist, mnist_dir  # noqa: E402
+from prover.model.data import has_mnist, load_mnist  # noqa: E402
 from prover.model.engine import run  # noqa: E402
 from prover.model.importers.onnx_import import import_onnx  # noqa: E402
 from prover.model.importers.torch_import import import_torch  # noqa: E402
@@ -24,11 +25,8 @@ from prover.model.modelfile import load_model, write_model  # noqa: E402
 from prover.model.quantize import quantize  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-MNIST_DIR = mnist_dir(None)
 CALIBRATION = 1000  # training images, as scripts/training_common.py calibrates
 SHAPES = {"mlp": (784,), "lenet5": (1, 28, 28)}
-
-pytestmark = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"no MNIST at {MNIST_DIR}")
 
 
 def build(arch: str):
@@ -53,9 +51,20 @@ def onnx_bytes(module, shape: tuple[int, ...]) -> bytes:
     return buffer.getvalue()
 
 
+def training_convention():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from training_common import CONVENTION
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return CONVENTION
+
+
+@needs_mnist("train")
 @pytest.mark.parametrize("arch", sorted(SHAPES))
 def test_committed_files_are_the_checkpoints_through_the_torch_importer(arch):
-    f32 = import_torch(build(arch), SHAPES[arch]).to_graph({"name": arch, "arch": arch})
+    metadata = {"name": arch, "arch": arch, **training_convention().metadata()}
+    f32 = import_torch(build(arch), SHAPES[arch]).to_graph(metadata)
     assert write_model(f32) == (REPO / "models" / f"{arch}_f32.ggml").read_bytes()
     train_images, _ = load_mnist(MNIST_DIR, "train")
     int8 = quantize(f32, train_images[:CALIBRATION])
@@ -64,11 +73,12 @@ def test_committed_files_are_the_checkpoints_through_the_torch_importer(arch):
 
 @pytest.mark.parametrize("arch", sorted(SHAPES))
 def test_torch_and_onnx_paths_give_the_same_file_and_predictions(arch):
+    """On the first 1,000 test images, or on the shipped samples without the full set."""
     module = build(arch)
     through_torch = import_torch(module, SHAPES[arch]).to_graph()
     through_onnx = import_onnx(onnx_bytes(module, SHAPES[arch])).to_graph()
     assert write_model(through_torch) == write_model(through_onnx)
-    images = load_mnist(MNIST_DIR, "t10k")[0][:1000]
+    images = load_mnist(MNIST_DIR, "t10k")[0][:1000] if has_mnist(MNIST_DIR) else sample_images()[0]
     with torch.no_grad():
         by_torch = module(torch.from_numpy(images.astype(np.float32)).reshape(-1, *SHAPES[arch])).argmax(1)
     by_torch_file = run(through_torch, images).argmax(axis=1)
@@ -128,6 +138,7 @@ def test_convert_errors_are_one_line(tmp_path, args, message):
     assert result.returncode == 1
     assert message in result.stderr and result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.count(str(values["pt"])) <= 1  # the file is named once
     assert not (tmp_path / "out.ggml").exists()
 
 

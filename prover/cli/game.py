@@ -14,7 +14,7 @@ from prover.output import Output
 
 
 @click.command("deploy")
-@chain_options
+@chain_options(deploys=True)
 @click.option(
     "--k", "arity", type=click.IntRange(2, 64), default=16, show_default=True, help="Dissection arity."
 )

@@ -15,6 +15,7 @@ from prover.errors import ProverError
 # `prover` subcommand. The names are only a shortcut; a name missing here is looked up in all.
 COMMAND_MODULES = {
     "prover.cli.model": ("predict", "eval", "convert", "quantize"),
+    "prover.cli.data": ("data",),
     "prover.cli.run": ("golden", "run", "graph"),
     "prover.cli.node": ("node",),
     "prover.cli.game": (

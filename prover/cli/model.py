@@ -1,10 +1,14 @@
 """`prover predict`, `prover eval`, `prover convert` and `prover quantize`: the model files and the
 numpy reference engine, without the VM.
 
-    prover predict  --model m.ggml --data digit.png [--json]
-    prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--json]
+    prover predict  --model m.ggml --data digit.png [--background auto|light|dark] [--json]
+    prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--background ...] [--json]
     prover convert  --from opml|torch|onnx|keras IN OUT [--module M:F --input-shape S]
+                    [--input-background dark|light]
     prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
+
+Inputs and image sets of either polarity are brought to the model's input convention
+(prover/model/convention.py) before inference; --background says the input's instead of detecting it.
 
 Output files are written atomically (temp file + rename): a failed command leaves none behind.
 """
@@ -17,10 +21,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from prover.cli.options import json_option
+from prover.cli.options import background_option, json_option
 from prover.files import write_atomically
+from prover.model.convention import DARK, LIGHT, Prepared
 from prover.model.convert import SOURCES, convert_model
-from prover.model.data import load_input, load_mnist, mnist_dir
+from prover.model.data import load_mnist, mnist_dir, prepare_input, prepare_set
 from prover.model.engine import dequantized, run
 from prover.model.evaluate import evaluate
 from prover.model.graph import Graph
@@ -42,14 +47,16 @@ def _milliseconds(start: float) -> float:
 @click.option(
     "--data", "data_path", required=True, type=click.Path(path_type=Path), help="PNG/JPEG, .npy or raw"
 )
+@background_option
 @json_option
-def predict_command(model_path: Path, data_path: Path, out: Output) -> None:
-    """Classify one input with the numpy reference engine (--json: class, logits and timings)."""
+def predict_command(model_path: Path, data_path: Path, background: str, out: Output) -> None:
+    """Classify one input with the numpy reference engine (--json: class, logits, how the input
+    was prepared and timings)."""
     start = time.perf_counter()
     graph = load_model(model_path)
     loaded = _milliseconds(start)
     start = time.perf_counter()
-    pixels = load_input(data_path, graph.tensors[graph.input])
+    pixels, preparation = prepare_input(data_path, graph, background)
     prepared = _milliseconds(start)
     start = time.perf_counter()
     outputs = run(graph, pixels[None])
@@ -60,9 +67,17 @@ def predict_command(model_path: Path, data_path: Path, out: Output) -> None:
         "logits": [float(v) for v in dequantized(graph, outputs)[0]],
         "raw_output": outputs[0].tolist(),
         "mode": graph.metadata.get("mode"),
+        "input": preparation.to_json() if preparation else None,
         "timings_ms": {"load_model": loaded, "load_input": prepared, "inference": inferred},
     }
+    _tell(out, preparation)
     out.emit(Record(report, f"class {predicted}"))
+
+
+def _tell(out: Output, preparation: Prepared | None) -> None:
+    """How the input was prepared, if worth a line (in --json, the record's "input" field)."""
+    if preparation is not None and preparation.note:
+        out.note(preparation.note)
 
 
 @click.command("eval")
@@ -73,14 +88,19 @@ def predict_command(model_path: Path, data_path: Path, out: Output) -> None:
     "--mnist-dir",
     "mnist_option",
     type=click.Path(path_type=Path),
-    help="default: $MNIST_DIR, ../shared/data/mnist",
+    help="default: $MNIST_DIR, else ../shared/data/mnist if it exists, else data/mnist",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="only the first N test images")
+@background_option
 @json_option
-def eval_command(model_path: Path, mnist_option: Path | None, limit: int | None, out: Output) -> None:
-    """Accuracy on the MNIST test set (10,000 images) with the numpy reference engine (--json:
-    accuracy, counts and time)."""
-    result = evaluate(model_path, mnist_dir(mnist_option), limit)
+def eval_command(
+    model_path: Path, mnist_option: Path | None, limit: int | None, background: str, out: Output
+) -> None:
+    """Accuracy on the MNIST test set (10,000 images, of either polarity) with the numpy reference
+    engine (--json: accuracy, counts, time and how the set was prepared)."""
+    result = evaluate(model_path, mnist_dir(mnist_option), limit, background)
+    if result["input"] and result["input"]["note"]:
+        out.note(result["input"]["note"])
     text = (
         f"accuracy {result['accuracy']:.2f} % ({result['correct']}/{result['total']} test images, "
         f"{result['mode']}, {result['seconds']:.1f} s)"
@@ -95,16 +115,30 @@ def eval_command(model_path: Path, mnist_option: Path | None, limit: int | None,
     help="torch: MODULE:FUNCTION or FILE.py:FUNCTION building the nn.Module whose state_dict IN holds",
 )
 @click.option("--input-shape", help="torch: one input without the batch dimension, e.g. 784 or 1,28,28")
+@click.option(
+    "--input-background",
+    type=click.Choice((DARK, LIGHT)),
+    default=DARK,
+    show_default=True,
+    help="background of the images the model was trained on, recorded in the file: dark (canonical "
+    "MNIST, torchvision, Keras) or light (this project's MNIST copy)",
+)
 @json_option
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_path", type=click.Path(path_type=Path))
 def convert_command(
-    source: str, module: str | None, input_shape: str | None, out: Output, in_path: Path, out_path: Path
+    source: str,
+    module: str | None,
+    input_shape: str | None,
+    input_background: str,
+    out: Output,
+    in_path: Path,
+    out_path: Path,
 ) -> None:
     """Convert a model to an f32 .ggml file: OPML's legacy MNIST MLP files (opml), a PyTorch
     state_dict or pickled module (torch, needs torch), an ONNX file (onnx, needs onnx) or a Keras 3
-    .keras file (keras, needs h5py)."""
-    graph = convert_model(source, in_path, module, input_shape)
+    .keras file (keras, needs h5py). An image input's convention is recorded in the file."""
+    graph = convert_model(source, in_path, module, input_shape, input_background)
     data = write_model(graph)
     write_atomically(out_path, data)
     out.emit(_written(out_path, data, graph, "f32"))
@@ -119,9 +153,13 @@ def convert_command(
 def quantize_command(
     model_path: Path, out_path: Path, mnist_option: Path | None, calibration: int, out: Output
 ) -> None:
-    """Post-training int8 quantization, calibrated on the first N MNIST training images."""
+    """Post-training int8 quantization, calibrated on the first N MNIST training images (brought
+    to the model's input convention)."""
     graph = load_model(model_path)
-    images, _ = load_mnist(mnist_dir(mnist_option), "train")
+    directory = mnist_dir(mnist_option)
+    images, _ = load_mnist(directory, "train")
+    images, preparation = prepare_set(images[:calibration], graph, "auto", f"{directory} (train)")
+    _tell(out, preparation)
     quantized = quantize(graph, images[:calibration])
     data = write_model(quantized)
     write_atomically(out_path, data)

@@ -12,7 +12,9 @@ from web3.exceptions import BadFunctionCallOutput, TimeExhausted, Web3RPCError
 from prover.chain.connect import reaching
 from prover.errors import ProverError
 from prover.game.party import DEFAULT_RPC, connect_party
+from prover.model.convention import BACKGROUNDS
 from prover.output import Output
+from prover.task.basedir import read_json
 
 
 def json_option(command: Callable[..., None]) -> Callable[..., None]:
@@ -26,9 +28,12 @@ def json_option(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def chain_options(command: Callable[..., None]) -> Callable[..., None]:
+def chain_options(command: Callable[..., None] | None = None, *, deploys: bool = False) -> Any:
     """--rpc, --basedir, --account/--key and --deployment, turned into a connected Party; and
-    --json, turned into the command's `out`."""
+    --json, turned into the command's `out`. Every command but the one that `deploys` needs the
+    deployment file: it is read before the node is reached, so a missing file is named as such."""
+    if command is None:
+        return functools.partial(chain_options, deploys=deploys)
 
     @click.option(
         "--rpc", envvar="PROVER_RPC", default=DEFAULT_RPC, show_default=True, help="JSON-RPC endpoint."
@@ -56,6 +61,9 @@ def chain_options(command: Callable[..., None]) -> Callable[..., None]:
     def wrapper(
         rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None, **kwargs: Any
     ):
+        deployment = deployment or basedir / "deployment.json"
+        if not deploys:
+            read_json(deployment, "a deployment (run `prover deploy` first)")
         with reaching(rpc):
             party = connect_party(rpc, basedir, account, key, deployment)
             try:
@@ -75,6 +83,18 @@ def chain_options(command: Callable[..., None]) -> Callable[..., None]:
                 raise ProverError(f"the node at {rpc} refused: {error.get('message', exc)}") from None
 
     return json_option(wrapper)
+
+
+def background_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--background: the input's background (its polarity), detected from its border by default."""
+    return click.option(
+        "--background",
+        type=click.Choice(BACKGROUNDS),
+        default="auto",
+        show_default=True,
+        help="The input's background: auto (from its border pixels), light or dark; an input of the "
+        "other polarity than the model's is inverted.",
+    )(command)
 
 
 def fault_option(command: Callable[..., None]) -> Callable[..., None]:

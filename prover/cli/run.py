@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from prover.cli.options import json_option
+from prover.cli.options import background_option, json_option
 from prover.errors import ProverError
 from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.output import Output, Record
@@ -23,12 +23,22 @@ from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, wr
 @click.option(
     "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
 )
+@background_option
 @json_option
-def golden_command(model_path: Path, data_path: Path, basedir: Path, out: Output) -> None:
-    """Lay out the guest, the model and the input in VM memory; write golden.json; print S0 (--json:
-    golden.json)."""
-    golden = write_golden(basedir, *load_task(model_path, data_path))
+def golden_command(model_path: Path, data_path: Path, basedir: Path, background: str, out: Output) -> None:
+    """Lay out the guest, the model and the input (in the model's input convention) in VM memory;
+    write golden.json; print S0 (--json: golden.json and how the input was prepared)."""
+    golden = _golden(basedir, model_path, data_path, background, out)
     out.emit(Record(golden, f"S0 {golden['S0']}"))
+
+
+def _golden(basedir: Path, model_path: Path, data_path: Path, background: str, out: Output) -> dict:
+    """golden.json of the task written into `basedir`, with "input": how the input was prepared."""
+    task = load_task(model_path, data_path, background)
+    if task.prepared is not None and task.prepared.note:
+        out.note(task.prepared.note)
+    golden = write_golden(basedir, task.model, task.data)
+    return {**golden, "input": task.prepared.to_json() if task.prepared else None}
 
 
 @click.command("run")
@@ -44,16 +54,22 @@ def golden_command(model_path: Path, data_path: Path, basedir: Path, out: Output
     show_default=True,
     help="steps between checkpoints",
 )
+@background_option
 @json_option
 def run_command(
-    basedir: Path, model_path: Path | None, data_path: Path | None, interval: int, out: Output
+    basedir: Path,
+    model_path: Path | None,
+    data_path: Path | None,
+    interval: int,
+    background: str,
+    out: Output,
 ) -> None:
     """Run the golden image to its exit; write final.json and the checkpoints; print the class
     (--json: final.json, whatever the exit code)."""
     if (model_path is None) != (data_path is None):
         raise ProverError("--model and --data go together (golden image + run in one go)")
     if model_path is not None and data_path is not None:
-        write_golden(basedir, *load_task(model_path, data_path))
+        _golden(basedir, model_path, data_path, background, out)
     final = run_task(basedir, interval, progress=not out.as_json)
     summary = f"SN {final['SN']} after {final['steps']} steps"
     if final["exit_code"] != 0 and not out.as_json:

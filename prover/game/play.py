@@ -336,7 +336,9 @@ def status(party: Party, out: Output, game_id: int | None) -> None:
         f"DisputeGame at {game.address} (k={k}): {len(claims)} claim(s), {len(games)} game(s)",
         *(claim_line(claim) for claim in claims),
         *(status_line(status) for status in games),
-        f"{party.sender} can withdraw {balance} wei",
+        f"{party.sender} (the account of this command) can withdraw {balance} wei; bonds are credited "
+        "when a claim is made final (`prover finalize`, after its challenge window) or a game ends, "
+        "and paid out by `prover withdraw`",
     ]
     out.emit(Record(report, "\n".join(lines)))
 

@@ -4,6 +4,7 @@ ONNX and Keras 3. An importer's optional package is imported only when its forma
 from pathlib import Path
 
 from prover.errors import ProverError
+from prover.model.convention import with_convention
 from prover.model.graph import Graph
 from prover.model.opml import read_opml
 
@@ -16,13 +17,17 @@ IMPORTER_PACKAGES = {
 }
 
 
-def convert_model(source: str, in_path: Path, module: str | None, input_shape: str | None) -> Graph:
-    """The f32 graph of the model at `in_path` in format `source` (one of SOURCES); a file the
-    importer rejects or a missing importer package is one ProverError line."""
+def convert_model(
+    source: str, in_path: Path, module: str | None, input_shape: str | None, background: str
+) -> Graph:
+    """The f32 graph of the model at `in_path` in format `source` (one of SOURCES), recording that
+    its image input has a `background` ("light" or "dark") background; a file the importer rejects
+    or a missing importer package is one ProverError line."""
     try:
-        return _import(source, in_path, module, input_shape)
-    except ProverError as exc:
-        raise ProverError(f"{in_path}: {exc}") from None
+        return with_convention(_import(source, in_path, module, input_shape), background)
+    except ProverError as exc:  # named after the file, once
+        message = str(exc)
+        raise ProverError(message if message.startswith(f"{in_path}:") else f"{in_path}: {message}") from None
     except ModuleNotFoundError as exc:
         if exc.name not in IMPORTER_PACKAGES:
             raise
@@ -46,7 +51,7 @@ def _import(source: str, in_path: Path, module: str | None, input_shape: str | N
         try:
             data = in_path.read_bytes()
         except OSError as exc:
-            raise ProverError(f"{in_path}: cannot read: {exc.strerror}") from None
+            raise ProverError(f"cannot read: {exc.strerror}") from None
         return read_opml(data)
     if source == "onnx":
         from prover.model.importers.onnx_import import import_onnx

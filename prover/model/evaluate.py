@@ -7,16 +7,19 @@ import numpy as np
 from tqdm import tqdm
 
 from prover.errors import ProverError
-from prover.model.data import load_mnist
+from prover.model.data import load_mnist, prepare_set
 from prover.model.engine import run
 from prover.model.modelfile import load_model
 
 EVAL_BATCH = 1000
 
 
-def evaluate(model_path: Path, directory: Path, limit: int | None) -> dict[str, object]:
-    """Accuracy, counts, seconds and mode of the model at `model_path` on the test images in
-    `directory` (the first `limit` of them)."""
+def evaluate(
+    model_path: Path, directory: Path, limit: int | None, background: str = "auto"
+) -> dict[str, object]:
+    """Accuracy, counts, seconds, mode and the set's preparation of the model at `model_path` on
+    the test images in `directory` (the first `limit` of them), brought to the model's input
+    convention as a whole (`background`: "auto", "light" or "dark", as prepare_set)."""
     graph = load_model(model_path)
     images, labels = load_mnist(directory, "t10k")
     images, labels = images[:limit], labels[:limit]
@@ -24,6 +27,7 @@ def evaluate(model_path: Path, directory: Path, limit: int | None) -> dict[str, 
         raise ProverError(
             f"{model_path}: the model input {graph.tensors[graph.input].dims} is not a 28x28 image"
         )
+    images, preparation = prepare_set(images, graph, background, f"{directory} (t10k)")
     start = time.perf_counter()
     predictions = []
     for first in tqdm(range(0, len(images), EVAL_BATCH), desc="eval", unit="batch", leave=False):
@@ -35,4 +39,5 @@ def evaluate(model_path: Path, directory: Path, limit: int | None) -> dict[str, 
         "total": len(labels),
         "seconds": round(time.perf_counter() - start, 3),
         "mode": graph.metadata.get("mode"),
+        "input": preparation.to_json() if preparation else None,
     }

@@ -58,7 +58,7 @@ def write_graph_run(
 ) -> dict[str, object]:
     """Tile the model (LINEARs over `tile_macs` multiply-accumulates), commit to it per node, trace
     the graph on the input natively, write graph.json; returns it."""
-    model, payload = load_task(model_path, data_path)
+    model, payload, _ = load_task(model_path, data_path)
     graph = tile_graph(read_model(model), tile_macs)
     check_graph_task(graph)
     if fault_node is not None and not 1 <= fault_node <= len(graph.nodes):

@@ -11,11 +11,13 @@ and after `prover run`:
 
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
 from prover.errors import ProverError
-from prover.model.data import load_input
+from prover.model.convention import Prepared
+from prover.model.data import prepare_input
 from prover.model.modelfile import read_model
 from prover.task.basedir import (
     CHECKPOINTS,
@@ -49,20 +51,27 @@ def _read(path: Path, what: str) -> bytes:
         raise ProverError(f"{path}: cannot read the {what} ({exc.strerror})") from None
 
 
-def load_task(model_path: Path, data_path: Path) -> tuple[bytes, bytes]:
+class Task(NamedTuple):
+    model: bytes  # the model file
+    data: bytes  # the input payload, as the guest reads it
+    prepared: Prepared | None  # how the input was brought to the model's convention
+
+
+def load_task(model_path: Path, data_path: Path, background: str = "auto") -> Task:
     """The model file's bytes and the input payload for it: `--data` converted by
-    prover.model.data.load_input for the model's input tensor, as `prover predict` does (a PNG/JPEG
-    resized to the input, a .npy, or raw bytes of the tensor's exact size), then laid out as the
-    guest reads it (the tensor's dtype, big-endian). A model the reader rejects is refused here:
-    without its input tensor there is no way to convert the data."""
+    prover.model.data.prepare_input for the model's input, as `prover predict` does (a PNG/JPEG
+    resized to the input, a .npy, or raw bytes of the tensor's exact size; the other polarity than
+    the model's inverted), then laid out as the guest reads it (the tensor's dtype, big-endian). A
+    model the reader rejects is refused here: without its input tensor there is no way to convert
+    the data."""
     model = _read(model_path, "model")
     try:
         graph = read_model(model)
     except ProverError as exc:
         raise ProverError(f"{model_path}: not a valid model: {exc}") from None
     tensor = graph.tensors[graph.input]
-    values = load_input(data_path, tensor)
-    return model, values.astype(tensor.dtype.numpy.newbyteorder(">")).tobytes()
+    values, prepared = prepare_input(data_path, graph, background)
+    return Task(model, values.astype(tensor.dtype.numpy.newbyteorder(">")).tobytes(), prepared)
 
 
 def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
@@ -122,10 +131,8 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
     and write final.json; returns its content."""
     try:
         machine = load_snapshot(basedir / GOLDEN_SNAPSHOT)
-    except (OSError, SnapshotError) as exc:
-        raise ProverError(
-            f"{basedir / GOLDEN_SNAPSHOT}: no golden image ({exc}); run `prover golden` first"
-        ) from None
+    except SnapshotError as exc:  # its message names the file
+        raise ProverError(f"{exc}: no golden image; run `prover golden` first") from None
     golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
     if "0x" + machine.state_hash().hex() != golden["S0"]:
         raise ProverError(f"{basedir / GOLDEN_SNAPSHOT}: its state hash is not golden.json's S0")
