@@ -16,9 +16,8 @@ from prover.chain.connect import connect
 from prover.chain.contracts import DisputeGame
 from prover.errors import ProverError
 from prover.game.agent import FaultyTrace, Trace
-from prover.task.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, read_json, write_json
-from vm.errors import VmError
-from vm.fast import SharedBlocksRunner
+from prover.task.basedir import read_json, write_json
+from prover.task.verified import Report, verified_run
 from vm.machine import Machine
 from vm.trace import Trace as VmTrace
 
@@ -48,8 +47,8 @@ class Party:
             )
         return DisputeGame(self.w3, deployment["dispute_game"])
 
-    def trace(self) -> Trace:
-        return load_trace(self.basedir)
+    def own_run(self, report: Report) -> tuple["Run", Trace]:
+        return load_run(self.basedir, report)
 
 
 def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None) -> Party:
@@ -71,11 +70,11 @@ def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deploy
     return Party(w3, rpc, to_checksum_address(sender), basedir, deployment or basedir / "deployment.json")
 
 
-def record_fault(basedir: Path, fault_step: int | None) -> None:
+def record_fault(basedir: Path, fault_step: int | None, report: Report) -> None:
     """Make --fault-step part of the party: later commands read it from fault.json."""
     if fault_step is None:
         return
-    steps = load_run(basedir).steps
+    steps = load_run(basedir, report)[0].steps
     if fault_step > steps:
         raise ProverError(f"--fault-step {fault_step}: the run in {basedir} has only {steps} steps")
     path = basedir / "fault.json"
@@ -101,16 +100,23 @@ class Run:
     predicted_class: int
 
 
-def load_run(basedir: Path) -> Run:
-    golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
-    final = read_json(basedir / FINAL_JSON, "a finished run (run `prover run` first)")
-    return Run(
+def load_run(basedir: Path, report: Report) -> tuple[Run, Trace]:
+    """The party's run and its trace, every file checked or re-derived first (prover/task/verified.py),
+    with its recorded fault injection if it has one."""
+    verified = verified_run(basedir, report)
+    golden, final = verified.golden, verified.final
+    run = Run(
         roots=tuple(bytes.fromhex(golden[name][2:]) for name in ("program_root", "input_root", "model_root")),
         steps=final["steps"],
         output=bytes.fromhex(final["output"][2:]),
         output_proof=[bytes.fromhex(h[2:]) for h in final["output_proof"]],
         predicted_class=final["class"],
     )
+    trace = ForwardTrace(verified.trace)
+    fault_path = basedir / "fault.json"
+    if not fault_path.exists():
+        return run, trace
+    return run, FaultyTrace(trace, read_json(fault_path, "a fault injection")["step"])
 
 
 class ForwardTrace:
@@ -123,6 +129,7 @@ class ForwardTrace:
         self.trace = trace
         self.machine: Machine | None = None
         self.machine_step = 0
+        self.hashes: dict[int, bytes] = {}
 
     def state_at(self, step: int) -> bytes:
         if self.trace.exited and step >= self.trace.steps:
@@ -138,19 +145,11 @@ class ForwardTrace:
         return self.machine.state.encode()
 
     def state_hash_at(self, step: int) -> bytes:
-        return keccak(self.state_at(step))
+        """Remembered: the split points of a round are the ends of the next round's interval,
+        which every move checks against the chain (prover/game/agent.py's `disagreement`)."""
+        if step not in self.hashes:
+            self.hashes[step] = keccak(self.state_at(step))
+        return self.hashes[step]
 
     def witness_at(self, step: int) -> tuple[bytes, bytes]:
         return self.trace.witness_at(step)
-
-
-def load_trace(basedir: Path) -> Trace:
-    """The party's trace from its checkpoints, with its recorded fault injection if it has one."""
-    try:
-        honest = ForwardTrace(VmTrace.load(basedir / CHECKPOINTS, runner=SharedBlocksRunner()))
-    except VmError as exc:
-        raise ProverError(f"{exc}; run `prover run --basedir {basedir}` first") from None
-    fault_path = basedir / "fault.json"
-    if not fault_path.exists():
-        return honest
-    return FaultyTrace(honest, read_json(fault_path, "a fault injection")["step"])
