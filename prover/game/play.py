@@ -432,8 +432,9 @@ def dispute(
     record_fault(party.basedir, fault_step, out.warn)
     game = party.dispute_game()
     playing = Side(side)
-    own = party.own_run(out.warn)
+    own = None  # the run and trace, loaded (and checked) once there is something to play
     if game_id is None and playing is Side.CHALLENGER:
+        own = party.own_run(out.warn)
         game_id, challenged = open_challenge(party, game, claim_id, own)
         # A challenger whose run agrees with the claim has nothing to play: that is the result.
         out.emit(challenged.as_event("result" if game_id is None else "challenge"))
@@ -448,7 +449,8 @@ def dispute(
     out.emit(
         Record({"event": "playing", "game": game_id, "side": side}, f"playing game {game_id} as the {side}")
     )
-    play_game(party, out, game, game_id, playing, own[1], poll)
+    trace = (own or party.own_run(out.warn))[1]
+    play_game(party, out, game, game_id, playing, trace, poll)
     status = game_status(game, party, game_id, game.k)
     out.emit(withdrawable_record(party, game, status, status_line(status)).as_event("result"))
 
