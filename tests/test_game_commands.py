@@ -199,6 +199,12 @@ def test_lost_or_corrupted_files_are_derived_again_with_one_line_each(parties):
     assert "final.json: not the run's final state" in warnings[2]
     (basedir / "golden.snapshot").unlink()
     ok(parties.challenger_does("challenge"))
+    # A flipped register: the snapshot still loads (its pages match its memRoot), but it is not S0.
+    snapshot = bytearray((basedir / "golden.snapshot").read_bytes())
+    snapshot[12 + 98 + 4 * 26 + 3] ^= 1
+    (basedir / "golden.snapshot").write_bytes(bytes(snapshot))
+    result = ok(parties.challenger_does("challenge"))
+    assert "golden.snapshot: its state is not golden.json's S0; restored from" in result.err
     for name, data in originals.items():
         assert (basedir / name).read_bytes() == data, name
 

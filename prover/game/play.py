@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
+import requests
 from eth_hash.auto import keccak
 from web3 import Web3
 from web3.exceptions import Web3Exception
@@ -371,6 +372,11 @@ def status(party: Party, out: Output, game_id: int | None) -> None:
     out.emit(Record(report, "\n".join(lines)))
 
 
+# A move whose connection closed before its reply may or may not have been mined: the agent
+# reads the game again, this many times in a row at most (then the node is gone: one error line).
+LOST_TRANSACTIONS = 5
+
+
 def chain_time(w3: Web3) -> int:
     """The chain's time now: the pending block's timestamp (the embedded node stamps it with the
     current time, as hardhat, anvil and geth do), else the wall clock."""
@@ -471,12 +477,22 @@ def play_game(
     clock: once it has run out, this side claims the win itself (no block need come first)."""
     k = game.k
     wakeups = Wakeups(party.w3, poll)
+    lost = 0  # transactions in a row whose connection was lost
     for _ in wakeups:
         view = clocked_view(party.w3, game, game_id)
         if view.over:
             return
         try:
             made = play_next_move(party, game, game_id, side, trace, k, view, out)
+        except requests.exceptions.ConnectionError:
+            # The transaction may or may not have reached the chain: read the game again.
+            if lost == LOST_TRANSACTIONS:
+                raise
+            lost += 1
+            out.warn(f"game {game_id}: the connection closed while sending a move; reading the game again")
+            time.sleep(poll)
+            wakeups.wait_until_due_in(0)
+            continue
         except ProverError as exc:
             # Both sides may prove the last step; whoever comes second finds the game over.
             if game.game(game_id).over:
@@ -487,6 +503,7 @@ def play_game(
             out.warn(f"game {game_id}: the timeout claim failed ({exc}); looking again")
             wakeups.wait_until_due_in(1.0)
             continue
+        lost = 0
         if made is not None:
             out.emit(made.as_event("move"))
         elif view.turn is not side:
@@ -531,14 +548,18 @@ def wait_for_defence(party: Party, game: DisputeGame, poll: float, out: Output) 
 
 def settle_claims(party: Party, game: DisputeGame, claims: list[int], out: Output) -> None:
     """Finalize each of `claims` that can be (pending, window over by the chain's time, no open
-    game), then withdraw what the account is owed."""
+    game); once one of them is final, withdraw what the account is owed. (Winnings of a game
+    whose claim is still in its window stay credited: `prover withdraw` takes them.)"""
     now = chain_time(party.w3)
+    final = False
     for claim_id in claims:
         claim = game.claim(claim_id)
         if claim.status == "pending" and not claim.open_games and claim.deadline <= now:
             game.finalize(claim_id, party.sender, gas=FINALIZE_GAS)
             out.note(f"claim {claim_id} is final: its bond of {game.submit_bond} wei is credited back")
-    if game.balance_of(party.sender):
+            final = True
+        final = final or claim.status == "final"
+    if final and game.balance_of(party.sender):
         amount = game.withdraw(party.sender)
         out.note(f"withdrew {amount} wei to {party.sender}")
 

@@ -30,8 +30,9 @@ Report = Callable[[str], None]
 ROOTS = ("program_root", "input_root", "model_root")
 
 
-def _golden_json_problem(golden: object, machine: Machine | None) -> str | None:
-    """What is wrong with golden.json's content (None: nothing), given the golden machine if any."""
+def _golden_json_problem(golden: object) -> str | None:
+    """What is wrong with golden.json's content (None: nothing): its S0 must be the initial state
+    of its three roots."""
     try:
         s0 = bytes.fromhex(golden["S0"][2:])
         roots = [bytes.fromhex(golden[name][2:]) for name in ROOTS]
@@ -39,34 +40,42 @@ def _golden_json_problem(golden: object, machine: Machine | None) -> str | None:
         return "not a golden image's description"
     if initial_state_hash(*roots) != s0:
         return "its S0 is not the initial state of its roots"
-    if machine is not None and machine.state_hash() != s0:
-        return "its S0 is not golden.snapshot's state"
     return None
 
 
-def _load_machine(path: Path) -> tuple[Machine | None, str]:
+def _golden_machine(path: Path, golden: dict | None) -> tuple[Machine | None, str]:
+    """The machine of a snapshot file, if it loads (pages against memRoot) and, when golden.json
+    is sound, has its S0 as state hash; else None and what is wrong."""
     try:
-        return load_snapshot(path), ""
+        machine = load_snapshot(path)
     except SnapshotError as exc:
         return None, str(exc)
+    if golden is not None and "0x" + machine.state_hash().hex() != golden["S0"]:
+        return None, f"{path}: its state is not golden.json's S0"
+    return machine, ""
 
 
 def verified_golden(basedir: Path, report: Report) -> tuple[Machine, dict]:
-    """The golden machine and golden.json, each checked against the other (and repaired from the
-    other, or from the first checkpoint)."""
+    """The golden machine and golden.json, each checked against the other: a sound golden.json
+    (its S0 the initial state of its roots) judges the snapshot, restored from the first
+    checkpoint if it fails; an unsound one is written again from the snapshot."""
     golden_path, snapshot_path = basedir / GOLDEN_JSON, basedir / GOLDEN_SNAPSHOT
-    machine, machine_problem = _load_machine(snapshot_path)
     try:
         golden = read_json(golden_path, "a golden image (run `prover golden` first)")
-        problem = _golden_json_problem(golden, machine)
+        problem = _golden_json_problem(golden)
+        if problem is not None:
+            problem = f"{golden_path}: {problem}"
     except ProverError as exc:
         golden, problem = None, str(exc)
-    if machine is None and golden is not None and _golden_json_problem(golden, None) is None:
-        first, _ = _load_machine(basedir / CHECKPOINTS / checkpoint_name(0))
-        if first is not None and _golden_json_problem(golden, first) is None:
+    sound = golden if problem is None else None
+    machine, machine_problem = _golden_machine(snapshot_path, sound)
+    if machine is None and sound is not None:
+        first_path = basedir / CHECKPOINTS / checkpoint_name(0)
+        first, _ = _golden_machine(first_path, sound)
+        if first is not None:
             save_snapshot(first, snapshot_path)
-            report(f"{machine_problem}; restored from {basedir / CHECKPOINTS / checkpoint_name(0)}")
-            return first, golden
+            report(f"{machine_problem}; restored from {first_path}")
+            return first, sound
     if machine is None:
         raise ProverError(f"{machine_problem}; the golden image is lost: run `prover golden` again")
     if problem is not None:
@@ -75,8 +84,7 @@ def verified_golden(basedir: Path, report: Report) -> tuple[Machine, dict]:
             raise ProverError(f"{snapshot_path}: not a golden image (its state is not the S0 of its roots)")
         golden = image.to_json()
         write_json(golden_path, golden)
-        where = "" if problem.startswith(str(golden_path)) else f"{golden_path}: "
-        report(f"{where}{problem}; written again from {snapshot_path}")
+        report(f"{problem}; written again from {snapshot_path}")
     return machine, golden
 
 
