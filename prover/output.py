@@ -36,3 +36,8 @@ class Output:
     def note(self, text: str) -> None:
         if not self.as_json:
             click.echo(text)
+
+    def warn(self, text: str) -> None:
+        """Something repaired or suspicious (a corrupted local file recomputed): one line on
+        stderr in both modes, so that a JSON stream on stdout stays records only."""
+        click.echo(f"warning: {text}", err=True)

@@ -23,6 +23,8 @@ import pytest
 from prover.chain.connect import connect
 from prover.cli.main import main
 from prover.model.data import sample_digit
+from prover.model.modelfile import save_model
+from prover.model.network import Linear, Network
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = {"mlp": REPO / "models" / "mlp_int8.ggml", "lenet5": REPO / "models" / "lenet5_int8.ggml"}
@@ -95,6 +97,28 @@ def honest_run(name: str, factory: pytest.TempPathFactory) -> Path:
             digit = sample_digit(0)
             run = ("run", "--model", str(MODELS[name]), "--data", str(digit), "--basedir", str(basedir))
             ok(prover_here(*run, "--json"))
+    return basedir
+
+
+TINY_INTERVAL = 500  # checkpoints of the tiny run: 12 of them over its 5,501 steps
+
+
+def tiny_run(factory: pytest.TempPathFactory) -> Path:
+    """The golden image and run of a tiny model (one 4 x 3 linear layer with random weights, f32,
+    on four input bytes): 5,501 steps, a whole k = 2 game in 13 rounds, for the tests that play
+    many games; made once per session like `honest_run`."""
+    root = factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent
+    basedir = root / "honest-tiny"
+    with open(root / "honest-tiny.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (basedir / "final.json").exists():
+            network = Network((4,), [Linear(3)], 1 / 255, 0.0)
+            save_model(network.to_graph(network.init_parameters(0)), root / "tiny.ggml")
+            (root / "tiny.raw").write_bytes(bytes([1, 2, 3, 4]))
+            run = ("run", "--model", str(root / "tiny.ggml"), "--data", str(root / "tiny.raw"))
+            ok(prover_here(*run, "--interval", str(TINY_INTERVAL), "--basedir", str(basedir), "--json"))
     return basedir
 
 

@@ -3,6 +3,7 @@ with the honest defender the winner (the e2e tests play the same game through th
 this one keeps the script itself working)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def test_challenge_simple_demo_ends_with_the_honest_defender_winning(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "winner: the defender; rounds: 6;" in result.stdout
+    assert re.search(r"^winner: the defender; rounds: [1-6];", result.stdout, re.M)  # k = 16: at most 6
 
 
 def python_the_demos_pick(cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:

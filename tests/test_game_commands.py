@@ -17,6 +17,7 @@ from dispute_helpers import (
     CHALLENGER,
     COMMAND_TIMEOUT_S,
     DEPLOYER,
+    MODELS,
     SUBMITTER,
     Match,
     Result,
@@ -28,7 +29,8 @@ from dispute_helpers import (
 from node_process import running_node
 
 from prover.chain.connect import connect
-from prover.game.agent import split_points
+from prover.game.agent import rounds_needed, split_points
+from prover.model.data import sample_digit
 
 BOND = 10**18
 WINDOW_S = 600
@@ -143,15 +145,14 @@ def test_an_unchallenged_claim_finalizes_once_and_its_bond_is_withdrawn_once(par
     [
         (
             ("submit",),
-            "golden.json",
-            "golden.json: no such file; expected a golden image (run `prover golden` first)",
+            ("golden.snapshot", "checkpoints"),
+            "the golden image is lost: run `prover golden` again",
         ),
         (
             ("challenge",),
-            "final.json",
-            "final.json: no such file; expected a finished run (run `prover run` first)",
+            ("final.json", "checkpoints"),
+            "no run of the golden image; run `prover run --basedir",
         ),
-        (("challenge",), "checkpoints", "run `prover run --basedir"),
         (("submit", "--fault-step", "999999999"), None, "--fault-step 999999999: the run in"),
         (
             ("respond", "--deployment", "/nonexistent/d.json"),
@@ -172,8 +173,8 @@ def test_an_unchallenged_claim_finalizes_once_and_its_bond_is_withdrawn_once(par
 def test_bad_input_is_one_error_line_and_changes_nothing(parties, command, missing, message):
     ok(parties.submitter_does("submit"))
     basedir = parties.challenger
-    if missing:
-        path = basedir / missing
+    for name in missing or ():
+        path = basedir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     block = connect(parties.rpc).eth.block_number
     assert_one_error_line(parties.here(command[0], CHALLENGER, basedir, *command[1:]), message)
@@ -191,6 +192,39 @@ def test_a_missing_deployment_is_named_before_the_node_is_reached(tmp_path):
     )
 
 
+def test_lost_or_corrupted_files_are_derived_again_with_one_line_each(parties):
+    """What can be derived again from what is still good is, before the command goes on, with a
+    warning line each: golden.json from golden.snapshot, golden.snapshot from the first checkpoint,
+    a checkpoint from the one before it, final.json from the checkpoints."""
+    basedir = parties.challenger
+    originals = {
+        name: (basedir / name).read_bytes() for name in ("golden.json", "golden.snapshot", "final.json")
+    }
+    (basedir / "golden.json").unlink()
+    (basedir / "final.json").write_text("{}")
+    header = basedir / "checkpoints" / "checkpoint-000002.snap"
+    data = bytearray(header.read_bytes())
+    data[12 + 98 + 4 * 16] ^= 0x80  # a bit of register $s0 in the state header
+    header.write_bytes(bytes(data))
+    ok(parties.submitter_does("submit"))
+    result = ok(parties.challenger_does("challenge", "--fault-step", "5"))
+    warnings = result.err.splitlines()
+    assert len(warnings) == 3 and all(line.startswith("warning: ") for line in warnings), result.err
+    assert "golden.json: no such file" in warnings[0] and "written again from" in warnings[0]
+    assert "checkpoint-000002.snap: its state is not the one the trace index recorded" in warnings[1]
+    assert "final.json: not the run's final state" in warnings[2]
+    (basedir / "golden.snapshot").unlink()
+    ok(parties.challenger_does("challenge"))
+    # A flipped register: the snapshot still loads (its pages match its memRoot), but it is not S0.
+    snapshot = bytearray((basedir / "golden.snapshot").read_bytes())
+    snapshot[12 + 98 + 4 * 26 + 3] ^= 1
+    (basedir / "golden.snapshot").write_bytes(bytes(snapshot))
+    result = ok(parties.challenger_does("challenge"))
+    assert "golden.snapshot: its state is not golden.json's S0; restored from" in result.err
+    for name, data in originals.items():
+        assert (basedir / name).read_bytes() == data, name
+
+
 def test_an_unfunded_key_is_one_error_line(rpc_url, tmp_path):
     key = "0x" + "11" * 32  # an account the node never funded
     result = prover_here("deploy", "--rpc", rpc_url, "--basedir", str(tmp_path), "--key", key)
@@ -200,13 +234,15 @@ def test_an_unfunded_key_is_one_error_line(rpc_url, tmp_path):
 
 
 def test_a_claim_on_another_task_is_not_challenged_by_mistake(parties):
-    """A challenger whose run is of another input (its golden.json names other roots) would lose
-    any game against the claim: refused, unless asked for as a fault injection."""
+    """A challenger whose run is of another input (MNIST test image 1) would lose any game against
+    the claim: refused, unless asked for as a fault injection."""
     ok(parties.submitter_does("submit"))
-    golden = parties.challenger / "golden.json"
-    record = json.loads(golden.read_text())
-    record["input_root"] = "0x" + "ab" * 32
-    golden.write_text(json.dumps(record))
+    digit = sample_digit(1)
+    ok(
+        prover_here(
+            "run", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(parties.challenger)
+        )
+    )
     block = connect(parties.rpc).eth.block_number
     refused = parties.challenger_does("challenge", "--claim", "1")
     assert_one_error_line(refused, "claim 1 is on task 1, not on the task of our run")
@@ -297,13 +333,33 @@ def test_dispute_in_json_is_one_object_per_line(parties):
         "challenger": [line for line in challenger if line["event"] == "move"],
     }
     kinds = [move["kind"] for side in moves.values() for move in side]
-    assert kinds.count("bisect") == kinds.count("select") == 6 and kinds.count("step") == 1
     result = challenger[-1]
-    assert result["event"] == "result" and defender_lines[-1] == result
-    assert result["winner"] == "defender" and result["round"] == 6
+    # Rounds: as many as the disagreement's place needs, at most rounds_needed (k = 16).
+    assert kinds.count("bisect") == kinds.count("select") == result["round"] and kinds.count("step") == 1
+    assert result["round"] <= rounds_needed(parties.steps, 16)
+    game_fields = {name: value for name, value in result.items() if name not in ("account", "withdrawable")}
+    assert result["event"] == "result" and defender_lines[-1] == {**game_fields, **own(defender_lines[-1])}
+    assert result["winner"] == "defender"
+    # What each can withdraw: the defender won the challenger's bond.
+    assert (result["withdrawable"], defender_lines[-1]["withdrawable"]) == (0, 10**18)
     assert result["gas"]["defender"] == sum(move["gas"] for move in moves["defender"])
-    assert len(challenger) == 3 + len(moves["challenger"])
-    assert len(defender_lines) == 2 + len(moves["defender"])
+    # Each move is announced (`sending`) before its transaction goes out, then reported; both
+    # sides may send the last step, and the second one finds the game over.
+    sent = {}
+    for lines, side in ((challenger, "challenger"), (defender_lines, "defender")):
+        sent[side] = [move_of(line) for line in lines if line["event"] == "sending"]
+        made = [move_of(move) for move in moves[side]]
+        assert sent[side][: len(made)] == made and all(move[0] == "step" for move in sent[side][len(made) :])
+    assert len(challenger) == 3 + len(sent["challenger"]) + len(moves["challenger"])
+    assert len(defender_lines) == 2 + len(sent["defender"]) + len(moves["defender"])
+
+
+def move_of(line: dict) -> tuple:
+    return line["kind"], line["interval"]
+
+
+def own(result: dict) -> dict:
+    return {name: result[name] for name in ("account", "withdrawable")}
 
 
 def test_node_in_json_names_its_url_chain_and_accounts():

@@ -9,10 +9,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # What each part of prover/ may import besides itself (docs/architecture.md): cli -> game -> chain,
-# game -> task -> model, and everything -> vm and the shared base modules.
+# game -> task -> model, and everything (the base modules too) -> vm and the shared base modules.
 BASE = {"prover.errors", "prover.files", "prover.output"}
 ALLOWED = {
-    "base": set(),
+    "base": {"vm"},  # prover/files.py wraps vm/files.py
     "model": {"base"},
     "task": {"base", "model", "vm"},
     "chain": {"base"},

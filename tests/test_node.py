@@ -4,6 +4,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -94,6 +95,28 @@ def test_time_travel(rpc_url):
     number = w3.eth.block_number
     w3.provider.make_request("evm_mine", [])
     assert w3.eth.block_number == number + 1
+    travelled = w3.eth.get_block("latest")["timestamp"]
+    w3.provider.make_request("evm_mine", [travelled + 100])
+    assert w3.eth.get_block("latest")["timestamp"] == travelled + 100
+    refused = w3.provider.make_request("evm_mine", [travelled])
+    assert "not after the latest block" in refused["error"]["message"]
+
+
+def test_blocks_carry_the_current_time(rpc_url):
+    """A block is stamped when it is mined, not when the one before it was: on a quiet chain the
+    clocks keep running (a transaction or an evm_mine after a pause is that much later). A block
+    is at least a second after its parent, so blocks mined in quick succession may run a second
+    or so ahead of the clock: the pauses are longer than the figures asserted."""
+    w3 = connect(rpc_url)
+    w3.provider.make_request("evm_mine", [])
+    mined = w3.eth.get_block("latest")["timestamp"]
+    time.sleep(3.2)
+    w3.provider.make_request("evm_mine", [])
+    assert w3.eth.get_block("latest")["timestamp"] >= mined + 2
+    time.sleep(2.2)
+    account = w3.eth.accounts[0]
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": account, "to": account}))
+    assert w3.eth.get_block(receipt.blockNumber)["timestamp"] >= mined + 4
 
 
 def test_gas_estimates_cover_nested_calls(rpc_url):

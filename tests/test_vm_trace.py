@@ -10,7 +10,14 @@ from vm_asm import SYSCALL, T0, T1, T2, V0, addiu, code, i_type, r_type
 from vm import Machine, SnapshotError
 from vm.hashing import keccak
 from vm.memory import verify_proof
-from vm.snapshot import load_snapshot, machine_from_bytes, machine_to_bytes, save_snapshot
+from vm.snapshot import (
+    decode_snapshot,
+    encode_snapshot,
+    load_snapshot,
+    machine_from_bytes,
+    machine_to_bytes,
+    save_snapshot,
+)
 from vm.trace import Trace
 
 CODE = 0x00400000
@@ -134,3 +141,79 @@ def test_witness_calldata_is_the_abi_encoding() -> None:
     assert calldata[:4] == keccak(b"step(bytes,bytes)")[:4]
     assert decode(["bytes", "bytes"], calldata[4:]) == (witness.state_data, witness.proof)
     assert len(calldata) == 4 + 32 * 2 + 32 + 256 + 32 + 1792
+
+
+def flip_state_bit(path: Path) -> None:
+    """One bit of register $k0 flipped in a checkpoint's state header (after magic and version)."""
+    data = bytearray(path.read_bytes())
+    data[12 + 98 + 4 * 26 + 3] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def flip_page_bit(path: Path) -> None:
+    """One bit flipped inside a page, the file's compression redone so that only the pages'
+    memRoot can tell."""
+    state_data, pages = decode_snapshot(path.read_bytes())
+    index = max(pages)
+    page = bytearray(pages[index])
+    page[100] ^= 0x10
+    path.write_bytes(encode_snapshot(state_data, [*pages.items(), (index, bytes(page))][1:]))
+
+
+CORRUPTIONS = {
+    "state header": (flip_state_bit, "its state is not the one the trace index recorded"),
+    "page": (flip_page_bit, "its pages do not hash to its state's memRoot"),
+    "truncation": (lambda path: path.write_bytes(path.read_bytes()[:-10]), "corrupt page data|truncated"),
+    "deletion": (Path.unlink, "cannot read"),
+}
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+def test_a_corrupted_checkpoint_is_refused_or_recomputed(tmp_path: Path, kind: str) -> None:
+    """Every checkpoint is checked when loaded: without the start machine a bad one is an error
+    naming the file; with it, the run is recomputed from the last good checkpoint, the files are
+    rewritten (a second load finds them whole) and one line says so."""
+    trace = Trace.record(program(), interval=20)
+    trace.save(tmp_path)
+    corrupt, problem = CORRUPTIONS[kind]
+    corrupt(tmp_path / "checkpoint-000003.snap")
+    with pytest.raises(SnapshotError, match=rf"checkpoint-000003\.snap: ({problem})"):
+        Trace.load(tmp_path)
+    reports: list[str] = []
+    repaired = Trace.load(tmp_path, start=program(), report=reports.append)
+    (line,) = reports
+    assert "checkpoint-000003.snap" in line and line.endswith("recomputed from checkpoint 2")
+    again = Trace.load(tmp_path)
+    for step in (0, 59, 60, 61, 75, trace.steps):
+        assert repaired.state_at(step) == again.state_at(step) == trace.state_at(step)
+
+
+def test_the_first_checkpoint_is_recomputed_from_the_start(tmp_path: Path) -> None:
+    trace = Trace.record(program(), interval=20)
+    trace.save(tmp_path)
+    flip_state_bit(tmp_path / "checkpoint-000000.snap")
+    reports: list[str] = []
+    Trace.load(tmp_path, start=program(), report=reports.append)
+    assert reports[0].endswith("recomputed from the start")
+    assert Trace.load(tmp_path).state_at(trace.steps) == trace.final_state
+    other = program()
+    other.state.registers[5] = 1
+    flip_state_bit(tmp_path / "checkpoint-000000.snap")
+    with pytest.raises(SnapshotError, match="did not start from the given machine"):
+        Trace.load(tmp_path, start=other)
+
+
+@pytest.mark.parametrize("offset", [30, 200, -80])
+def test_a_changed_index_is_refused(tmp_path: Path, offset: int) -> None:
+    """The index carries a checksum: any changed byte of it (a step count, a recorded hash, the
+    final state) makes it unusable, and the caller recomputes the whole run."""
+    Trace.record(program(), interval=20).save(tmp_path)
+    index = tmp_path / "trace.json"
+    data = bytearray(index.read_bytes())
+    data[offset] = ord("7") if data[offset] != ord("7") else ord("8")
+    index.write_bytes(bytes(data))
+    with pytest.raises(SnapshotError, match=r"trace\.json: not (an intact|a readable)"):
+        Trace.load(tmp_path, start=program())
+    index.unlink()
+    with pytest.raises(SnapshotError, match=r"trace\.json: no trace index"):
+        Trace.load(tmp_path)

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vm.errors import SnapshotError
+from vm.files import write_atomically
 from vm.machine import Machine
 from vm.memory import PAGE_SIZE, Memory
 from vm.state import STATE_SIZE, State
@@ -89,7 +90,8 @@ def machine_from_bytes(data: bytes, name: str = "snapshot") -> Machine:
 
 
 def save_snapshot(machine: Machine, path: str | Path) -> None:
-    Path(path).write_bytes(machine_to_bytes(machine))
+    """The machine's full snapshot in `path`, written atomically."""
+    write_atomically(path, machine_to_bytes(machine))
 
 
 def load_snapshot(path: str | Path) -> Machine:

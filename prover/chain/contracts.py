@@ -28,6 +28,10 @@ from prover.errors import ProverError
 TX_BASE_GAS = 21_000
 CALLDATA_ZERO_GAS = 4
 CALLDATA_NONZERO_GAS = 16
+# A limit for claimTimeout, sent without an estimate: it uses about 60,000 gas (a game's storage
+# and a payee's credit written once).
+CLAIM_TIMEOUT_GAS = 200_000
+FINALIZE_GAS = 200_000
 
 
 # ---------------------------------------------------------------- reverts and events
@@ -144,11 +148,18 @@ class DeployedContract:
         except (ContractLogicError, TransactionFailed) as exc:
             raise self._error(function, exc) from None
 
-    def transact(self, function: str, *args: Any, sender: str, value: int = 0) -> Receipt:
-        """Any function by name as a mined transaction; the typed methods below use it."""
+    def transact(
+        self, function: str, *args: Any, sender: str, value: int = 0, gas: int | None = None
+    ) -> Receipt:
+        """Any function by name as a mined transaction; the typed methods below use it. With
+        `gas`, the transaction is sent with that limit and not estimated first (an estimate runs
+        on the latest block, whose time may be long past)."""
         call: ContractFunction = getattr(self.contract.functions, function)(*args)
+        options: dict[str, Any] = {"from": to_checksum_address(sender), "value": value}
+        if gas is not None:
+            options["gas"] = gas
         try:
-            tx_hash = call.transact({"from": to_checksum_address(sender), "value": value})
+            tx_hash = call.transact(options)
         except (ContractLogicError, TransactionFailed) as exc:
             raise self._error(function, exc) from None
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
@@ -261,10 +272,14 @@ class DisputeGame(DeployedContract):
         return self.transact("step", game_id, state_data, proof, sender=sender)
 
     def claim_timeout(self, game_id: int, sender: str) -> Receipt:
-        return self.transact("claimTimeout", game_id, sender=sender)
+        """Sent without an estimate: a clock runs out by the time of the block the claim is mined
+        in, and on a quiet chain the latest block (where an estimate runs) may be long past."""
+        return self.transact("claimTimeout", game_id, sender=sender, gas=CLAIM_TIMEOUT_GAS)
 
-    def finalize(self, claim_id: int, sender: str) -> Receipt:
-        return self.transact("finalize", claim_id, sender=sender)
+    def finalize(self, claim_id: int, sender: str, gas: int | None = None) -> Receipt:
+        """`gas`: send without an estimate (as `claim_timeout`, for a window past by the clock
+        but not yet by the latest block)."""
+        return self.transact("finalize", claim_id, sender=sender, gas=gas)
 
     def withdraw(self, sender: str) -> int:
         return self.transact("withdraw", sender=sender).event("Withdrawn").args["amount"]

@@ -7,8 +7,8 @@ HTTP server; this module only
 
 - turns the provider's Python results into JSON-RPC wire values (integers as hex quantities),
 - reports reverts as JSON-RPC errors with the raw revert data, so clients decode custom errors,
-- adds hardhat-style time travel for the chess clocks: `evm_increaseTime(seconds)` and
-  `evm_mine([timestamp])`,
+- stamps every new block with the current time (`BlockClock`) and adds hardhat-style time travel
+  for the chess clocks: `evm_increaseTime(seconds)` and `evm_mine([timestamp])`,
 - serializes every request with one lock (eth-tester is not thread-safe),
 - answers the requests a dispute makes most in fewer steps, with the same results: a mined
   transaction is found through py-evm's own index (`_find_transaction`), a mined receipt is
@@ -23,6 +23,7 @@ import ast
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,35 +53,65 @@ EXECUTION_REVERTED = 3
 ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
 
 
-def _pending_timestamp(tester: EthereumTester) -> int:
-    return tester.get_block_by_number("pending")["timestamp"]
+def _quantity(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
-def _increase_time(tester: EthereumTester, params: list[Any]) -> int:
-    """hardhat's evm_increaseTime: the next block is `seconds` later than it would have been.
-    eth-tester's time travel mines that block at once; the new timestamp is returned."""
-    seconds = int(params[0], 16) if isinstance(params[0], str) else int(params[0])
-    if seconds < 0:
-        raise ValueError("evm_increaseTime needs a non-negative number of seconds")
-    target = _pending_timestamp(tester) + seconds
-    tester.time_travel(target)
-    return target
+class BlockClock:
+    """The node's block times: each new block is stamped with the current time, plus the time
+    travelled (hardhat's `evm_increaseTime`, `evm_mine(timestamp)`), and at least one second after
+    its parent.
+
+    py-evm stamps the pending block when the previous one is mined, so on a quiet chain the next
+    block would carry that old time (a block mined 86 s later said 1 s later), and the chess clocks
+    and challenge windows, which run on block time, would stand still between blocks. So the
+    pending block is stamped again before every request, while it holds no transaction."""
+
+    def __init__(self, tester: EthereumTester) -> None:
+        self.chain = tester.backend.chain
+        self.tester = tester
+        self.offset = 0  # seconds travelled ahead of the wall clock
+
+    def now(self) -> int:
+        return int(time.time()) + self.offset
+
+    def stamp_pending(self) -> None:
+        if self.chain.get_block().transactions:  # a block being filled keeps its time
+            return
+        parent = self.chain.get_canonical_head().timestamp
+        self.chain.header = self.chain.header.copy(timestamp=max(parent + 1, self.now()))
+
+    def increase_time(self, params: list[Any]) -> int:
+        """hardhat's evm_increaseTime: every later block is `seconds` later than it would have
+        been, and a block is mined at once, at least `seconds` after the latest one; its time is
+        returned."""
+        seconds = _quantity(params[0])
+        if seconds < 0:
+            raise ValueError("evm_increaseTime needs a non-negative number of seconds")
+        latest = self.chain.get_canonical_head().timestamp
+        self.offset = max(self.offset + seconds, latest + seconds - int(time.time()))
+        self.stamp_pending()
+        self.tester.mine_blocks(1)
+        return self.chain.get_canonical_head().timestamp
+
+    def mine(self, params: list[Any]) -> int:
+        """hardhat's evm_mine: mine one block now, or at the given timestamp (later blocks then
+        follow on from it)."""
+        if params:
+            timestamp = _quantity(params[0])
+            parent = self.chain.get_canonical_head().timestamp
+            if timestamp <= parent:
+                raise ValueError(f"evm_mine: {timestamp} is not after the latest block's time ({parent})")
+            self.offset = timestamp - int(time.time())
+        self.stamp_pending()
+        self.tester.mine_blocks(1)
+        return 0
 
 
-def _mine(tester: EthereumTester, params: list[Any]) -> int:
-    """hardhat's evm_mine: mine one block, at the given timestamp if there is one."""
-    if params:
-        timestamp = int(params[0], 16) if isinstance(params[0], str) else int(params[0])
-        tester.time_travel(timestamp)
-    else:
-        tester.mine_blocks(1)
-    return 0
-
-
-def _api_endpoints() -> dict[str, dict[str, Callable[..., Any]]]:
+def _api_endpoints(clock: BlockClock) -> dict[str, dict[str, Callable[..., Any]]]:
     endpoints = {namespace: dict(methods) for namespace, methods in API_ENDPOINTS.items()}
-    endpoints["evm"]["increaseTime"] = _increase_time
-    endpoints["evm"]["mine"] = _mine
+    endpoints["evm"]["increaseTime"] = lambda _tester, params: clock.increase_time(params)
+    endpoints["evm"]["mine"] = lambda _tester, params: clock.mine(params)
     return endpoints
 
 
@@ -180,7 +211,8 @@ class ChainNode:
         # Both of eth-tester's lookups by hash (transactions and receipts) call this function.
         pyevm_backend._get_transaction_by_hash = _find_transaction
         self.tester.backend.get_transaction_receipt = _ReceiptCache(self.tester.backend)
-        provider = EthereumTesterProvider(self.tester, api_endpoints=_api_endpoints())
+        self.clock = BlockClock(self.tester)
+        provider = EthereumTesterProvider(self.tester, api_endpoints=_api_endpoints(self.clock))
         w3 = Web3(provider, middleware=[])
         # The provider's request function includes web3's eth-tester formatting middleware.
         self._request = provider.request_func(w3, w3.middleware_onion)
@@ -193,6 +225,7 @@ class ChainNode:
         params = request.get("params", [])
         try:
             with self._lock:
+                self.clock.stamp_pending()
                 response = self._request(request["method"], params)
         except TransactionFailed as exc:
             return _error(request_id, EXECUTION_REVERTED, "execution reverted", _revert_data(exc))

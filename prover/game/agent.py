@@ -165,6 +165,24 @@ def next_move(side: Side, game: GameView, trace: Trace, k: int) -> Move:
     return Select(select_index(trace, game.left, game.right, k, game.posted, game.right_hash))
 
 
+def disagreement(side: Side, game: GameView, trace: Trace) -> str | None:
+    """Why `trace` is not the run this side has played so far, judged by what the chain records
+    (None when it is). Both sides agree with the hash at L (S0, or a hash the challenger accepted);
+    the hash at R is the defender's own (SN, or one it posted), and the one the challenger disputed.
+    A move from a trace that disagrees could post a hash that contradicts the side's own earlier
+    ones, so the party refuses to move (prover/game/play.py)."""
+    ours = trace.state_hash_at(game.left)
+    if ours != game.left_hash:
+        agreed = game.left_hash.hex()
+        return f"our state hash at step {game.left} is 0x{ours.hex()}, the agreed one is 0x{agreed}"
+    ours = trace.state_hash_at(game.right)
+    if side is Side.DEFENDER and ours != game.right_hash:
+        return f"our state hash at step {game.right} is 0x{ours.hex()}, we posted 0x{game.right_hash.hex()}"
+    if side is Side.CHALLENGER and ours == game.right_hash:
+        return f"our state hash at step {game.right} is the defender's 0x{ours.hex()}, which we disputed"
+    return None
+
+
 def rounds_needed(steps: int, k: int) -> int:
     """How many bisect/select rounds narrow [0, steps] down to one step (the longest piece of an
     interval of length d split into min(k, d) pieces has ceil(d / k) steps)."""

@@ -16,9 +16,8 @@ from prover.chain.connect import connect
 from prover.chain.contracts import DisputeGame
 from prover.errors import ProverError
 from prover.game.agent import FaultyTrace, Trace
-from prover.task.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, GRAPH_JSON, read_json, write_json
-from vm.errors import VmError
-from vm.fast import SharedBlocksRunner
+from prover.task.basedir import GRAPH_JSON, read_json, write_json
+from prover.task.verified import Report, verified_run
 from vm.machine import Machine
 from vm.trace import Trace as VmTrace
 
@@ -48,8 +47,8 @@ class Party:
             )
         return DisputeGame(self.w3, deployment["dispute_game"])
 
-    def trace(self) -> Trace:
-        return load_trace(self.basedir)
+    def own_run(self, report: Report) -> tuple["Run", Trace]:
+        return load_run(self.basedir, report)
 
 
 def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deployment: Path | None) -> Party:
@@ -71,13 +70,13 @@ def connect_party(rpc: str, basedir: Path, account: int, key: str | None, deploy
     return Party(w3, rpc, to_checksum_address(sender), basedir, deployment or basedir / "deployment.json")
 
 
-def record_fault(basedir: Path, fault_step: int | None) -> None:
+def record_fault(basedir: Path, fault_step: int | None, report: Report) -> None:
     """Make --fault-step part of the party: later commands read it from fault.json. (A graph
     party's fault step is inside the VM run of the node its game reaches, unknown until then.)"""
     if fault_step is None:
         return
-    steps = load_run(basedir).steps
-    if fault_step > steps and not is_graph_party(basedir):
+    steps = None if is_graph_party(basedir) else load_run(basedir, report)[0].steps
+    if steps is not None and fault_step > steps:
         raise ProverError(f"--fault-step {fault_step}: the run in {basedir} has only {steps} steps")
     path = basedir / "fault.json"
     if path.exists():
@@ -109,24 +108,14 @@ def is_graph_party(basedir: Path) -> bool:
     return (basedir / GRAPH_JSON).exists()
 
 
-def load_run(basedir: Path) -> Run:
-    """The party's run as the chain sees it: a graph run's claim (graph.json) or a VM run's."""
+def load_run(basedir: Path, report: Report) -> tuple[Run, Trace]:
+    """The party's run and its trace, with its recorded fault injection if it has one: a VM run's
+    files each checked or re-derived first (prover/task/verified.py); a graph run recomputed."""
     if is_graph_party(basedir):
-        graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
-        return Run(
-            roots=tuple(
-                bytes.fromhex(graph[name][2:]) for name in ("program_root", "input_root", "model_root")
-            ),
-            steps=graph["node_count"],
-            output=bytes.fromhex(graph["output"][2:]),
-            output_proof=[bytes.fromhex(h[2:]) for h in graph["output_proof"]],
-            predicted_class=graph["class"],
-            final_hash=bytes.fromhex(graph["final_state"][2:]),
-            nodes_root=bytes.fromhex(graph["nodes_root"][2:]),
-        )
-    golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
-    final = read_json(basedir / FINAL_JSON, "a finished run (run `prover run` first)")
-    return Run(
+        return load_graph_run_of(basedir)
+    verified = verified_run(basedir, report)
+    golden, final = verified.golden, verified.final
+    run = Run(
         roots=tuple(bytes.fromhex(golden[name][2:]) for name in ("program_root", "input_root", "model_root")),
         steps=final["steps"],
         output=bytes.fromhex(final["output"][2:]),
@@ -134,6 +123,11 @@ def load_run(basedir: Path) -> Run:
         predicted_class=final["class"],
         final_hash=bytes.fromhex(final["SN"][2:]),
     )
+    trace = ForwardTrace(verified.trace)
+    fault_path = basedir / "fault.json"
+    if not fault_path.exists():
+        return run, trace
+    return run, FaultyTrace(trace, read_json(fault_path, "a fault injection")["step"])
 
 
 class ForwardTrace:
@@ -146,6 +140,7 @@ class ForwardTrace:
         self.trace = trace
         self.machine: Machine | None = None
         self.machine_step = 0
+        self.hashes: dict[int, bytes] = {}
 
     def state_at(self, step: int) -> bytes:
         if self.trace.exited and step >= self.trace.steps:
@@ -161,44 +156,43 @@ class ForwardTrace:
         return self.machine.state.encode()
 
     def state_hash_at(self, step: int) -> bytes:
-        return keccak(self.state_at(step))
+        """Remembered: the split points of a round are the ends of the next round's interval,
+        which every move checks against the chain (prover/game/agent.py's `disagreement`)."""
+        if step not in self.hashes:
+            self.hashes[step] = keccak(self.state_at(step))
+        return self.hashes[step]
 
     def witness_at(self, step: int) -> tuple[bytes, bytes]:
         return self.trace.witness_at(step)
 
 
-def load_trace(basedir: Path) -> Trace:
-    """The party's trace from its checkpoints, with its recorded fault injection if it has one; for
-    a graph run, the GraphParty (its graph trace, and the VM run of the node its game reaches)."""
-    if is_graph_party(basedir):
-        return load_graph_party(basedir)
-    try:
-        honest = ForwardTrace(VmTrace.load(basedir / CHECKPOINTS, runner=SharedBlocksRunner()))
-    except VmError as exc:
-        raise ProverError(f"{exc}; run `prover run --basedir {basedir}` first") from None
-    fault_path = basedir / "fault.json"
-    if not fault_path.exists():
-        return honest
-    return FaultyTrace(honest, read_json(fault_path, "a fault injection")["step"])
-
-
-def load_graph_party(basedir: Path) -> Trace:
-    """The graph run recomputed natively (deterministic: a party killed at any point gets the same
-    trace back), with the fault step of its node's VM run from fault.json."""
+def load_graph_run_of(basedir: Path) -> tuple[Run, Trace]:
+    """A graph run's claim (graph.json) and its trace, recomputed natively (deterministic: a party
+    killed at any point gets the same trace back), with the fault step of its node's VM run."""
     # Imported here: the model code and numpy are a quarter of a single-phase chain command's
     # start-up, and only graph parties need them.
     from prover.game.multiphase import GraphParty
     from prover.task.graph_run import load_graph_run
 
-    run = load_graph_run(basedir)
+    graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
+    run = Run(
+        roots=tuple(bytes.fromhex(graph[name][2:]) for name in ("program_root", "input_root", "model_root")),
+        steps=graph["node_count"],
+        output=bytes.fromhex(graph["output"][2:]),
+        output_proof=[bytes.fromhex(h[2:]) for h in graph["output_proof"]],
+        predicted_class=graph["class"],
+        final_hash=bytes.fromhex(graph["final_state"][2:]),
+        nodes_root=bytes.fromhex(graph["nodes_root"][2:]),
+    )
+    native = load_graph_run(basedir)
     fault_path = basedir / "fault.json"
     fault_step = read_json(fault_path, "a fault injection")["step"] if fault_path.exists() else None
-    return GraphParty(run.graph, run.commitment, run.trace, fault_step)
+    return run, GraphParty(native.graph, native.commitment, native.trace, fault_step)
 
 
 def graph_ops(basedir: Path) -> list[str]:
     """The op of each node (1-based: index node - 1) of a graph party's model, for `status`."""
-    # Imported here, as in load_graph_party.
+    # Imported here, as in load_graph_run_of.
     from prover.model.modelfile import load_model
     from prover.model.tiling import tile_graph
 

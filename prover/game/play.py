@@ -14,20 +14,36 @@ a last one with the game's status) instead of text.
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
+import requests
 from eth_hash.auto import keccak
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
-from prover.chain.contracts import DisputeGame, MipsVerifier
+from prover.chain.contracts import FINALIZE_GAS, DisputeGame, MipsVerifier
 from prover.chain.game_view import GameView, Side
 from prover.errors import ProverError
-from prover.game.agent import Step, Trace, Wait, next_move, phase_trace, with_opening
-from prover.game.party import Party, graph_ops, is_graph_party, load_run, record_fault
+from prover.game.agent import (
+    Bisect,
+    Move,
+    OpenNode,
+    Select,
+    Step,
+    Trace,
+    Wait,
+    disagreement,
+    next_move,
+    phase_trace,
+    with_opening,
+)
+from prover.game.party import Party, Run, graph_ops, is_graph_party, record_fault
 from prover.game.records import (
     as_hex,
     claim_line,
     claim_log,
     claim_status,
+    describe_move,
     event_logs,
     find_games,
     find_task,
@@ -97,11 +113,11 @@ def deploy(
 
 def submit(party: Party, out: Output, fault_step: int | None) -> None:
     """Post the claim of BASEDIR/final.json with the submit bond (creating the task if needed)."""
-    record_fault(party.basedir, fault_step)
+    record_fault(party.basedir, fault_step, out.warn)
     game = party.dispute_game()
-    run = load_run(party.basedir)
+    run, trace = party.own_run(out.warn)
     graph = run.nodes_root is not None  # a graph run: a multi-phase claim on a graph task
-    final_state = b"" if graph else party.trace().state_at(run.steps)
+    final_state = b"" if graph else trace.state_at(run.steps)
     final_hash = run.final_hash if graph else keccak(final_state)
     task_id = find_task(game, party, run.roots)
     task_created = task_id is None
@@ -163,13 +179,17 @@ def submit(party: Party, out: Output, fault_step: int | None) -> None:
 
 
 def open_challenge(
-    party: Party, game: DisputeGame, claim_id: int | None, other_task: bool = False
+    party: Party,
+    game: DisputeGame,
+    claim_id: int | None,
+    own: tuple[Run, Trace],
+    other_task: bool = False,
 ) -> tuple[int | None, Record]:
     """The challenger's game against the claim (opened if needed), or None when this party's own
     run agrees with the claim; and what to say of it. A claim on another task than our run's is
     refused unless `other_task`: the game starts from that task's S0, which our trace does not,
-    so it is lost."""
-    run = load_run(party.basedir)
+    so it is lost. `own` is the party's run and trace (`Party.own_run`)."""
+    run, trace = own
     task_id = find_task(game, party, run.roots)
     if claim_id is None:
         claims = [] if task_id is None else event_logs(game, "ClaimSubmitted", party, taskId=task_id)
@@ -185,7 +205,7 @@ def open_challenge(
             f"claim {claim_id} is on task {claim.task_id}, not on the task of our run "
             f"({party.basedir / 'golden.json'}): a game against it cannot be won (--other-task to insist)"
         )
-    own_hash = party.trace().state_hash_at(run.steps)
+    own_hash = trace.state_hash_at(run.steps)
     compared = {
         "claim": claim_id,
         "claim_final_state": as_hex(claim.final_state),
@@ -218,8 +238,9 @@ def challenge(
     party: Party, out: Output, claim_id: int | None, other_task: bool, fault_step: int | None
 ) -> None:
     """Compare our own run with a claim; open a game with the challenge bond when they differ."""
-    record_fault(party.basedir, fault_step)
-    game_id, record = open_challenge(party, party.dispute_game(), claim_id, other_task)
+    record_fault(party.basedir, fault_step, out.warn)
+    game = party.dispute_game()
+    game_id, record = open_challenge(party, game, claim_id, party.own_run(out.warn), other_task)
     if game_id is not None:
         write_json(
             party.basedir / "game.json",
@@ -228,15 +249,47 @@ def challenge(
     out.emit(record)
 
 
+def checked_move(game_id: int, side: Side, view: GameView, trace: Trace, k: int) -> Move:
+    """`next_move`, refused (a ProverError, before anything is sent) when our trace is not the
+    run this side has played so far by the chain's record: the hashes already on chain are the
+    ground truth for our later moves (prover/game/agent.py's `disagreement`)."""
+    played = phase_trace(trace, view)  # the graph trace, or in the VM phase the node's run
+    move = next_move(side, view, played, k)
+    if isinstance(move, Bisect | Select | Step | OpenNode):
+        problem = disagreement(side, view, played)
+        if problem is not None:
+            raise ProverError(
+                f"game {game_id}: {problem}: our run is not the one this side has played; not moving"
+            )
+    return with_opening(move, trace)
+
+
 def play_next_move(
-    party: Party, game: DisputeGame, game_id: int, side: Side, trace: Trace, k: int, view: GameView
+    party: Party,
+    game: DisputeGame,
+    game_id: int,
+    side: Side,
+    trace: Trace,
+    k: int,
+    view: GameView,
+    out: Output | None = None,
 ) -> Record | None:
     """Make this side's next move in the game as `view` shows it; what was done, or None when
-    there is nothing to do for this side now."""
-    move = next_move(side, view, phase_trace(trace, view), k)
+    there is nothing to do for this side now. With `out`, a `sending` event is printed before the
+    transaction goes out, so that a log shows every move that may have reached the chain even if
+    the agent is killed before the receipt comes back."""
+    move = checked_move(game_id, side, view, trace, k)
     if isinstance(move, Wait):
         return None
-    return move_made(game, party, game_id, side, with_opening(move, trace), view, k)
+    if out is not None:
+        fields, _ = describe_move(move, view, k)
+        out.emit(
+            Record(
+                {"event": "sending", "game": game_id, "side": side.value, **fields},
+                f"game {game_id}: sending {fields['kind']} on [{view.left}, {view.right}]",
+            )
+        )
+    return move_made(game, party, game_id, side, move, view, k)
 
 
 def play_one_move(
@@ -267,8 +320,7 @@ def respond(party: Party, out: Output, game_id: int | None) -> None:
     if view is None:
         return
     k = game.k
-    trace = party.trace()
-    move = with_opening(next_move(side, view, phase_trace(trace, view), k), trace)
+    move = checked_move(game_id, side, view, party.own_run(out.warn)[1], k)
     if isinstance(move, Wait):
         raise ProverError(f"game {game_id}: nothing to do for the {side.value}: {move.reason}")
     if isinstance(move, Step):
@@ -298,7 +350,13 @@ def step(party: Party, out: Output, game_id: int | None) -> None:
             f"game {game_id} is not down to one step: [{view.left}, {view.right}] is "
             f"{view.right - view.left} {'nodes' if view.graph_phase else 'steps'}; keep responding"
         )
-    state_data, proof = phase_trace(party.trace(), view).witness_at(view.left)
+    trace = phase_trace(party.own_run(out.warn)[1], view)
+    problem = disagreement(side, view, trace)
+    if problem is not None:
+        raise ProverError(
+            f"game {game_id}: {problem}: our run is not the one this side has played; not moving"
+        )
+    state_data, proof = trace.witness_at(view.left)
     if keccak(state_data) != view.left_hash:
         raise ProverError(
             f"game {game_id}: our state at step {view.left} is not the agreed one "
@@ -343,18 +401,52 @@ def status(party: Party, out: Output, game_id: int | None) -> None:
     out.emit(Record(report, "\n".join(lines)))
 
 
-def new_blocks(w3: Web3, poll: float) -> Iterator[int]:
-    """The chain's block number, each time it changes (the first at once), looking every `poll`
-    seconds. A game's view (its interval, whose turn, the clocks at the latest block) can only
-    change with a new block, so an agent reads the game once per block, not once per look."""
-    seen = None
-    while True:
-        number = w3.eth.block_number
-        if number == seen:
-            time.sleep(poll)
-            continue
-        seen = number
-        yield number
+# A move whose connection closed before its reply may or may not have been mined: the agent
+# reads the game again, this many times in a row at most (then the node is gone: one error line).
+LOST_TRANSACTIONS = 5
+
+
+def chain_time(w3: Web3) -> int:
+    """The chain's time now: the pending block's timestamp (the embedded node stamps it with the
+    current time, as hardhat, anvil and geth do), else the wall clock."""
+    try:
+        return int(w3.eth.get_block("pending")["timestamp"])
+    except (ValueError, KeyError, TypeError, Web3Exception):
+        return int(time.time())
+
+
+def clocked_view(w3: Web3, game: DisputeGame, game_id: int) -> GameView:
+    """The game's view with the mover's clock as it stands now rather than at the latest block: on
+    a quiet chain the latest block may be long past, and the clock ran on since."""
+    view = game.game(game_id)
+    if view.over:
+        return view
+    since = chain_time(w3) - int(w3.eth.get_block("latest")["timestamp"])
+    return replace(view, mover_seconds_left=max(0, view.mover_seconds_left - max(0, since)))
+
+
+class Wakeups:
+    """When an agent looks at the chain again: at each new block (the chain's block number, looked
+    at every `poll` seconds), or once the wall clock reaches `due` (a clock or a window running out
+    on a quiet chain, where no block comes to say so)."""
+
+    def __init__(self, w3: Web3, poll: float) -> None:
+        self.w3 = w3
+        self.poll = poll
+        self.due: float | None = None  # time.monotonic() of the next look without a block
+        self.seen: int | None = None
+
+    def wait_until_due_in(self, seconds: float | None) -> None:
+        self.due = None if seconds is None else time.monotonic() + seconds
+
+    def __iter__(self) -> Iterator[None]:
+        while True:
+            number = self.w3.eth.block_number
+            if number == self.seen and (self.due is None or time.monotonic() < self.due):
+                time.sleep(self.poll)
+                continue
+            self.seen, self.due = number, None
+            yield
 
 
 def dispute(
@@ -367,56 +459,138 @@ def dispute(
     fault_step: int | None,
 ) -> None:
     """Play every move for one side until the game ends (--json: one object per line, each with
-    its "event": waiting, challenge, playing, move; the last one the result)."""
-    record_fault(party.basedir, fault_step)
+    its "event": waiting, challenge, playing, sending, move; the last one the result).
+
+    A restarted agent reconciles with the chain first: a game that ended while it was down is
+    reported with what the account can withdraw; a defender with no game left to play settles its
+    claims (finalizes and withdraws what is owed) and waits only for what can still happen."""
+    record_fault(party.basedir, fault_step, out.warn)
     game = party.dispute_game()
     playing = Side(side)
+    own = None  # the run and trace, loaded (and checked) once there is something to play
     if game_id is None and playing is Side.CHALLENGER:
-        game_id, challenged = open_challenge(party, game, claim_id)
+        own = party.own_run(out.warn)
+        game_id, challenged = open_challenge(party, game, claim_id, own)
         # A challenger whose run agrees with the claim has nothing to play: that is the result.
         out.emit(challenged.as_event("result" if game_id is None else "challenge"))
         if game_id is None:
             return
     if game_id is None:
         game_id = wait_for_defence(party, game, poll, out)
+        if game_id is None:
+            return
     elif side_in_game(game, party, game_id) is not playing:
         raise ProverError(f"game {game_id}: account {party.sender} is not its {side}")
-    trace = party.trace()
-    k = game.k
     out.emit(
         Record({"event": "playing", "game": game_id, "side": side}, f"playing game {game_id} as the {side}")
     )
-    for _ in new_blocks(party.w3, poll):
-        view = game.game(game_id)
+    trace = (own or party.own_run(out.warn))[1]
+    play_game(party, out, game, game_id, playing, trace, poll)
+    status = game_status(game, party, game_id, game.k)
+    out.emit(withdrawable_record(party, game, status, status_line(status)).as_event("result"))
+
+
+def withdrawable_record(party: Party, game: DisputeGame, fields: dict, text: str) -> Record:
+    """A result with what the account can withdraw now (`prover withdraw`)."""
+    balance = game.balance_of(party.sender)
+    return Record(
+        {**fields, "account": party.sender, "withdrawable": balance},
+        f"{text}; {party.sender} can withdraw {balance} wei",
+    )
+
+
+def play_game(
+    party: Party, out: Output, game: DisputeGame, game_id: int, side: Side, trace: Trace, poll: float
+) -> None:
+    """Every move of `side` until the game is over. The other side's clock is watched by the wall
+    clock: once it has run out, this side claims the win itself (no block need come first)."""
+    k = game.k
+    wakeups = Wakeups(party.w3, poll)
+    lost = 0  # transactions in a row whose connection was lost
+    for _ in wakeups:
+        view = clocked_view(party.w3, game, game_id)
         if view.over:
-            break
+            return
         try:
-            made = play_next_move(party, game, game_id, playing, trace, k, view)
-        except ProverError:
+            made = play_next_move(party, game, game_id, side, trace, k, view, out)
+        except requests.exceptions.ConnectionError:
+            # The transaction may or may not have reached the chain: read the game again.
+            if lost == LOST_TRANSACTIONS:
+                raise
+            lost += 1
+            out.warn(f"game {game_id}: the connection closed while sending a move; reading the game again")
+            time.sleep(poll)
+            wakeups.wait_until_due_in(0)
+            continue
+        except ProverError as exc:
             # Both sides may prove the last step; whoever comes second finds the game over.
             if game.game(game_id).over:
-                break
-            raise
+                return
+            if view.turn is side or view.mover_seconds_left > 0:
+                raise
+            # A timeout claim that lost a race with the other side's move: look again shortly.
+            out.warn(f"game {game_id}: the timeout claim failed ({exc}); looking again")
+            wakeups.wait_until_due_in(1.0)
+            continue
+        lost = 0
         if made is not None:
             out.emit(made.as_event("move"))
-    status = game_status(game, party, game_id, k)
-    out.emit(Record(status, status_line(status)).as_event("result"))
+        elif view.turn is not side:
+            wakeups.wait_until_due_in(view.mover_seconds_left)
 
 
-def wait_for_defence(party: Party, game: DisputeGame, poll: float, out: Output) -> int:
-    """The defender's game: the first open game on one of its claims, once a challenger opens one."""
+def wait_for_defence(party: Party, game: DisputeGame, poll: float, out: Output) -> int | None:
+    """The defender's game to play: the first open game on one of its claims, once a challenger
+    opens one. None when there is none to play and none can come: a game on its claims has ended
+    (reported here), or every claim is past its window; its claims are then settled."""
     announced = False
-    for _ in new_blocks(party.w3, poll):
-        for log in event_logs(game, "ClaimSubmitted", party, submitter=party.sender):
-            for game_id in find_games(game, party, claimId=log.args.claimId):
-                if not game.game(game_id).over:
-                    return game_id
+    wakeups = Wakeups(party.w3, poll)
+    for _ in wakeups:
+        claims = [
+            log.args.claimId for log in event_logs(game, "ClaimSubmitted", party, submitter=party.sender)
+        ]
+        games = [game_id for claim_id in claims for game_id in find_games(game, party, claimId=claim_id)]
+        for game_id in games:
+            if not game.game(game_id).over:
+                return game_id
+        now = chain_time(party.w3)
+        windows = [game.claim(claim_id).deadline for claim_id in claims]
+        if games or (claims and all(deadline <= now for deadline in windows)):
+            settle_claims(party, game, claims, out)
+            if games:
+                status = game_status(game, party, games[-1], game.k)
+                out.emit(withdrawable_record(party, game, status, status_line(status)).as_event("result"))
+            else:
+                summary = [claim_status(game, claim_id, now) for claim_id in claims]
+                text = "; ".join(claim_line(claim) for claim in summary)
+                out.emit(withdrawable_record(party, game, {"claims": summary}, text).as_event("result"))
+            return None
         if not announced:
             out.emit(
                 Record({"event": "waiting", "account": party.sender}, "waiting for a challenge of our claims")
             )
             announced = True
-    raise AssertionError("new_blocks never ends")
+        open_windows = [deadline - now for deadline in windows if deadline > now]
+        wakeups.wait_until_due_in(min(open_windows) if open_windows else None)
+    raise AssertionError("Wakeups never ends")
+
+
+def settle_claims(party: Party, game: DisputeGame, claims: list[int], out: Output) -> None:
+    """Finalize each of `claims` that can be (pending, window over by the chain's time, no open
+    game); once one of them is final, withdraw what the account is owed. (Winnings of a game
+    whose claim is still in its window stay credited: `prover withdraw` takes them.)"""
+    now = chain_time(party.w3)
+    final = False
+    for claim_id in claims:
+        claim = game.claim(claim_id)
+        if claim.status == "pending" and not claim.open_games and claim.deadline <= now:
+            game.finalize(claim_id, party.sender, gas=FINALIZE_GAS)
+            out.note(f"claim {claim_id} is final: its bond of {game.submit_bond} wei is credited back")
+            final = True
+        final = final or claim.status == "final"
+    if final and game.balance_of(party.sender):
+        amount = game.withdraw(party.sender)
+        out.note(f"withdrew {amount} wei to {party.sender}")
 
 
 def my_claim(party: Party, game: DisputeGame, claim_id: int | None) -> int:

@@ -178,9 +178,7 @@ class GoldenTemplate:
         self.model_root = sibling_slot_root(machine.memory.proof(OUTPUT_BASE))
         self._machine = machine
         self._model_size = len(model)
-        with open(program, "rb") as file:
-            segments = [seg for seg in ELFFile(file).iter_segments() if seg["p_type"] == "PT_LOAD"]
-            self._program_end = max(seg["p_vaddr"] + seg["p_memsz"] for seg in segments)
+        self._program_end = program_end(program)
 
     def image(self, data: bytes) -> GoldenImage:
         """A fresh machine holding the program, the model and `data` as the input, with its roots
@@ -191,13 +189,38 @@ class GoldenTemplate:
         initial_hash = initial_state_hash(self.program_root, input_root, self.model_root)
         if machine.state_hash() != initial_hash:
             raise RuntimeError("the machine's initial state differs from docs/memory-map.md's S0")
-        regions = (
-            ("program", PROGRAM_BASE, self._program_end),
-            ("input", INPUT_BASE, REGION_HEADER + len(data)),
-            ("model", MODEL_BASE, REGION_HEADER + self._model_size),
-            ("output", OUTPUT_BASE, 0),
-        )
+        regions = _regions(self._program_end, len(data), self._model_size)
         return GoldenImage(machine, self.program_root, input_root, self.model_root, initial_hash, regions)
+
+
+def program_end(program: Path) -> int:
+    """The end of the program's highest PT_LOAD segment (bss included)."""
+    with open(program, "rb") as file:
+        segments = [seg for seg in ELFFile(file).iter_segments() if seg["p_type"] == "PT_LOAD"]
+        return max(seg["p_vaddr"] + seg["p_memsz"] for seg in segments)
+
+
+def _regions(program_used: int, input_size: int, model_size: int) -> tuple[tuple[str, int, int], ...]:
+    return (
+        ("program", PROGRAM_BASE, program_used),
+        ("input", INPUT_BASE, REGION_HEADER + input_size),
+        ("model", MODEL_BASE, REGION_HEADER + model_size),
+        ("output", OUTPUT_BASE, 0),
+    )
+
+
+def golden_of_machine(machine: Machine, program: Path = GUEST_ELF) -> GoldenImage | None:
+    """The golden image `machine` is, its roots read off its memory; None if it is not one (its
+    state hash is not the S0 of those roots). How a party re-derives a lost golden.json."""
+    memory = machine.memory
+    program_root = sibling_slot_root(memory.proof(INPUT_BASE))
+    input_root = sibling_slot_root(memory.proof(PROGRAM_BASE))
+    model_root = sibling_slot_root(memory.proof(OUTPUT_BASE))
+    initial_hash = initial_state_hash(program_root, input_root, model_root)
+    if machine.state_hash() != initial_hash:
+        return None
+    regions = _regions(program_end(program), memory.read_word(INPUT_BASE), memory.read_word(MODEL_BASE))
+    return GoldenImage(machine, program_root, input_root, model_root, initial_hash, regions)
 
 
 def build_golden(model: bytes, data: bytes, program: Path = GUEST_ELF) -> GoldenImage:

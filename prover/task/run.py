@@ -136,6 +136,12 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
     golden = read_json(basedir / GOLDEN_JSON, "a golden image (run `prover golden` first)")
     if "0x" + machine.state_hash().hex() != golden["S0"]:
         raise ProverError(f"{basedir / GOLDEN_SNAPSHOT}: its state hash is not golden.json's S0")
+    return record_run(basedir, machine, interval, progress)
+
+
+def record_run(basedir: Path, machine: Machine, interval: int, progress: bool) -> dict:
+    """Run the golden image `machine` to its exit with a checkpoint every `interval` steps (saved in
+    basedir/checkpoints), write final.json and return it."""
     runner = SharedBlocksRunner()
     with tqdm(desc="run", unit="step", unit_scale=True, disable=not progress, leave=False) as bar:
         trace = Trace.record(
@@ -150,17 +156,24 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
         raise ProverError(f"the guest did not exit within {MAX_STEPS} steps")
     if final_machine.state.encode() != trace.final_state:
         raise RuntimeError("the runner's machine is not the trace's final state")
+    checkpoints = basedir / CHECKPOINTS
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    trace.save(checkpoints)
+    final = final_report(final_machine)
+    write_json(basedir / FINAL_JSON, final)
+    return final
+
+
+def final_report(final_machine: Machine) -> dict:
+    """final.json of a run that ended in `final_machine`: SN, steps, exit code, output and its proof."""
     output = output_payload(final_machine)
     siblings = top_tree_siblings(final_machine.memory.proof(OUTPUT_BASE))
     if not verify_output_proof(output, siblings, final_machine.state.mem_root):
         raise RuntimeError("the output's top-tree proof does not verify against the final memRoot")
-    checkpoints = basedir / CHECKPOINTS
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    trace.save(checkpoints)
     state = final_machine.state
-    final = {
-        "SN": "0x" + trace.state_hash_at(trace.steps).hex(),
-        "steps": trace.steps,
+    return {
+        "SN": "0x" + final_machine.state_hash().hex(),
+        "steps": state.step,
         "exit_code": state.exit_code,
         "exit_name": EXIT_CODES.get(state.exit_code, "unknown"),
         "output": "0x" + output.hex(),
@@ -168,5 +181,3 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
         "mem_root": "0x" + state.mem_root.hex(),
         "class": int.from_bytes(output[:4], "big") if state.exit_code == 0 and len(output) >= 4 else None,
     }
-    write_json(basedir / FINAL_JSON, final)
-    return final
