@@ -1,6 +1,7 @@
 """`prover golden` and `prover run`: a task's golden image, then its run in the VM
 (prover/task/run.py); `prover graph`: a graph run for multi-phase games (prover/task/graph_run.py)."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,16 +14,38 @@ from prover.task.graph_run import write_graph_run
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
 
 
+def task_options(model_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """--model and --data (required) and --basedir: what a command lays out, and where."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(
+            (
+                click.option(
+                    "--model", "model_path", type=click.Path(path_type=Path), required=True, help=model_help
+                ),
+                click.option(
+                    "--data",
+                    "data_path",
+                    type=click.Path(path_type=Path),
+                    required=True,
+                    help="input: PNG/JPEG, .npy or raw",
+                ),
+                click.option(
+                    "--basedir",
+                    type=click.Path(file_okay=False, path_type=Path),
+                    default=Path("."),
+                    show_default=True,
+                ),
+            )
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @click.command("golden")
-@click.option(
-    "--model", "model_path", type=click.Path(path_type=Path), required=True, help=".ggml model file"
-)
-@click.option(
-    "--data", "data_path", type=click.Path(path_type=Path), required=True, help="input: PNG/JPEG, .npy or raw"
-)
-@click.option(
-    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
-)
+@task_options(".ggml model file")
 @background_option
 @json_option
 def golden_command(model_path: Path, data_path: Path, basedir: Path, background: str, out: Output) -> None:
@@ -81,15 +104,7 @@ def run_command(
 
 
 @click.command("graph")
-@click.option(
-    "--model", "model_path", type=click.Path(path_type=Path), required=True, help=".ggml model file (int8)"
-)
-@click.option(
-    "--data", "data_path", type=click.Path(path_type=Path), required=True, help="input: PNG/JPEG, .npy or raw"
-)
-@click.option(
-    "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
-)
+@task_options(".ggml model file (int8)")
 @click.option(
     "--fault-node",
     type=click.IntRange(min=1),
