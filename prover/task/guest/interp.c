@@ -49,6 +49,11 @@ static int execute(model_t *m, arena_t *arena) {
         }
         y->data = arena_alloc(arena, y->nbytes);
         if (!y->data) return ERR_OUT_OF_MEMORY;
+        if (node->op == OP_TRANSPOSE || node->op == OP_SLICE || node->op == OP_CONCAT || node->op == OP_GATHER) {
+            int err = run_move(m, node);
+            if (err) return err;
+            continue;
+        }
         if (x->dtype == DT_F32 || node->op == OP_DEQUANTIZE) {
             run_f32(m, node);
             continue;
