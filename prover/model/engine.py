@@ -327,10 +327,18 @@ def _rope(
     return np.clip(y, node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX))
 
 
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf in float64 by Abramowitz and Stegun 7.1.26 (absolute error < 1.5e-7, the guest's formula):
+    vectorized, where math.erf per element would dominate a language model's calibration."""
+    t = 1 / (1 + 0.3275911 * np.abs(x))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(x) * (1 - poly * np.exp(-x * x))
+
+
 def _gelu(x: np.ndarray) -> np.ndarray:
     """0.5 x (1 + erf(x / sqrt 2)), in float64 rounded to f32."""
     wide = x.astype(np.float64)
-    return 0.5 * wide * (1 + np.vectorize(math.erf, otypes=[np.float64])(wide / math.sqrt(2)))
+    return 0.5 * wide * (1 + erf(wide / math.sqrt(2)))
 
 
 def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.ndarray:
