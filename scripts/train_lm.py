@@ -65,7 +65,7 @@ def validation_loss(model: CausalLM, valid: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "models")
     parser.add_argument("--skip-training", action="store_true", help="reuse models/lm.pt")
