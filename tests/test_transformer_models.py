@@ -11,7 +11,7 @@ from test_guest_vm import run_in_vm
 
 from prover.errors import ProverError
 from prover.model import engine
-from prover.model.graph import DType
+from prover.model.graph import DType, Graph, Op, f32_bits
 from prover.model.modelfile import write_model
 from prover.model.network import Conv2D, Linear, Network
 from prover.model.quantize import quantize
@@ -131,3 +131,53 @@ def test_transformer_block_shapes_and_parameters() -> None:
     assert shapes["1.weight"] == (64, 32) and shapes["4.weight"] == (256, 32)
     graph = net.to_graph(net.init_parameters(0))
     assert engine.run(graph, np.arange(64)[None] % 256).shape == (1, 64 * 256)
+
+
+def test_llama_style_ops_quantize_and_run_bit_exact(native_guest: NativeGuest) -> None:
+    """RMSNORM, ROPE, a SwiGLU-like gate (SILU times a second projection: MUL) and a grouped-query
+    MATMUL (one key head for two query heads), built in f32 by hand, quantized: int8 near f32 and
+    engine = native guest."""
+    rng = np.random.default_rng(0)
+    dim, tokens, dh = 8, 6, 4
+    g = Graph(metadata={"mode": "f32"})
+    g.input = g.add_tensor("ids", DType.I32, (tokens,))
+
+    def stored(name: str, dims: tuple[int, ...], scale: float = 0.5) -> int:
+        return g.add_tensor(name, DType.F32, dims, rng.normal(0, scale, dims[::-1]))
+
+    def node(op: Op, inputs: list, name: str, dims: tuple[int, ...], **attrs: int) -> int:
+        return g.add_node(op, inputs, name, DType.F32, dims, **attrs)
+
+    x = node(Op.GATHER, [g.input, stored("embed", (dim, 20), 1.0)], "x", (dim, tokens))
+    h = node(Op.RMSNORM, [x, stored("gamma", (dim,))], "h", (dim, tokens), EPS_F=f32_bits(1e-5))
+    q = node(Op.LINEAR, [h, stored("wq", (dim, dim))], "q", (dim, tokens))
+    k = node(Op.LINEAR, [h, stored("wk", (dim, dh))], "k", (dh, tokens))
+    q = node(Op.RESHAPE, [q], "q.split", (dh, 2, tokens))
+    q = node(Op.TRANSPOSE, [q], "q.heads", (dh, tokens, 2), PERM=0b11_01_10_00)
+    angles = np.outer(np.arange(tokens), 10000.0 ** (-np.arange(dh // 2) / (dh // 2)))
+    cos = g.add_tensor("cos", DType.F32, (dh // 2, tokens), np.cos(angles))
+    sin = g.add_tensor("sin", DType.F32, (dh // 2, tokens), np.sin(angles))
+    q = node(Op.ROPE, [q, cos, sin], "q.rope", (dh, tokens, 2))
+    k = node(
+        Op.ROPE, [node(Op.RESHAPE, [k], "k.heads", (dh, tokens, 1)), cos, sin], "k.rope", (dh, tokens, 1)
+    )
+    scores = node(Op.MATMUL, [q, k], "scores", (tokens, tokens, 2), TRANSPOSE_B=1, ALPHA=f32_bits(0.5))
+    probs = node(Op.SOFTMAX, [scores], "probs", (tokens, tokens, 2), CAUSAL=1)
+    flat = node(Op.RESHAPE, [probs], "flat", (tokens, 2 * tokens))
+    gate = node(
+        Op.SILU,
+        [node(Op.LINEAR, [flat, stored("w1", (tokens, dim))], "up1", (dim, 2 * tokens))],
+        "silu",
+        (dim, 2 * tokens),
+    )
+    up = node(Op.LINEAR, [flat, stored("w2", (tokens, dim))], "up2", (dim, 2 * tokens))
+    g.output = node(Op.MUL, [gate, up], "gated", (dim, 2 * tokens))
+    ids = rng.integers(0, 20, (60, tokens)).astype(np.int32)
+    int8 = quantize(g, ids[:40])
+    want = engine.run(g, ids[40:])
+    got = engine.dequantized(int8, engine.run(int8, ids[40:]))
+    assert np.abs(got - want).max() <= 0.1 * np.abs(want).max()
+    model = write_model(int8)
+    for row in ids[40:43]:
+        result = native_guest.run(model, row.astype(">i4").tobytes())
+        assert (result.exit_code, result.output) == (0, payload(engine.run(int8, row[None])[0]))

@@ -42,6 +42,7 @@ SIGMOID_QPARAMS = (1 / 256, -128)
 SOFTMAX_QPARAMS = (1 / 256, -128)
 ADD_LEFT_SHIFT = 20
 NORM_FRACTION_BITS = 12  # LAYERNORM's normalized values are Q12 (docs/arithmetic.md)
+ROPE_ONE = 1 << 14  # ROPE's cos / sin tables are integers at this scale
 LOOKUP_FUNCTIONS = {
     Op.TANH: np.tanh,
     Op.SIGMOID: lambda x: 1 / (1 + np.exp(-x)),
@@ -145,7 +146,8 @@ class _Quantizer:
         expand = (-1,) + (1,) * (weight.ndim - 1)
         w_q = np.clip(np.round(weight / w_scale.reshape(expand)), -127, 127).astype(np.int8)
         bias_scale = x_scale * w_scale
-        bias = np.zeros(channels) if stored[2] is None else stored[2].astype(np.float64).reshape(-1)
+        bias_data = stored[2] if len(stored) > 2 else None  # the bias input is optional
+        bias = np.zeros(channels) if bias_data is None else bias_data.astype(np.float64).reshape(-1)
         b_q = np.clip(np.round(bias / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
         multipliers = [quantize_multiplier(float(x_scale * s / y_scale)) for s in w_scale]
         g, name = self.graph, src.tensors[out].name
@@ -317,6 +319,32 @@ class _Quantizer:
         attrs = dict(X_ZP=x_zp, Y_ZP=y_zp, EPS=int(min(round(eps), 2**31 - 1)))
         self.activation(node.op, inputs, node.output, (y_scale, y_zp), **attrs)
 
+    def mul(self, node: Node) -> None:
+        """int8 MUL (gates): y = Y_ZP + MBQM((a - A_ZP)(b - B_ZP), a_scale b_scale / y_scale)."""
+        a, b = (self.operand(t) for t in node.inputs)
+        (a_scale, a_zp), (b_scale, b_zp) = self.qparams_of(a), self.qparams_of(b)
+        y_scale, y_zp = self.output_qparams(node)
+        m0, shift = quantize_multiplier(a_scale * b_scale / y_scale)
+        attrs = dict(A_ZP=a_zp, B_ZP=b_zp, Y_ZP=y_zp, Y_MULT=m0, Y_SHIFT=shift)
+        self.activation(Op.MUL, [a, b], node.output, (y_scale, y_zp), **attrs)
+
+    def rope(self, node: Node) -> None:
+        """ROPE with cos / sin as integers at 2^-14 (docs/arithmetic.md)."""
+        src, x = self.source, self.mapped[node.inputs[0]]
+        x_scale, x_zp = self.qparams_of(x)
+        y_scale, y_zp = self.output_qparams(node)
+        tables = []
+        for t in node.inputs[1:]:
+            table = src.tensors[t]
+            if table.data is None:
+                raise ProverError(f"ROPE: the {table.name} table must be stored data")
+            tables.append(
+                self.graph.add_tensor(table.name, DType.I32, table.dims, np.round(table.data * ROPE_ONE))
+            )
+        m0, shift = quantize_multiplier(x_scale / ROPE_ONE / y_scale)
+        attrs = dict(X_ZP=x_zp, Y_ZP=y_zp, MULT=m0, SHIFT=shift)
+        self.activation(Op.ROPE, [x, *tables], node.output, (y_scale, y_zp), **attrs)
+
     def activation_table(self, node: Node) -> None:
         """GELU / SILU as a LOOKUP table into the calibrated output range."""
         x = self.mapped[node.inputs[0]]
@@ -331,6 +359,8 @@ class _Quantizer:
         Op.RMSNORM: norm,
         Op.GELU: activation_table,
         Op.SILU: activation_table,
+        Op.MUL: mul,
+        Op.ROPE: rope,
     }
 
     def sole_consumer(self, tensor: int) -> int | None:
