@@ -24,11 +24,16 @@ from matplotlib import pyplot
 from torch.nn import functional
 from training_common import REPO_ROOT, Log, seed_everything
 
+from prover.model import engine
+from prover.model.importers.torch_import import import_torch
 from prover.model.importers.torch_transformer import CausalLM
+from prover.model.modelfile import save_model
+from prover.model.quantize import quantize
 
 NAME = "lm"
 CONTEXT, DIM, DEPTH, HEADS, MLP = 32, 160, 4, 4, 640
 BATCH, LEARNING_RATE, VALIDATION_WINDOWS = 32, 2e-3, 512
+CALIBRATION_WINDOWS, ENGINE_WINDOWS = 200, 256
 
 
 def build_lm() -> CausalLM:
@@ -61,6 +66,36 @@ def validation_loss(model: CausalLM, valid: np.ndarray) -> float:
     model.eval()
     with torch.no_grad():
         return float(np.mean([loss_on(model, windows(valid, part)).item() for part in starts.split(128)]))
+
+
+def engine_loss(graph, valid: np.ndarray) -> tuple[float, float]:
+    """(validation loss in nats/byte, next-byte accuracy) of a graph in the numpy engine, on
+    ENGINE_WINDOWS evenly spaced validation windows (int8 logits through their scale)."""
+    starts = torch.linspace(0, len(valid) - CONTEXT - 2, ENGINE_WINDOWS).long()
+    batch = windows(valid, starts).numpy()
+    logits = engine.dequantized(graph, engine.run(graph, batch[:, :-1].astype(np.int32)))
+    logits = logits.reshape(len(batch), CONTEXT, 256)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    targets = batch[:, 1:]
+    loss = -np.take_along_axis(log_probs, targets[..., None], axis=-1).mean()
+    return float(loss), float((logits.argmax(axis=-1) == targets).mean() * 100)
+
+
+def write_model_files(model: CausalLM, train: np.ndarray, valid: np.ndarray, out_dir: Path, log: Log) -> None:
+    """lm_f32.ggml through the torch importer, lm_int8.ggml calibrated on CALIBRATION_WINDOWS
+    evenly spaced training windows; each measured on the validation text with the numpy engine."""
+    f32 = import_torch(model, (CONTEXT,)).to_graph({"name": NAME, "arch": "causal-lm-bytes"})
+    starts = torch.linspace(0, len(train) - CONTEXT - 2, CALIBRATION_WINDOWS).long()
+    int8 = quantize(f32, windows(train, starts)[:, :-1].numpy().astype(np.int32))
+    for mode, graph in (("f32", f32), ("int8", int8)):
+        path = out_dir / f"{NAME}_{mode}.ggml"
+        save_model(graph, path)
+        loss, accuracy = engine_loss(graph, valid)
+        log(
+            f"{path.name}: numpy engine {mode} validation loss {loss:.4f} nats/byte, next-byte accuracy "
+            f"{accuracy:.2f} % ({ENGINE_WINDOWS} windows of {CONTEXT})"
+        )
 
 
 def main() -> None:
@@ -119,6 +154,7 @@ def main() -> None:
         f"validation loss {final:.4f} nats/byte ({final / math.log(2):.3f} bits/byte); "
         f"training time {history['seconds'][-1]:.0f} s"
     )
+    write_model_files(model, train, valid, args.out_dir, log)
     figure, axes = pyplot.subplots(figsize=(5, 3), dpi=80)
     axes.plot(history["step"], history["train_loss"], label="train")
     axes.plot(history["step"], history["valid_loss"], label="validation")
