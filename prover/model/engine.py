@@ -44,6 +44,17 @@ def wrap32(v: np.ndarray) -> np.ndarray:
     return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+def integer_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of int64 arrays, exactly: in float64 (BLAS) when every partial sum stays below 2^53 in
+    magnitude, so each is an exact integer whatever the order; else in int64 (exact modulo 2^64,
+    which is all the int32 wrap-around needs)."""
+    terms = a.shape[-1]
+    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * terms
+    if bound < 2.0**53:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    return np.matmul(a, b)
+
+
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Saturating rounding doubling high multiply of int32 values (in int64 arrays)."""
     a, b = np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
@@ -121,7 +132,7 @@ def _conv_sums(node: Node, x: np.ndarray, w: np.ndarray, mask: np.ndarray | None
         group = patches[:, g * cin_group : (g + 1) * cin_group]  # (BN, CG, OH, OW, KH, KW)
         rows = group.transpose(0, 2, 3, 1, 4, 5).reshape(batch * oh * ow, cin_group * kh * kw)
         weights = w[g * cout_group : (g + 1) * cout_group].reshape(cout_group, -1).astype(dtype)
-        sums = rows.astype(dtype) @ weights.T
+        sums = integer_matmul(rows, weights.T) if dtype == np.int64 else rows.astype(dtype) @ weights.T
         out[:, g * cout_group : (g + 1) * cout_group] = sums.reshape(batch, oh, ow, cout_group).transpose(
             0, 3, 1, 2
         )
@@ -258,7 +269,7 @@ def _matmul(node: Node, a: np.ndarray, b: np.ndarray, ta: Tensor, tb: Tensor, f3
         return np.matmul(av, bv) * np.float32(bits_f32(node.attr(Attr.ALPHA)))
     ac = wrap32(av.astype(np.int64) - node.attr(Attr.A_ZP))
     bc = wrap32(bv.astype(np.int64) - node.attr(Attr.B_ZP))
-    acc = wrap32(np.matmul(ac, bc))
+    acc = wrap32(integer_matmul(ac, bc))
     y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, node.attr(Attr.Y_MULT), node.attr(Attr.Y_SHIFT)))
     return np.clip(y, node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX))
 
@@ -386,7 +397,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = x.reshape(batch, -1, inp) @ w.reshape(-1, inp).T
             return (y + bias.reshape(-1) if bias is not None else y).reshape(batch, -1)
         xc = wrap32(x.astype(np.int64) - a(Attr.X_ZP)).reshape(batch, -1, inp)
-        acc = xc @ w.reshape(-1, inp).astype(np.int64).T
+        acc = integer_matmul(xc, w.reshape(-1, inp).astype(np.int64).T)
         if bias is not None:
             acc = acc + bias.reshape(-1).astype(np.int64)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, 1, -1)).reshape(batch, -1)
