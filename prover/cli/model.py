@@ -3,7 +3,8 @@ numpy reference engine, without the VM.
 
     prover predict  --model m.ggml --data digit.png [--json]
     prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--json]
-    prover convert  --from opml|torch|onnx|keras IN OUT [--module M:F --input-shape S]
+    prover convert  --from opml|torch|onnx|keras|tflite IN OUT [--module M:F --input-shape S]
+                    [--pixel-scale A --pixel-offset B]
     prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
 
 Output files are written atomically (temp file + rename): a failed command leaves none behind.
@@ -95,19 +96,32 @@ def eval_command(model_path: Path, mnist_option: Path | None, limit: int | None,
     help="torch: MODULE:FUNCTION or FILE.py:FUNCTION building the nn.Module whose state_dict IN holds",
 )
 @click.option("--input-shape", help="torch: one input without the batch dimension, e.g. 784 or 1,28,28")
+@click.option(
+    "--pixel-scale", help="tflite: the model's input is pixel * SCALE + OFFSET (default 1/255, offset -1)"
+)
+@click.option("--pixel-offset", help="tflite: see --pixel-scale (a whole number of pixel steps)")
 @json_option
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_path", type=click.Path(path_type=Path))
 def convert_command(
-    source: str, module: str | None, input_shape: str | None, out: Output, in_path: Path, out_path: Path
+    source: str,
+    module: str | None,
+    input_shape: str | None,
+    pixel_scale: str | None,
+    pixel_offset: str | None,
+    out: Output,
+    in_path: Path,
+    out_path: Path,
 ) -> None:
-    """Convert a model to an f32 .ggml file: OPML's legacy MNIST MLP files (opml), a PyTorch
+    """Convert a model to a .ggml file: to f32 from OPML's legacy MNIST MLP files (opml), a PyTorch
     state_dict or pickled module (torch, needs torch), an ONNX file (onnx, needs onnx) or a Keras 3
-    .keras file (keras, needs h5py)."""
-    graph = convert_model(source, in_path, module, input_shape)
+    .keras file (keras, needs h5py); to int8 from a full-integer quantized TFLite file (tflite, needs
+    tflite), with the file's own scales and zero points, bit-exact with LiteRT's reference kernels."""
+    pixel = None if pixel_scale is None and pixel_offset is None else (pixel_scale, pixel_offset)
+    graph = convert_model(source, in_path, module, input_shape, pixel)
     data = write_model(graph)
     write_atomically(out_path, data)
-    out.emit(_written(out_path, data, graph, "f32"))
+    out.emit(_written(out_path, data, graph, str(graph.metadata["mode"])))
 
 
 @click.command("quantize")

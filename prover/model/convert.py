@@ -1,26 +1,36 @@
 """Models from other formats as .ggml graphs (`prover convert`): OPML's legacy MLP files, PyTorch,
-ONNX and Keras 3. An importer's optional package is imported only when its format is asked for."""
+ONNX and Keras 3 (f32 graphs), and quantized TFLite files (int8 graphs). An importer's optional
+package is imported only when its format is asked for."""
 
+from fractions import Fraction
 from pathlib import Path
 
 from prover.errors import ProverError
 from prover.model.graph import Graph
 from prover.model.opml import read_opml
 
-SOURCES = ("opml", "torch", "onnx", "keras")
+SOURCES = ("opml", "torch", "onnx", "keras", "tflite")
 # The importers' optional packages and how to get them.
 IMPORTER_PACKAGES = {
     "torch": "pip install torch==2.13.0, or the train extra",
     "onnx": "pip install 'opml-prover[import]'",
     "h5py": "pip install 'opml-prover[import]'",
+    "tflite": "pip install 'opml-prover[import]'",
 }
 
 
-def convert_model(source: str, in_path: Path, module: str | None, input_shape: str | None) -> Graph:
-    """The f32 graph of the model at `in_path` in format `source` (one of SOURCES); a file the
-    importer rejects or a missing importer package is one ProverError line."""
+def convert_model(
+    source: str,
+    in_path: Path,
+    module: str | None = None,
+    input_shape: str | None = None,
+    pixel: tuple[str | None, str | None] | None = None,
+) -> Graph:
+    """The graph of the model at `in_path` in format `source` (one of SOURCES); `pixel` is tflite's
+    input normalization (scale, offset) as text ("1/255", "-1"). A file the importer rejects or a
+    missing importer package is one ProverError line."""
     try:
-        return _import(source, in_path, module, input_shape)
+        return _import(source, in_path, module, input_shape, pixel)
     except ProverError as exc:
         raise ProverError(f"{in_path}: {exc}") from None
     except ModuleNotFoundError as exc:
@@ -41,7 +51,20 @@ def _input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _import(source: str, in_path: Path, module: str | None, input_shape: str | None) -> Graph:
+def _number(option: str, text: str) -> float:
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        raise ProverError(f"{option} {text!r}: expected a number such as 0.5, -1 or 1/255") from None
+
+
+def _import(
+    source: str,
+    in_path: Path,
+    module: str | None,
+    input_shape: str | None,
+    pixel: tuple[str | None, str | None] | None,
+) -> Graph:
     if source == "opml":
         try:
             data = in_path.read_bytes()
@@ -52,6 +75,14 @@ def _import(source: str, in_path: Path, module: str | None, input_shape: str | N
         from prover.model.importers.onnx_import import import_onnx
 
         return import_onnx(in_path).to_graph({"source": "onnx"})
+    if source == "tflite":
+        from prover.model.importers.tflite_import import PIXEL_OFFSET, PIXEL_SCALE, import_tflite
+
+        if pixel is None:
+            return import_tflite(in_path)
+        scale = PIXEL_SCALE if pixel[0] is None else _number("--pixel-scale", pixel[0])
+        offset = PIXEL_OFFSET if pixel[1] is None else _number("--pixel-offset", pixel[1])
+        return import_tflite(in_path, scale, offset)
     if source == "keras":
         from prover.model.importers.keras_import import import_keras
 

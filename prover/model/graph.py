@@ -106,6 +106,7 @@ class Attr(IntEnum):
     MIN_F = 27
     MAX_F = 28
     OFFSET = 29
+    ROUNDING = 30
 
 
 ATTR_DEFAULTS = {
@@ -391,6 +392,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
 
     x, y = operand(0), graph.tensors[node.output]
     assert x is not None
+    if node.attr(Attr.ROUNDING) not in (0, 1):
+        fail(f"ROUNDING {node.attr(Attr.ROUNDING)} is neither 0 (double) nor 1 (single)")
 
     def check_activation_range() -> None:
         lo, hi = node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX)
@@ -503,5 +506,6 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
     elif op == Op.REQUANTIZE:
         check_unary({DType.U8, DType.I8}, DType.I8)
         check_activation_range()
-        if not in_range(node.attr(Attr.SHIFT), -31, 31):
-            fail("SHIFT outside -31..31")
+        top = 31 - node.attr(Attr.ROUNDING)
+        if not in_range(node.attr(Attr.SHIFT), -31, top):
+            fail(f"SHIFT outside -31..{top}")

@@ -53,6 +53,11 @@ static int activation_range_ok(const node_t *node) {
 }
 
 static int shift_ok(i32 shift) { return in_range(shift, -31, 31); }
+/* ROUNDING 0 (double, gemmlowp) or 1 (single, TFLite: shifts up to 30 only). */
+static int rounding_ok(const node_t *node) { return in_range(node->attrs[A_ROUNDING], 0, 1); }
+static int requant_shift_ok(const node_t *node, i32 shift) {
+    return in_range(shift, -31, 31 - node->attrs[A_ROUNDING]);
+}
 
 /* Output extent of a window sliding over `in` positions; 0 when the window does not fit. */
 static u32 window_out(u32 in, i32 k, i32 stride, i32 pad_a, i32 pad_b) {
@@ -155,6 +160,7 @@ int node_check(const model_t *m, const node_t *node) {
     const tensor_t *x = operand(m, node, 0), *y = &m->tensors[node->output];
     const i32 *a = node->attrs;
     int err;
+    if (!rounding_ok(node)) return ERR_ATTRIBUTE;
     switch (node->op) {
     case OP_LINEAR:
         return check_linear(m, node, y);
@@ -196,7 +202,7 @@ int node_check(const model_t *m, const node_t *node) {
     case OP_REQUANTIZE:
         err = check_unary(x, y, BIT(DT_U8) | BIT(DT_I8), DT_I8);
         if (err) return err;
-        return activation_range_ok(node) && shift_ok(a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
+        return activation_range_ok(node) && requant_shift_ok(node, a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
     }
     return ERR_NODE;
 }

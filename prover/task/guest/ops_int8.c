@@ -29,6 +29,19 @@ static i32 mbqm(i32 x, i32 m0, i32 shift) {
     return rdbpot(srdhm((i32)((u32)x << left), m0), right);
 }
 
+/* TFLite's single rounding (ROUNDING 1): (x * M0 + 2^(30 - shift)) >> (31 - shift) in 64 bits, the
+ * result wrapped to 32; shift in [-31, 30] (checked). Computed as ((p >> (total - 1)) + 1) >> 1, the
+ * same value: adding the constant to the product would compile to `madd`, which the VM lacks. */
+static i32 mbqm_single(i32 x, i32 m0, i32 shift) {
+    u32 total = (u32)(31 - shift);
+    i64 halves = ((i64)x * (i64)m0) >> (total - 1);
+    return (i32)(u32)(u64)((halves + 1) >> 1);
+}
+
+static i32 mbqm_rounded(i32 x, i32 m0, i32 shift, i32 rounding) {
+    return rounding ? mbqm_single(x, m0, shift) : mbqm(x, m0, shift);
+}
+
 static i32 wrap_sub(i32 a, i32 b) { return (i32)((u32)a - (u32)b); }
 static i32 wrap_add(i32 a, i32 b) { return (i32)((u32)a + (u32)b); }
 
@@ -37,7 +50,7 @@ static const i8 *i8_data(const tensor_t *t) { return (const i8 *)t->data; }
 /* The per-channel (or per-tensor) requantization of LINEAR and CONV2D. */
 typedef struct {
     const tensor_t *mult, *shift;
-    i32 y_zp, act_min, act_max;
+    i32 y_zp, act_min, act_max, rounding;
 } requant_t;
 
 typedef struct {
@@ -47,13 +60,14 @@ typedef struct {
 static int requant_init(requant_t *q, const tensor_t *mult, const tensor_t *shift, const node_t *node) {
     for (u32 c = 0; c < shift->count; c++) {
         i32 s = load_i32(shift->data + 4 * c);
-        if (s < -31 || s > 31) return ERR_QUANT_PARAM;
+        if (s < -31 || s > 31 - node->attrs[A_ROUNDING]) return ERR_QUANT_PARAM;
     }
     q->mult = mult;
     q->shift = shift;
     q->y_zp = node->attrs[A_Y_ZP];
     q->act_min = node->attrs[A_ACT_MIN];
     q->act_max = node->attrs[A_ACT_MAX];
+    q->rounding = node->attrs[A_ROUNDING];
     return OK;
 }
 
@@ -64,7 +78,8 @@ static multiplier_t channel_multiplier(const requant_t *q, u32 channel) {
 }
 
 static u8 requant(const requant_t *q, multiplier_t m, u32 acc) {
-    return (u8)clamp_i32(wrap_add(q->y_zp, mbqm((i32)acc, m.m0, m.shift)), q->act_min, q->act_max);
+    i32 scaled = mbqm_rounded((i32)acc, m.m0, m.shift, q->rounding);
+    return (u8)clamp_i32(wrap_add(q->y_zp, scaled), q->act_min, q->act_max);
 }
 
 /* The inner loops of LINEAR and CONV2D, where nearly all VM steps of an int8 inference go:
@@ -267,12 +282,12 @@ static void relu_clip(const i8 *x, u8 *y, u32 count, i32 lo, i32 hi) {
 }
 
 static void requantize(const tensor_t *x, u8 *y, const i32 *a) {
-    i32 x_zp = a[A_X_ZP], y_zp = a[A_Y_ZP], m0 = a[A_MULT], shift = a[A_SHIFT];
+    i32 x_zp = a[A_X_ZP], y_zp = a[A_Y_ZP], m0 = a[A_MULT], shift = a[A_SHIFT], rounding = a[A_ROUNDING];
     i32 lo = a[A_ACT_MIN], hi = a[A_ACT_MAX];
     int is_unsigned = x->dtype == DT_U8;
     for (u32 i = 0, n = x->count; i < n; i++) {
         i32 v = is_unsigned ? (i32)x->data[i] : (i32)(i8)x->data[i];
-        y[i] = (u8)clamp_i32(wrap_add(y_zp, mbqm(wrap_sub(v, x_zp), m0, shift)), lo, hi);
+        y[i] = (u8)clamp_i32(wrap_add(y_zp, mbqm_rounded(wrap_sub(v, x_zp), m0, shift, rounding)), lo, hi);
     }
 }
 
