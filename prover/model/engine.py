@@ -245,7 +245,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = x.reshape(batch, -1, inp) @ w.reshape(-1, inp).T
             return (y + bias.reshape(-1) if bias is not None else y).reshape(batch, -1)
         xc = wrap32(x.astype(np.int64) - a(Attr.X_ZP)).reshape(batch, -1, inp)
-        acc = xc @ w.reshape(-1, inp).astype(np.int64).T
+        acc = xc @ (w.reshape(-1, inp).astype(np.int64) - a(Attr.W_ZP)).T
         if bias is not None:
             acc = acc + bias.reshape(-1).astype(np.int64)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, 1, -1)).reshape(batch, -1)
@@ -257,7 +257,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = sums + bias.reshape(1, -1, 1, 1) if bias is not None else sums
             return y.reshape(batch, -1)
         xc = wrap32(_spatial(x, x_tensor).astype(np.int64) - a(Attr.X_ZP))
-        acc = _conv_sums(node, xc, w, mask, np.int64)
+        acc = _conv_sums(node, xc, w.astype(np.int64) - a(Attr.W_ZP), mask, np.int64)
         if bias is not None:
             acc = acc + bias.astype(np.int64).reshape(1, -1, 1, 1)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, -1, 1, 1)).reshape(batch, -1)

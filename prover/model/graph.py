@@ -107,6 +107,7 @@ class Attr(IntEnum):
     MAX_F = 28
     OFFSET = 29
     ROUNDING = 30
+    W_ZP = 31
 
 
 ATTR_DEFAULTS = {
@@ -415,6 +416,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
             if mult.count not in (channels, 1) or shift.count != mult.count:
                 fail(f"mult and shift need {channels} or 1 elements each")
             check_activation_range()
+            if not in_range(node.attr(Attr.W_ZP), -128, 127):
+                fail("W_ZP outside -128..127")
         elif x.dtype == DType.F32 and w.dtype == DType.F32 and y.dtype == DType.F32:
             check_vector(bias, DType.F32, channels, "bias")
             if mult is not None or shift is not None:
@@ -453,6 +456,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
         mask = operand(5)
         if mask is not None and (mask.dtype != DType.U8 or mask.dims[0] != cin or mask.count != cin * cout):
             fail(f"mask must be u8 ({cin}, {cout})")
+        if mask is not None and node.attr(Attr.W_ZP) != 0:
+            fail("a mask with a weight zero point W_ZP")
         check_weighted(cout)
     elif op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.SUBSAMPLE):
         if op == Op.SUBSAMPLE:

@@ -310,13 +310,13 @@ class TfliteImporter:
         while logits in producers and self.op_name(ops[producers[logits]]) in TAIL_OPS:
             tail.add(producers[logits])
             logits = int(ops[producers[logits]].Inputs(0))
+        self.check_types(ops)
         skipped = tail | self.shape_ops(ops) | {self.input(int(sub.Inputs(0)), ops)}
         for i, op in enumerate(ops):
             if i in skipped:
                 continue
             name = self.op_name(op)
-            output = self.info(int(op.Outputs(0))).name if op.OutputsLength() else "none"
-            self.where = f"operator {i} {name} (output tensor {output!r})"
+            self.where = self.locate(i, op)
             handler = getattr(self, "op_" + name.lower(), None)
             if handler is None:
                 self.fail("operator not supported")
@@ -330,6 +330,33 @@ class TfliteImporter:
         self.graph.output = value.tensor
         check_graph(self.graph)
         return self.graph
+
+    def locate(self, index: int, op) -> str:
+        output = self.info(int(op.Outputs(0))).name if op.OutputsLength() else "none"
+        return f"operator {index} {self.op_name(op)} (output tensor {output!r})"
+
+    def check_types(self, ops) -> None:
+        """A float16 or hybrid-quantized file, or float arithmetic, is refused at its first operator."""
+        for i, op in enumerate(ops):
+            name = self.op_name(op)
+            self.where = self.locate(i, op)
+            tensors = [self.info(int(t)) for t in op.InputsAsNumpy().tolist() if t >= 0]
+            for tensor in tensors:
+                if tensor.type == "FLOAT16":
+                    self.fail(f"tensor {tensor.name!r} is float16: float16-quantized files are not supported")
+            if name in ("QUANTIZE", "DEQUANTIZE"):
+                continue  # at the edges (checked where they are mapped or dropped)
+            floats = [t for t in tensors if t.type == "FLOAT32"]
+            if floats and any(t.type == "INT8" for t in tensors):
+                self.fail(
+                    f"tensor {floats[0].name!r} is float32 with int8 weights: hybrid-quantized files are "
+                    "not supported, only full-integer quantized ones"
+                )
+            if floats:
+                self.fail(
+                    f"tensor {floats[0].name!r} is float32: float models are not supported, "
+                    "only full-integer quantized ones"
+                )
 
     def shape_ops(self, ops) -> set[int]:
         """Operators that only compute a RESHAPE's new shape (Keras's Flatten: SHAPE, STRIDED_SLICE,
@@ -378,9 +405,9 @@ class TfliteImporter:
 
     # --- operators -----------------------------------------------------------------------------
 
-    def weighted(self, op, op_name: str):
-        """(x, weights info, bias tensor or None, mult tensor, shift tensor, output info) of a
-        FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D; weights in the int8 domain."""
+    def weighted(self, op):
+        """(x, weights in the int8 domain, [bias tensor or None, mult tensor, shift tensor], output
+        info, the X_ZP / Y_ZP / W_ZP attributes) of a FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D."""
         x = self.activation(int(op.Inputs(0)))
         w = self.constant(int(op.Inputs(1)), "weights")
         y = self.info(int(op.Outputs(0)))
@@ -392,12 +419,8 @@ class TfliteImporter:
             )
         if w.type != x.info.type:
             self.fail(f"weights {w.name!r} are {w.type} for {x.info.type} activations")
-        zero = 128 if w.type == "UINT8" else 0
-        if np.any(w.zero_points != zero):
-            self.fail(
-                f"weights {w.name!r} have zero points {sorted(set(w.zero_points.tolist()))[:4]}: "
-                f"{w.type} weights need zero point {zero}"
-            )
+        if np.any(w.zero_points != w.zero_points[0]):
+            self.fail(f"weights {w.name!r} have per-channel zero points (one zero point is supported)")
         bias = None
         if op.InputsLength() > 2 and int(op.Inputs(2)) >= 0:
             b = self.constant(int(op.Inputs(2)), "bias")
@@ -420,13 +443,14 @@ class TfliteImporter:
         if bias is not None:
             bias_t = self.add_constant(bias.name, DType.I32, (channels,), bias.data.reshape(-1))
         weights = w.data.astype(np.int64) + w.offset
-        return x, weights, bias_t, mult_t, shift_t, y
+        zero_points = {"X_ZP": x.info.zero_point, "Y_ZP": y.zero_point, "W_ZP": w.zero_point}
+        return x, weights, [bias_t, mult_t, shift_t], y, zero_points
 
     def op_fully_connected(self, op) -> None:
         options = self.options(op, self.tflite.FullyConnectedOptions)
         if options.WeightsFormat() != 0:
             self.fail("shuffled weights are not supported")
-        x, w, bias, mult, shift, y = self.weighted(op, "FULLY_CONNECTED")
+        x, w, operands, y, zero_points = self.weighted(op)
         x = self.flat(x)
         if w.shape[1] != x.info.shape[0]:
             self.fail(f"weights {w.shape} do not fit {x.info.shape[0]} inputs")
@@ -438,10 +462,9 @@ class TfliteImporter:
         low, high = self.act_range(options.FusedActivationFunction(), y)
         self.produce(
             Op.LINEAR,
-            [x.tensor, w_t, bias, mult, shift],
+            [x.tensor, w_t, *operands],
             y,
-            X_ZP=x.info.zero_point,
-            Y_ZP=y.zero_point,
+            **zero_points,
             ACT_MIN=low,
             ACT_MAX=high,
         )
@@ -473,7 +496,7 @@ class TfliteImporter:
     def _conv(self, op, depthwise: bool) -> None:
         kind = self.tflite.DepthwiseConv2DOptions if depthwise else self.tflite.Conv2DOptions
         options = self.options(op, kind)
-        x, w, bias, mult, shift, y = self.weighted(op, "CONV_2D")
+        x, w, operands, y, zero_points = self.weighted(op)
         if not x.image or len(y.shape) != 3:
             self.fail("input and output must be (H, W, C) feature maps")
         cin = x.info.shape[2]
@@ -489,11 +512,10 @@ class TfliteImporter:
         low, high = self.act_range(options.FusedActivationFunction(), y)
         self.produce(
             Op.CONV2D,
-            [x.tensor, w_t, bias, mult, shift],
+            [x.tensor, w_t, *operands],
             y,
+            **zero_points,
             GROUPS=groups,
-            X_ZP=x.info.zero_point,
-            Y_ZP=y.zero_point,
             ACT_MIN=low,
             ACT_MAX=high,
             **geometry,

@@ -53,6 +53,11 @@ static int activation_range_ok(const node_t *node) {
 }
 
 static int shift_ok(i32 shift) { return in_range(shift, -31, 31); }
+/* LINEAR / CONV2D in int8: the activation range and a weight zero point that fits int8. */
+static int weighted_attrs_ok(const node_t *node) {
+    return activation_range_ok(node) && in_range(node->attrs[A_W_ZP], -128, 127);
+}
+
 /* ROUNDING 0 (double, gemmlowp) or 1 (single, TFLite: shifts up to 30 only). */
 static int rounding_ok(const node_t *node) { return in_range(node->attrs[A_ROUNDING], 0, 1); }
 static int requant_shift_ok(const node_t *node, i32 shift) {
@@ -79,7 +84,7 @@ static int check_linear(const model_t *m, const node_t *node, const tensor_t *y)
     if (x->dtype == DT_I8) {
         if (w->dtype != DT_I8 || y->dtype != DT_I8 || !vector_ok(bias, DT_I32, out)) return ERR_SHAPE;
         if (!requant_ok(mult, shift, out)) return ERR_SHAPE;
-        return activation_range_ok(node) ? OK : ERR_ATTRIBUTE;
+        return weighted_attrs_ok(node) ? OK : ERR_ATTRIBUTE;
     }
     if (x->dtype == DT_F32 && w->dtype == DT_F32 && y->dtype == DT_F32 && vector_ok(bias, DT_F32, out) &&
         !mult && !shift)
@@ -104,7 +109,8 @@ static int check_conv2d(const model_t *m, const node_t *node, const tensor_t *y)
     if (x->dtype == DT_I8) {
         if (w->dtype != DT_I8 || y->dtype != DT_I8 || !vector_ok(bias, DT_I32, cout)) return ERR_SHAPE;
         if (!requant_ok(mult, shift, cout)) return ERR_SHAPE;
-        return activation_range_ok(node) ? OK : ERR_ATTRIBUTE;
+        if (mask && node->attrs[A_W_ZP] != 0) return ERR_ATTRIBUTE;
+        return weighted_attrs_ok(node) ? OK : ERR_ATTRIBUTE;
     }
     if (x->dtype == DT_F32 && w->dtype == DT_F32 && y->dtype == DT_F32 && vector_ok(bias, DT_F32, cout) &&
         !mult && !shift)

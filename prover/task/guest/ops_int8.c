@@ -120,12 +120,19 @@ static u32 dot(const i32 *x, const i8 *w, u32 n) {
     return acc;
 }
 
+static u32 sum(const i32 *x, u32 n) {
+    u32 total = 0;
+    for (u32 i = 0; i < n; i++) total += (u32)x[i];
+    return total;
+}
+
 static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
     return node->inputs[i] == NONE ? 0 : &m->tensors[node->inputs[i]];
 }
 
-/* acc[o] = bias[o] + sum_i (x[i] - X_ZP) * W[o][i]: x is centred once into int32 so that the inner
- * loop is a plain dot product. */
+/* acc[o] = bias[o] + sum_i (x[i] - X_ZP) * (W[o][i] - W_ZP): x is centred once into int32 so that
+ * the inner loop is a plain dot product; a weight zero point takes W_ZP * sum_i (x[i] - X_ZP) off
+ * each accumulator (the same value modulo 2^32). */
 static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
     const tensor_t *x = operand(m, node, 0), *w = operand(m, node, 1), *bias = operand(m, node, 2);
     tensor_t *y = &m->tensors[node->output];
@@ -138,16 +145,17 @@ static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
     for (u32 b = 0; b < n; b++) {
         const i8 *xb = i8_data(x) + b * in;
         for (u32 i = 0; i < in; i++) xc[i] = wrap_sub(xb[i], node->attrs[A_X_ZP]);
+        u32 start = node->attrs[A_W_ZP] ? 0 - (u32)node->attrs[A_W_ZP] * sum(xc, in) : 0;
         u8 *yb = y->data + b * out;
         u32 o = 0;
         for (; o + 4 <= out; o += 4) {
             u32 acc[4];
-            for (u32 k = 0; k < 4; k++) acc[k] = bias ? load_u32(bias->data + 4 * (o + k)) : 0;
+            for (u32 k = 0; k < 4; k++) acc[k] = start + (bias ? load_u32(bias->data + 4 * (o + k)) : 0);
             dot4(xc, i8_data(w) + o * in, in, in, acc);
             for (u32 k = 0; k < 4; k++) yb[o + k] = requant(&q, channel_multiplier(&q, o + k), acc[k]);
         }
         for (; o < out; o++) {
-            u32 acc = (bias ? load_u32(bias->data + 4 * o) : 0) + dot(xc, i8_data(w) + o * in, in);
+            u32 acc = start + (bias ? load_u32(bias->data + 4 * o) : 0) + dot(xc, i8_data(w) + o * in, in);
             yb[o] = requant(&q, channel_multiplier(&q, o), acc);
         }
     }
@@ -158,7 +166,8 @@ static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
  * of (x - X_ZP), so padded positions contribute nothing, as the spec requires; each group's
  * windows are then copied into rows of `patches` and every output is one long dot product with
  * the output channel's weights. A connectivity mask becomes zero weights in a per-channel copy
- * (a zero term adds nothing). */
+ * (a zero term adds nothing). A weight zero point takes W_ZP * (the patch's sum) off each
+ * accumulator, as in LINEAR. */
 static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
     const tensor_t *x = operand(m, node, 0), *w = operand(m, node, 1), *bias = operand(m, node, 2);
     const tensor_t *mask = operand(m, node, 5);
@@ -180,7 +189,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
     i32 *xc = arena_alloc(scratch, (u32)padded_bytes);
     i32 *patches = arena_alloc(scratch, (u32)patch_bytes);
     i8 *masked = arena_alloc(scratch, 4 * row); /* four weight rows with the mask applied */
-    if (!xc || !patches || !masked) return ERR_OUT_OF_MEMORY;
+    u32 *starts = arena_alloc(scratch, 4 * positions); /* -W_ZP * sum of each patch */
+    if (!xc || !patches || !masked || !starts) return ERR_OUT_OF_MEMORY;
 
     for (u32 b = 0; b < batch; b++) {
         const i8 *xb = i8_data(x) + b * width * height * cin;
@@ -201,6 +211,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
                             const i32 *src = xc + ((g * cin_group + ci) * ph + oy * stride_h + r) * pw + ox * stride_w;
                             for (u32 s = 0; s < kw; s++) *patch++ = src[s];
                         }
+            for (u32 p = 0; p < positions; p++)
+                starts[p] = a[A_W_ZP] ? 0 - (u32)a[A_W_ZP] * sum(patches + p * row, row) : 0;
             /* Output channels in blocks of four (dot4), the remainder one by one. */
             for (u32 co = g * cout_group, last = co + cout_group, block; co < last; co += block) {
                 block = last - co >= 4 ? 4 : 1;
@@ -221,7 +233,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
                 }
                 u8 *yco = y->data + (b * cout + co) * positions;
                 for (u32 p = 0; p < positions; p++) {
-                    u32 acc[4] = {acc0[0], acc0[1], acc0[2], acc0[3]};
+                    u32 start = starts[p];
+                    u32 acc[4] = {acc0[0] + start, acc0[1] + start, acc0[2] + start, acc0[3] + start};
                     if (block == 4) {
                         dot4(patches + p * row, weights, row, row, acc);
                     } else {
