@@ -6,6 +6,7 @@ numpy reference engine, without the VM.
     prover convert  --from opml|torch|onnx|keras|tflite IN OUT [--module M:F --input-shape S]
                     [--pixel-scale A --pixel-offset B]
     prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
+                    [--calibration-method minmax|percentile|mse]
 
 Output files are written atomically (temp file + rename): a failed command leaves none behind.
 """
@@ -26,7 +27,7 @@ from prover.model.engine import dequantized, run
 from prover.model.evaluate import evaluate
 from prover.model.graph import Graph
 from prover.model.modelfile import load_model, write_model
-from prover.model.quantize import quantize
+from prover.model.quantize import CALIBRATION_METHODS, quantize
 from prover.output import Output, Record
 
 DEFAULT_CALIBRATION = 1000
@@ -129,18 +130,31 @@ def convert_command(
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="int8 .ggml to write")
 @click.option("--mnist-dir", "mnist_option", type=click.Path(path_type=Path), help="calibration images")
 @click.option("--calibration", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION, show_default=True)
+@click.option(
+    "--calibration-method",
+    type=click.Choice(CALIBRATION_METHODS),
+    default="minmax",
+    show_default=True,
+    help="each activation's range: min / max, 0.01-99.99th percentiles, or least quantization MSE",
+)
 @json_option
 def quantize_command(
-    model_path: Path, out_path: Path, mnist_option: Path | None, calibration: int, out: Output
+    model_path: Path,
+    out_path: Path,
+    mnist_option: Path | None,
+    calibration: int,
+    calibration_method: str,
+    out: Output,
 ) -> None:
     """Post-training int8 quantization, calibrated on the first N MNIST training images."""
     graph = load_model(model_path)
     images, _ = load_mnist(mnist_dir(mnist_option), "train")
-    quantized = quantize(graph, images[:calibration])
+    quantized = quantize(graph, images[:calibration], calibration_method)
     data = write_model(quantized)
     write_atomically(out_path, data)
     count = min(calibration, len(images))
-    out.emit(_written(out_path, data, quantized, f"int8, calibrated on {count} training images"))
+    what = f"int8, calibrated ({calibration_method}) on {count} training images"
+    out.emit(_written(out_path, data, quantized, what))
 
 
 def _written(path: Path, data: bytes, graph: Graph, what: str) -> Record:
