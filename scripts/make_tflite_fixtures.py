@@ -35,16 +35,14 @@ from prover.model.importers.tflite_import import PIXEL_OFFSET, PIXEL_SCALE
 CALIBRATION_IMAGES = 1000
 
 
+def dense_chain(*layers: tuple[int, str]) -> tf.keras.Model:
+    """784 inputs, then Dense layers of (units, activation)."""
+    dense = [tf.keras.layers.Dense(units, activation=activation) for units, activation in layers]
+    return tf.keras.Sequential([tf.keras.layers.Input((784,)), *dense])
+
+
 def mlp() -> tf.keras.Model:
-    layers = tf.keras.layers
-    return tf.keras.Sequential(
-        [
-            layers.Input((784,)),
-            layers.Dense(512, activation="relu"),
-            layers.Dense(100, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
+    return dense_chain((512, "relu"), (100, "relu"), (10, "softmax"))
 
 
 def cnn() -> tf.keras.Model:
@@ -65,15 +63,7 @@ def cnn() -> tf.keras.Model:
 
 
 def activations_mlp() -> tf.keras.Model:
-    layers = tf.keras.layers
-    return tf.keras.Sequential(
-        [
-            layers.Input((784,)),
-            layers.Dense(64, activation="tanh"),
-            layers.Dense(32, activation="sigmoid"),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
+    return dense_chain((64, "tanh"), (32, "sigmoid"), (10, "softmax"))
 
 
 def train(model: tf.keras.Model, images: np.ndarray, labels: np.ndarray, epochs: int) -> None:

@@ -143,6 +143,15 @@ def test_not_a_tflite_file(tmp_path: Path) -> None:
         import_tflite(path)
 
 
+@pytest.mark.parametrize("keep", [0.2, 0.5, 0.9])
+def test_a_truncated_file_is_one_error(keep: float, tmp_path: Path) -> None:
+    data = (FIXTURES / "cnn_int8.tflite").read_bytes()
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ProverError, match=r"damaged TFLite flatbuffer|stored values for shape"):
+        import_tflite(path)
+
+
 def test_convert_command_writes_an_int8_model(tmp_path: Path, mnist: tuple[np.ndarray, np.ndarray]) -> None:
     out = tmp_path / "cnn.ggml"
     result = CliRunner().invoke(
@@ -160,3 +169,22 @@ def test_convert_command_writes_an_int8_model(tmp_path: Path, mnist: tuple[np.nd
         convert_model("tflite", FIXTURES / "cnn_int8.tflite", pixel=(None, "x"))
     with pytest.raises(ProverError, match=r"pixel offset 0\.5 is not a whole number of pixel steps"):
         convert_model("tflite", FIXTURES / "cnn_int8.tflite", pixel=("1/255", "0.5"))
+
+
+def test_damaged_files_are_refused_or_imported(tmp_path: Path) -> None:
+    """Random byte changes in the flatbuffer's tables: the importer either builds a valid graph or
+    raises one ProverError, never another exception."""
+    data = (FIXTURES / "cnn_int8.tflite").read_bytes()
+    rng = np.random.default_rng(2)
+    path = tmp_path / "damaged.tflite"
+    refused = 0
+    for _ in range(200):
+        damaged = bytearray(data)
+        for position in rng.integers(0, 4000, 3):
+            damaged[int(position)] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(damaged))
+        try:
+            import_tflite(path)
+        except ProverError:
+            refused += 1
+    assert 0 < refused < 200

@@ -19,17 +19,20 @@ minus 128 (the same differences x - zero_point, so the same integers flow). Oper
                                                   (its scale and zero point stored on it)
 
 The graph input is raw uint8 pixels (one-channel images or flat vectors, as every .ggml model
-takes): the model's input is pixel * pixel_scale (default 1/255, MNIST's usual normalization),
-quantized into the model's first int8 tensor by one REQUANTIZE. Anything else (another operator,
-float, float16 or hybrid-quantized files, dilation, more than one subgraph, input or output) is one
+takes): the model's input is pixel * pixel_scale + pixel_offset (default 1/255 and -1, the
+project's convention for its MNIST copy), quantized into the model's first int8 tensor by one
+REQUANTIZE. Anything else (another operator, float, float16 or hybrid-quantized files, dilation,
+per-channel weight zero points, more than one subgraph, input or output, a damaged file) is one
 ProverError naming the operator and the tensor.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -116,22 +119,15 @@ class Value:
         return len(self.info.shape) == 3
 
 
-class OperatorError(ProverError):
-    pass
-
-
 def _read_model(data: bytes):  # -> tflite.Model
     import tflite
 
     if len(data) < 8 or not tflite.Model.ModelBufferHasIdentifier(data, 0):
         raise ProverError("not a TFLite flatbuffer (no TFL3 identifier)")
-    try:
-        model = tflite.Model.GetRootAsModel(data, 0)
-        if model.SubgraphsLength() != 1:
-            raise ProverError(f"{model.SubgraphsLength()} subgraphs (one is supported)")
-        return model
-    except (IndexError, ValueError) as exc:  # flatbuffers' errors on a damaged file
-        raise ProverError(f"damaged TFLite flatbuffer: {exc}") from None
+    model = tflite.Model.GetRootAsModel(data, 0)
+    if model.SubgraphsLength() != 1:
+        raise ProverError(f"{model.SubgraphsLength()} subgraphs (one is supported)")
+    return model
 
 
 class TfliteImporter:
@@ -204,8 +200,8 @@ class TfliteImporter:
 
     # --- graph building ------------------------------------------------------------------------
 
-    def fail(self, problem: str) -> None:
-        raise OperatorError(f"{self.where}: {problem}")
+    def fail(self, problem: str) -> NoReturn:
+        raise ProverError(f"{self.where}: {problem}")
 
     def activation(self, index: int) -> Value:
         if index not in self.values:
@@ -238,16 +234,20 @@ class TfliteImporter:
         if len(info.shape) == 1:
             return info.shape
         self.fail(f"tensor {info.name!r} has shape {info.shape} (batch 1 with (N) or (H, W, C) expected)")
-        raise AssertionError
 
-    def produce(self, op: Op, inputs: list[int | None], info: TensorInfo, order=None, **attrs: int) -> Value:
+    def node(self, op: Op, inputs: list[int | None], info: TensorInfo, **attrs: int) -> int:
+        """A node computing an int8 tensor quantized as `info`; returns the tensor's index."""
         self.quantized(info)
         if op in SINGLE_ROUNDING_OPS:
             attrs["ROUNDING"] = 1
-        tensor = self.graph.add_node(
-            op, inputs, info.name[:255], DType.I8, self.dims(info), (info.scale,), info.zero_point, **attrs
+        scales, zero_point = (info.scale,), info.zero_point
+        return self.graph.add_node(
+            op, inputs, info.name[:255], DType.I8, self.dims(info), scales, zero_point, **attrs
         )
-        value = Value(tensor, info, order)
+
+    def produce(self, op: Op, inputs: list[int | None], info: TensorInfo, order=None, **attrs: int) -> Value:
+        """The node computing the TFLite tensor `info`."""
+        value = Value(self.node(op, inputs, info, **attrs), info, order)
         self.values[info.index] = value
         return value
 
@@ -275,30 +275,14 @@ class TfliteImporter:
         if not value.image:
             return value
         height, width, channels = value.info.shape
-        order = None
+        order = None  # no reordering needed
         if channels > 1 and height * width > 1:
             order = np.arange(height * width * channels).reshape(height, width, channels)
             order = order.transpose(2, 0, 1).reshape(-1)
-        flat_info = TensorInfo(
-            -1,
-            value.info.name + "/flat",
-            value.info.type,
-            (height * width * channels,),
-            value.info.scales,
-            value.info.zero_points,
-            0,
-            None,
-        )
-        tensor = self.graph.add_node(
-            Op.RESHAPE,
-            [value.tensor],
-            flat_info.name[:255],
-            DType.I8,
-            (height * width * channels,),
-            (flat_info.scale,),
-            flat_info.zero_point,
-        )
-        return Value(tensor, flat_info, order)
+        old = value.info
+        info = TensorInfo(-1, old.name + "/flat", old.type, (old.shape[0] * old.shape[1] * old.shape[2],),
+                          old.scales, old.zero_points, 0, None)  # fmt: skip
+        return Value(self.node(Op.RESHAPE, [value.tensor], info), info, order)
 
     def build(self) -> Graph:
         sub = self.subgraph
@@ -405,9 +389,10 @@ class TfliteImporter:
 
     # --- operators -----------------------------------------------------------------------------
 
-    def weighted(self, op):
+    def weighted(self, op, channel_axis: int):
         """(x, weights in the int8 domain, [bias tensor or None, mult tensor, shift tensor], output
-        info, the X_ZP / Y_ZP / W_ZP attributes) of a FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D."""
+        info, the X_ZP / Y_ZP / W_ZP attributes) of a FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D,
+        whose per-channel weight scales run along the output channels, dimension `channel_axis`."""
         x = self.activation(int(op.Inputs(0)))
         w = self.constant(int(op.Inputs(1)), "weights")
         y = self.info(int(op.Outputs(0)))
@@ -430,6 +415,8 @@ class TfliteImporter:
         channels = y.shape[-1]
         if len(w.scales) not in (1, channels):
             self.fail(f"weights {w.name!r} have {len(w.scales)} scales for {channels} output channels")
+        if len(w.scales) > 1 and w.axis != channel_axis:
+            self.fail(f"weights {w.name!r} are quantized along dimension {w.axis}, not {channel_axis}")
         scales = np.broadcast_to(w.scales, (channels,))
         pairs = [tflite_multiplier(float(x.info.scale) * float(s) / float(y.scale)) for s in scales]
         mult = np.array([p[0] for p in pairs], np.int64)
@@ -450,7 +437,7 @@ class TfliteImporter:
         options = self.options(op, self.tflite.FullyConnectedOptions)
         if options.WeightsFormat() != 0:
             self.fail("shuffled weights are not supported")
-        x, w, operands, y, zero_points = self.weighted(op)
+        x, w, operands, y, zero_points = self.weighted(op, channel_axis=0)
         x = self.flat(x)
         if w.shape[1] != x.info.shape[0]:
             self.fail(f"weights {w.shape} do not fit {x.info.shape[0]} inputs")
@@ -496,7 +483,7 @@ class TfliteImporter:
     def _conv(self, op, depthwise: bool) -> None:
         kind = self.tflite.DepthwiseConv2DOptions if depthwise else self.tflite.Conv2DOptions
         options = self.options(op, kind)
-        x, w, operands, y, zero_points = self.weighted(op)
+        x, w, operands, y, zero_points = self.weighted(op, channel_axis=3 if depthwise else 0)
         if not x.image or len(y.shape) != 3:
             self.fail("input and output must be (H, W, C) feature maps")
         cin = x.info.shape[2]
@@ -654,4 +641,8 @@ def import_tflite(path: Path, pixel_scale: float = PIXEL_SCALE, pixel_offset: fl
         data = path.read_bytes()
     except OSError as exc:
         raise ProverError(f"cannot read: {exc.strerror}") from None
-    return TfliteImporter(data, pixel_scale, pixel_offset).build()
+    try:
+        return TfliteImporter(data, pixel_scale, pixel_offset).build()
+    # what flatbuffers and numpy raise on a damaged file (offsets past the end, wrong types)
+    except (AttributeError, IndexError, TypeError, UnicodeDecodeError, ValueError, struct.error) as exc:
+        raise ProverError(f"damaged TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
