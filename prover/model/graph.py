@@ -456,7 +456,7 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
         mask = operand(5)
         if mask is not None and (mask.dtype != DType.U8 or mask.dims[0] != cin or mask.count != cin * cout):
             fail(f"mask must be u8 ({cin}, {cout})")
-        if mask is not None and node.attr(Attr.W_ZP) != 0:
+        if mask is not None and x.dtype == DType.I8 and node.attr(Attr.W_ZP) != 0:
             fail("a mask with a weight zero point W_ZP")
         check_weighted(cout)
     elif op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.SUBSAMPLE):

@@ -430,7 +430,9 @@ class TfliteImporter:
         if bias is not None:
             bias_t = self.add_constant(bias.name, DType.I32, (channels,), bias.data.reshape(-1))
         weights = w.data.astype(np.int64) + w.offset
-        zero_points = {"X_ZP": x.info.zero_point, "Y_ZP": y.zero_point, "W_ZP": w.zero_point}
+        zero_points = {"X_ZP": x.info.zero_point, "Y_ZP": y.zero_point}
+        if w.zero_point:  # uint8 weights
+            zero_points["W_ZP"] = w.zero_point
         return x, weights, [bias_t, mult_t, shift_t], y, zero_points
 
     def op_fully_connected(self, op) -> None:
