@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,7 +41,7 @@ def vm_logits(graph: Graph, images: np.ndarray) -> np.ndarray:
     template = GoldenTemplate(write_model(graph))
     runner = SharedBlocksRunner()
     rows = []
-    for image in images:
+    for image in tqdm(images, desc="VM", unit="image", mininterval=10):
         golden = template.image(image.astype(np.uint8).tobytes())
         runner(golden.machine, MAX_STEPS)
         if golden.machine.state.exit_code != 0:
