@@ -211,8 +211,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
                             const i32 *src = xc + ((g * cin_group + ci) * ph + oy * stride_h + r) * pw + ox * stride_w;
                             for (u32 s = 0; s < kw; s++) *patch++ = src[s];
                         }
-            for (u32 p = 0; p < positions; p++)
-                starts[p] = a[A_W_ZP] ? 0 - (u32)a[A_W_ZP] * sum(patches + p * row, row) : 0;
+            if (a[A_W_ZP])
+                for (u32 p = 0; p < positions; p++) starts[p] = 0 - (u32)a[A_W_ZP] * sum(patches + p * row, row);
             /* Output channels in blocks of four (dot4), the remainder one by one. */
             for (u32 co = g * cout_group, last = co + cout_group, block; co < last; co += block) {
                 block = last - co >= 4 ? 4 : 1;
@@ -233,8 +233,9 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
                 }
                 u8 *yco = y->data + (b * cout + co) * positions;
                 for (u32 p = 0; p < positions; p++) {
-                    u32 start = starts[p];
-                    u32 acc[4] = {acc0[0] + start, acc0[1] + start, acc0[2] + start, acc0[3] + start};
+                    u32 acc[4] = {acc0[0], acc0[1], acc0[2], acc0[3]};
+                    if (a[A_W_ZP])
+                        for (u32 k = 0; k < 4; k++) acc[k] += starts[p];
                     if (block == 4) {
                         dot4(patches + p * row, weights, row, row, acc);
                     } else {
