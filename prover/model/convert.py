@@ -16,6 +16,7 @@ IMPORTER_PACKAGES = {
     "onnx": "pip install 'opml-prover[import]'",
     "h5py": "pip install 'opml-prover[import]'",
     "tflite": "pip install 'opml-prover[import]'",
+    "flatbuffers": "pip install 'opml-prover[import]'",
 }
 
 
