@@ -35,6 +35,8 @@ from prover.task.golden import GoldenTemplate  # noqa: E402
 from prover.task.run import MAX_STEPS, output_payload  # noqa: E402
 from vm.fast import SharedBlocksRunner  # noqa: E402
 
+CHUNK = 500  # images per engine call
+
 
 def vm_logits(graph: Graph, images: np.ndarray) -> np.ndarray:
     """The guest's output tensor for each image, run to its exit in the VM (fast executor)."""
@@ -62,7 +64,9 @@ def check(path: Path, images: np.ndarray, labels: np.ndarray, vm_limit: int) -> 
     reference = interpreter_logits(path, graph, images)
     default = interpreter_logits(path, graph, images, reference=False)
     interpreted = time.perf_counter() - start
-    ours = engine.run(graph, images).astype(np.int64)
+    # in chunks: a convolution's windows of 10,000 images at once would take gigabytes
+    ours = np.concatenate([engine.run(graph, images[i : i + CHUNK]) for i in range(0, count, CHUNK)])
+    ours = ours.astype(np.int64)
 
     def accuracy(logits: np.ndarray) -> str:
         return f"{np.mean(logits.argmax(axis=1) == labels[: len(logits)]) * 100:.2f} %"
