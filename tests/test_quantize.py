@@ -129,12 +129,10 @@ def test_unsupported_nodes_are_named():
     g = Graph()
     g.input = g.add_tensor("x", DType.U8, (4,))
     x = g.add_node(Op.DEQUANTIZE, [g.input], "xf", DType.F32, (4,), SCALE=f32_bits(1.0))
-    g.output = g.add_node(Op.ADD, [x, x], "sum", DType.F32, (4,))
-    with pytest.raises(ProverError, match="node 1 \\(ADD\\): no int8 form"):
+    g.output = g.add_node(Op.CLIP, [x], "clip", DType.F32, (4,), MIN_F=f32_bits(-1.0), MAX_F=f32_bits(1.0))
+    with pytest.raises(ProverError, match="node 1 \\(CLIP\\): no int8 form"):
         quantize(g, np.zeros((1, 4), np.uint8))
     net = Network((4,), [Linear(3), Softmax(), Linear(2)])
-    with pytest.raises(ProverError, match="node 2 \\(SOFTMAX\\)"):
-        quantize(net.to_graph(net.init_parameters()), np.zeros((1, 4), np.uint8))
     with pytest.raises(ProverError, match="no calibration inputs"):
         quantize(net.to_graph(net.init_parameters()), np.zeros((0, 4), np.uint8))
 

@@ -72,15 +72,12 @@ def test_tile_and_concat_nodes_in_the_vm_equal_the_engine(tiled: Graph) -> None:
 
 
 def test_concat_rules() -> None:
+    """The tiles join through the transformer ops' CONCAT (op 21) along AXIS 0, dims[0]."""
     g = Graph()
     g.input = g.add_tensor("x", DType.I8, (4, 2))
     a = g.add_node(Op.RELU, [g.input], "a", DType.I8, (4, 2))
-    g.output = g.add_node(Op.CONCAT, [a, None, g.input], "y", DType.I8, (8, 2))
-    with pytest.raises(GraphError, match="consecutive"):
-        check_graph(g)
-    g.nodes[-1].inputs = [a, g.input]
-    g.tensors[g.output].dims = (7, 2)
-    with pytest.raises(GraphError, match="add up to 8"):
+    g.output = g.add_node(Op.CONCAT, [a, g.input], "y", DType.I8, (7, 2), AXIS=0)
+    with pytest.raises(GraphError, match=r"should be \(8, 2, 1, 1\)"):
         check_graph(g)
     g.tensors[g.output].dims = (8, 2)
     check_graph(g)

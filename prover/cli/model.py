@@ -6,6 +6,7 @@ numpy reference engine, without the VM.
     prover convert  --from opml|torch|onnx|keras IN OUT [--module M:F --input-shape S]
                     [--input-background dark|light]
     prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
+    prover generate --model lm.ggml --prompt TEXT [--tokens N] [--verify [--basedir D]] [--json]
 
 Inputs and image sets of either polarity are brought to the model's input convention
 (prover/model/convention.py) before inference; --background says the input's instead of detecting it.
@@ -15,6 +16,7 @@ Output files are written atomically (temp file + rename): a failed command leave
 
 from __future__ import annotations
 
+import codecs
 import time
 from pathlib import Path
 
@@ -178,3 +180,61 @@ def _written(path: Path, data: bytes, graph: Graph, what: str) -> Record:
 
 
 MODEL_COMMANDS = (predict_command, eval_command, convert_command, quantize_command)
+
+
+@click.command("generate")
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(path_type=Path), help="language model .ggml"
+)
+@click.option("--prompt", required=True, help="the text to continue (its UTF-8 bytes are the tokens)")
+@click.option("--tokens", "count", type=click.IntRange(min=0), default=32, show_default=True)
+@click.option("--verify", is_flag=True, help="also run each token's forward pass in the VM and compare")
+@click.option(
+    "--basedir",
+    type=click.Path(path_type=Path),
+    default=Path("generate"),
+    show_default=True,
+    help="--verify: each pass's golden image and run go to BASEDIR/token-N",
+)
+@json_option
+def generate_command(
+    model_path: Path, prompt: str, count: int, verify: bool, basedir: Path, out: Output
+) -> None:
+    """Greedy decoding with the numpy reference engine, printing the text as it grows (--json: the
+    prompt's and the generated token ids and the text; --verify: each pass's S0, SN and steps)."""
+    from prover.model.generate import LanguageModel
+    from prover.task.forward import verify_forward
+
+    model = load_model(model_path)
+    lm = LanguageModel(model)
+    tokens = list(prompt.encode())
+    lm.window(tokens)  # checks the prompt before anything is printed
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    if not out.as_json:
+        click.echo(prompt, nl=False)
+    generated, passes = [], []
+    model_bytes = model_path.read_bytes() if verify else b""
+    start = time.perf_counter()
+    for index in range(count):
+        token, outputs = lm.next_token(tokens)
+        if verify:
+            passes.append(verify_forward(basedir / f"token-{index}", model_bytes, lm.window(tokens), outputs))
+        tokens.append(token)
+        generated.append(token)
+        if not out.as_json:
+            click.echo(decoder.decode(bytes([token])), nl=False)
+    seconds = time.perf_counter() - start
+    text = bytes(generated).decode("utf-8", "replace")
+    fields = {
+        "prompt": prompt,
+        "prompt_ids": list(prompt.encode()),
+        "ids": generated,
+        "text": text,
+        "tokens_per_second": round(count / seconds, 3) if seconds > 0 else None,
+    }
+    if verify:
+        fields["verified"] = passes
+    summary = f"\n{count} tokens, {fields['tokens_per_second']} tokens/s"
+    if verify:
+        summary += f"; every forward pass verified in the VM ({sum(p['steps'] for p in passes)} steps)"
+    out.emit(Record(fields, decoder.decode(b"", final=True) + summary))

@@ -3,14 +3,14 @@ game is too large for the VM (docs/dispute-game.md, "Tiles").
 
 A LINEAR of OUT channels becomes tiles of R channels each (the rows of `w[out][in]`, and of the
 bias and per-channel requantization vectors, are contiguous, so a tile's weights are a view of the
-model's, never a copy), and CONCAT nodes (at most 6 operands each, a tree for more) join the tiles'
+model's, never a copy), and CONCAT nodes (AXIS 0, 2 to 6 operands each, a tree for more) join the tiles'
 outputs back into the original output tensor. Every output channel is computed exactly as before
 (per-channel integer arithmetic), so the tiled graph's values equal the original's bit for bit.
 """
 
 from dataclasses import replace
 
-from prover.model.graph import MAX_INPUTS, DType, Graph, Node, Op, Tensor
+from prover.model.graph import MAX_INPUTS, Attr, DType, Graph, Node, Op, Tensor
 
 DEFAULT_TILE_MACS = 1 << 18  # about 1e6 VM steps per tile (docs/guest.md: 3.6 steps per MAC)
 ROW_MULTIPLE = 4  # the guest's dot4 computes four output channels per pass over the input
@@ -76,13 +76,21 @@ def _tiles(graph: Graph, node: Node, rows: int) -> list[Node]:
         joined = []
         for group in range(0, len(parts), MAX_INPUTS):
             chunk = parts[group : group + MAX_INPUTS]
+            if len(chunk) == 1:  # CONCAT takes 2 to 6 operands: a lone tile goes up a level as it is
+                joined.append(chunk[0])
+                continue
             start, stop = chunk[0][0], chunk[-1][1]
             graph.tensors.append(_part(y, start, stop, f"{y.name}[{start}:{stop}]"))
             joined.append((start, stop, len(graph.tensors) - 1))
-            nodes.append(Node(Op.CONCAT, [part for _, _, part in chunk], joined[-1][2]))
+            nodes.append(_concat([part for _, _, part in chunk], joined[-1][2]))
         parts = joined
-    nodes.append(Node(Op.CONCAT, [part for _, _, part in parts], node.output))
+    nodes.append(_concat([part for _, _, part in parts], node.output))
     return nodes
+
+
+def _concat(parts: list[int], output: int) -> Node:
+    """The CONCAT of tiles' outputs along dims[0], their output channels (AXIS 0)."""
+    return Node(Op.CONCAT, parts, output, {Attr.AXIS: 0})
 
 
 def tile_graph(graph: Graph, max_macs: int = DEFAULT_TILE_MACS) -> Graph:
