@@ -73,11 +73,22 @@ def rdbpot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     return (x >> exponent) + (remainder > threshold)
 
 
-def mbqm(x: np.ndarray, m0: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """x * M0 * 2^(shift - 31), rounded: MultiplyByQuantizedMultiplier."""
+def mbqm(x: np.ndarray, m0: np.ndarray, shift: np.ndarray, rounding: int = 0) -> np.ndarray:
+    """x * M0 * 2^(shift - 31), rounded: MultiplyByQuantizedMultiplier, rounded twice (gemmlowp's
+    SRDHM then RDBPOT: rounding 0) or once (TFLite's single rounding: rounding 1, shift <= 30)."""
     shift = np.asarray(shift, np.int64)
+    if rounding:
+        return mbqm_single(x, m0, shift)
     left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
     return rdbpot(srdhm(wrap32(np.asarray(x, np.int64) << left), m0), right)
+
+
+def mbqm_single(x: np.ndarray, m0: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """(x * M0 + 2^(30 - shift)) >> (31 - shift) in int64, wrapped to int32; shift in [-31, 30].
+    |x * M0| < 2^62 and the sum stays below 2^63: exact in int64."""
+    total = 31 - np.asarray(shift, np.int64)
+    product = np.asarray(x, np.int64) * np.asarray(m0, np.int64)
+    return wrap32((product + (np.int64(1) << (total - 1))) >> total)
 
 
 def _geometry(node: Node) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
@@ -164,10 +175,11 @@ def _requantize(
 ) -> np.ndarray:
     """clamp(Y_ZP + MBQM(acc, mult[c], shift[c]), ACT_MIN, ACT_MAX) with per-channel vectors shaped to
     broadcast over acc."""
-    if np.any((shift < -31) | (shift > 31)):
-        raise ProverError("a requantization shift outside -31..31")
+    rounding = node.attr(Attr.ROUNDING)
+    if np.any((shift < -31) | (shift > 31 - rounding)):
+        raise ProverError(f"a requantization shift outside -31..{31 - rounding}")
     mult, shift = mult.astype(np.int64).reshape(axis_shape), shift.astype(np.int64).reshape(axis_shape)
-    y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, mult, shift))
+    y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, mult, shift, rounding))
     return np.clip(y, node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX))
 
 
@@ -204,7 +216,8 @@ def _int8_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.nda
     if node.op == Op.CLIP:
         return np.clip(x, a(Attr.ACT_MIN), a(Attr.ACT_MAX))
     if node.op == Op.REQUANTIZE:
-        y = wrap32(a(Attr.Y_ZP) + mbqm(wrap32(x - a(Attr.X_ZP)), a(Attr.MULT), a(Attr.SHIFT)))
+        shifted = mbqm(wrap32(x - a(Attr.X_ZP)), a(Attr.MULT), a(Attr.SHIFT), a(Attr.ROUNDING))
+        y = wrap32(a(Attr.Y_ZP) + shifted)
         return np.clip(y, a(Attr.ACT_MIN), a(Attr.ACT_MAX))
     da, db = wrap32(x - a(Attr.A_ZP)), wrap32(b - a(Attr.B_ZP))
     if node.op == Op.ADD:
@@ -397,7 +410,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = x.reshape(batch, -1, inp) @ w.reshape(-1, inp).T
             return (y + bias.reshape(-1) if bias is not None else y).reshape(batch, -1)
         xc = wrap32(x.astype(np.int64) - a(Attr.X_ZP)).reshape(batch, -1, inp)
-        acc = integer_matmul(xc, w.reshape(-1, inp).astype(np.int64).T)
+        acc = integer_matmul(xc, (w.reshape(-1, inp).astype(np.int64) - a(Attr.W_ZP)).T)
         if bias is not None:
             acc = acc + bias.reshape(-1).astype(np.int64)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, 1, -1)).reshape(batch, -1)
@@ -409,7 +422,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = sums + bias.reshape(1, -1, 1, 1) if bias is not None else sums
             return y.reshape(batch, -1)
         xc = wrap32(_spatial(x, x_tensor).astype(np.int64) - a(Attr.X_ZP))
-        acc = _conv_sums(node, xc, w, mask, np.int64)
+        acc = _conv_sums(node, xc, w.astype(np.int64) - a(Attr.W_ZP), mask, np.int64)
         if bias is not None:
             acc = acc + bias.astype(np.int64).reshape(1, -1, 1, 1)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, -1, 1, 1)).reshape(batch, -1)

@@ -124,6 +124,8 @@ class Attr(IntEnum):
     EPS = 35
     EPS_F = 36
     ALPHA = 37
+    ROUNDING = 38
+    W_ZP = 39
 
 
 ATTR_DEFAULTS = {
@@ -435,6 +437,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
 
     x, y = operand(0), graph.tensors[node.output]
     assert x is not None
+    if node.attr(Attr.ROUNDING) not in (0, 1):
+        fail(f"ROUNDING {node.attr(Attr.ROUNDING)} is neither 0 (double) nor 1 (single)")
 
     def check_activation_range() -> None:
         lo, hi = node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX)
@@ -456,6 +460,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
             if mult.count not in (channels, 1) or shift.count != mult.count:
                 fail(f"mult and shift need {channels} or 1 elements each")
             check_activation_range()
+            if not in_range(node.attr(Attr.W_ZP), -128, 127):
+                fail("W_ZP outside -128..127")
         elif x.dtype == DType.F32 and w.dtype == DType.F32 and y.dtype == DType.F32:
             check_vector(bias, DType.F32, channels, "bias")
             if mult is not None or shift is not None:
@@ -494,6 +500,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
         mask = operand(5)
         if mask is not None and (mask.dtype != DType.U8 or mask.dims[0] != cin or mask.count != cin * cout):
             fail(f"mask must be u8 ({cin}, {cout})")
+        if mask is not None and x.dtype == DType.I8 and node.attr(Attr.W_ZP) != 0:
+            fail("a mask with a weight zero point W_ZP")
         check_weighted(cout)
     elif op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.SUBSAMPLE):
         if op == Op.SUBSAMPLE:
@@ -561,8 +569,9 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
     elif op == Op.REQUANTIZE:
         check_unary({DType.U8, DType.I8}, DType.I8)
         check_activation_range()
-        if not in_range(node.attr(Attr.SHIFT), -31, 31):
-            fail("SHIFT outside -31..31")
+        top = 31 - node.attr(Attr.ROUNDING)
+        if not in_range(node.attr(Attr.SHIFT), -31, top):
+            fail(f"SHIFT outside -31..{top}")
     elif op == Op.MATMUL:
         _check_matmul(node, x, operand(1), y, fail)
         if x.dtype == DType.I8:

@@ -1,13 +1,17 @@
 """Post-training int8 quantization: an f32 graph and calibration inputs in, an int8 graph out.
 
     int8_graph = quantize(f32_graph, calibration)   # calibration: (N, ...) raw uint8 inputs
+    int8_graph = quantize(f32_graph, calibration, method="mse")
 
 The int8 graph computes with integers only (docs/arithmetic.md):
 - Calibration: the f32 engine runs the calibration inputs (e.g. 1,000 training images) and each
-  activation's range is its minimum and maximum over them, widened to hold 0. Its int8 scale is
-  range / 255 and its zero point puts the minimum at -128 (asymmetric, TFLite's convention).
-  Min / max rather than a percentile: MNIST activations have no outliers worth clipping, and no
-  calibration value is then ever clamped.
+  activation gets a range [low, high], widened to hold 0; its int8 scale is (high - low) / 255 and
+  its zero point puts low at -128 (asymmetric, TFLite's convention). The range is, by `method`:
+  "minmax" (the default) the minimum and maximum of the values, so no calibration value is ever
+  clamped; "percentile" the 0.01th and 99.99th percentiles (outliers clamped for a finer scale);
+  "mse" the range [t * min, t * max], t in (0, 1] by steps of 1/100, whose quantize-dequantize
+  round trip has the least mean squared error over the values (at most 100,000 of them, evenly
+  strided).
 - The u8 input's DEQUANTIZE (pixel * scale + offset) becomes a REQUANTIZE straight into the first
   layer's int8 input; its range is exact (pixels 0..255), not calibrated.
 - LINEAR and CONV2D: per-output-channel symmetric int8 weights (scale max|w| / 127, values in
@@ -36,6 +40,10 @@ from prover.model.engine import activations, erf, masked_weights
 from prover.model.graph import SOFTMAX_ONE, Attr, DType, Graph, Node, Op, bits_f32
 
 CALIBRATION_CHUNK = 500
+CALIBRATION_METHODS = ("minmax", "percentile", "mse")
+PERCENTILE = 99.99
+MSE_STEPS = 100
+MSE_SAMPLE = 100_000
 MIN_SCALE = 2.0**-32
 TANH_QPARAMS = (1 / 128, 0)
 SIGMOID_QPARAMS = (1 / 256, -128)
@@ -78,25 +86,50 @@ def qparams(low: float, high: float) -> tuple[float, int]:
     return float(np.float32(scale)), zero_point
 
 
-def calibrate(graph: Graph, calibration: np.ndarray) -> dict[int, tuple[float, float]]:
-    """(min, max) of every f32 activation over the calibration inputs."""
-    ranges: dict[int, tuple[float, float]] = {}
+def calibrate(
+    graph: Graph, calibration: np.ndarray, method: str = "minmax"
+) -> dict[int, tuple[float, float]]:
+    """The calibrated (low, high) of every f32 activation over the calibration inputs."""
+    if method not in CALIBRATION_METHODS:
+        raise ProverError(f"calibration method {method!r}: one of {', '.join(CALIBRATION_METHODS)}")
     batch = np.asarray(calibration).reshape(-1, graph.tensors[graph.input].count)
     if len(batch) == 0:
         raise ProverError("no calibration inputs")
+    samples: dict[int, list[np.ndarray]] = {}
     for start in range(0, len(batch), CALIBRATION_CHUNK):
         values = activations(graph, batch[start : start + CALIBRATION_CHUNK])
         for index, value in enumerate(values):
             if value is None or graph.tensors[index].dtype != DType.F32:
                 continue
-            low, high = float(np.min(value)), float(np.max(value))
-            if not (math.isfinite(low) and math.isfinite(high)):
+            if not np.all(np.isfinite(value)):
                 raise ProverError(
                     f"tensor {index} ({graph.tensors[index].name}): non-finite calibration values"
                 )
-            old = ranges.get(index, (low, high))
-            ranges[index] = (min(old[0], low), max(old[1], high))
-    return ranges
+            flat = value.reshape(-1)
+            # min / max needs only the extremes so far; the others need every value
+            kept = np.array([flat.min(), flat.max()]) if method == "minmax" else flat.astype(np.float32)
+            samples.setdefault(index, []).append(kept)
+    return {index: calibrated_range(np.concatenate(parts), method) for index, parts in samples.items()}
+
+
+def calibrated_range(values: np.ndarray, method: str) -> tuple[float, float]:
+    """(low, high) of one activation's calibration values by `method` (see the module docstring)."""
+    if method == "percentile":
+        low, high = np.percentile(values, [100 - PERCENTILE, PERCENTILE])
+        return float(low), float(high)
+    low, high = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
+    if method == "minmax" or low == high:
+        return low, high
+    sample = values[:: -(-len(values) // MSE_SAMPLE)].astype(np.float64)
+    best, best_error = (low, high), math.inf
+    for step in range(MSE_STEPS, 0, -1):
+        t = step / MSE_STEPS
+        scale, zero_point = qparams(low * t, high * t)
+        q = np.clip(np.round(sample / scale) + zero_point, -128, 127)
+        error = float(np.mean((scale * (q - zero_point) - sample) ** 2))
+        if error < best_error:
+            best, best_error = (low * t, high * t), error
+    return best
 
 
 class _Quantizer:
@@ -411,6 +444,7 @@ class _Quantizer:
         self.activation(Op.LOOKUP, [x, table_tensor], node.output, (y_scale, y_zp))
 
 
-def quantize(graph: Graph, calibration: np.ndarray) -> Graph:
-    """The int8 graph of an f32 graph, calibrated on `calibration` (raw inputs, (N, ...))."""
-    return _Quantizer(graph, calibrate(graph, calibration)).run()
+def quantize(graph: Graph, calibration: np.ndarray, method: str = "minmax") -> Graph:
+    """The int8 graph of an f32 graph, calibrated on `calibration` (raw inputs, (N, ...)) by
+    `method` (one of CALIBRATION_METHODS)."""
+    return _Quantizer(graph, calibrate(graph, calibration, method)).run()

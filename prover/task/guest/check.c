@@ -55,6 +55,16 @@ static int activation_range_ok(const node_t *node) {
 }
 
 static int shift_ok(i32 shift) { return in_range(shift, -31, 31); }
+/* LINEAR / CONV2D in int8: the activation range and a weight zero point that fits int8. */
+static int weighted_attrs_ok(const node_t *node) {
+    return activation_range_ok(node) && in_range(node->attrs[A_W_ZP], -128, 127);
+}
+
+/* ROUNDING 0 (double, gemmlowp) or 1 (single, TFLite: shifts up to 30 only). */
+static int rounding_ok(const node_t *node) { return in_range(node->attrs[A_ROUNDING], 0, 1); }
+static int requant_shift_ok(const node_t *node, i32 shift) {
+    return in_range(shift, -31, 31 - node->attrs[A_ROUNDING]);
+}
 
 /* Output extent of a window sliding over `in` positions; 0 when the window does not fit. */
 static u32 window_out(u32 in, i32 k, i32 stride, i32 pad_a, i32 pad_b) {
@@ -76,7 +86,7 @@ static int check_linear(const model_t *m, const node_t *node, const tensor_t *y)
     if (x->dtype == DT_I8) {
         if (w->dtype != DT_I8 || y->dtype != DT_I8 || !vector_ok(bias, DT_I32, out)) return ERR_SHAPE;
         if (!requant_ok(mult, shift, out)) return ERR_SHAPE;
-        return activation_range_ok(node) ? OK : ERR_ATTRIBUTE;
+        return weighted_attrs_ok(node) ? OK : ERR_ATTRIBUTE;
     }
     if (x->dtype == DT_F32 && w->dtype == DT_F32 && y->dtype == DT_F32 && vector_ok(bias, DT_F32, out) &&
         !mult && !shift)
@@ -101,7 +111,8 @@ static int check_conv2d(const model_t *m, const node_t *node, const tensor_t *y)
     if (x->dtype == DT_I8) {
         if (w->dtype != DT_I8 || y->dtype != DT_I8 || !vector_ok(bias, DT_I32, cout)) return ERR_SHAPE;
         if (!requant_ok(mult, shift, cout)) return ERR_SHAPE;
-        return activation_range_ok(node) ? OK : ERR_ATTRIBUTE;
+        if (mask && node->attrs[A_W_ZP] != 0) return ERR_ATTRIBUTE;
+        return weighted_attrs_ok(node) ? OK : ERR_ATTRIBUTE;
     }
     if (x->dtype == DT_F32 && w->dtype == DT_F32 && y->dtype == DT_F32 && vector_ok(bias, DT_F32, cout) &&
         !mult && !shift)
@@ -257,6 +268,7 @@ int node_check(const model_t *m, const node_t *node) {
     const tensor_t *x = operand(m, node, 0), *y = &m->tensors[node->output];
     const i32 *a = node->attrs;
     int err;
+    if (!rounding_ok(node)) return ERR_ATTRIBUTE;
     switch (node->op) {
     case OP_LINEAR:
         return check_linear(m, node, y);
@@ -314,7 +326,7 @@ int node_check(const model_t *m, const node_t *node) {
     case OP_REQUANTIZE:
         err = check_unary(x, y, BIT(DT_U8) | BIT(DT_I8), DT_I8);
         if (err) return err;
-        return activation_range_ok(node) && shift_ok(a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
+        return activation_range_ok(node) && requant_shift_ok(node, a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
     }
     return ERR_NODE;
 }

@@ -39,7 +39,7 @@ enum guest_status {
     ERR_OUTPUT_TENSOR = 13, /* a node output that has stored data, is the graph input or is produced twice */
     ERR_SHAPE = 14,         /* shapes or dtypes that do not fit the op */
     ERR_ATTRIBUTE = 15,     /* an attribute value out of range (stride 0, window larger than input...) */
-    ERR_QUANT_PARAM = 16,   /* a requantization shift outside [-31, 31] */
+    ERR_QUANT_PARAM = 16,   /* a requantization shift outside [-31, 31] ([-31, 30] with ROUNDING 1) */
     ERR_OUT_OF_MEMORY = 17, /* the activation arena is exhausted */
     ERR_GRAPH_IO = 18,      /* graph input/output index invalid, or the output is never computed */
     ERR_HEADER = 19,        /* data_start not a multiple of 32 or past the end of the file */
@@ -85,7 +85,7 @@ enum attr {
     A_KERNEL_H, A_KERNEL_W, A_X_ZP, A_Y_ZP, A_ACT_MIN, A_ACT_MAX, A_A_ZP, A_B_ZP, A_LEFT_SHIFT,
     A_A_MULT, A_A_SHIFT, A_B_MULT, A_B_SHIFT, A_Y_MULT, A_Y_SHIFT, A_MULT, A_SHIFT, A_SCALE, A_ZP,
     A_MIN_F, A_MAX_F, A_OFFSET, A_PERM, A_AXIS, A_START, A_CAUSAL, A_TRANSPOSE_B, A_EPS, A_EPS_F,
-    A_ALPHA,
+    A_ALPHA, A_ROUNDING, A_W_ZP,
     A_COUNT /* one past the last key */
 };
 

@@ -29,6 +29,19 @@ static i32 mbqm(i32 x, i32 m0, i32 shift) {
     return rdbpot(srdhm((i32)((u32)x << left), m0), right);
 }
 
+/* TFLite's single rounding (ROUNDING 1): (x * M0 + 2^(30 - shift)) >> (31 - shift) in 64 bits, the
+ * result wrapped to 32; shift in [-31, 30] (checked). Computed as ((p >> (total - 1)) + 1) >> 1, the
+ * same value: adding the constant to the product would compile to `madd`, which the VM lacks. */
+static i32 mbqm_single(i32 x, i32 m0, i32 shift) {
+    u32 total = (u32)(31 - shift);
+    i64 halves = ((i64)x * (i64)m0) >> (total - 1);
+    return (i32)(u32)(u64)((halves + 1) >> 1);
+}
+
+static i32 mbqm_rounded(i32 x, i32 m0, i32 shift, i32 rounding) {
+    return rounding ? mbqm_single(x, m0, shift) : mbqm(x, m0, shift);
+}
+
 static i32 wrap_sub(i32 a, i32 b) { return (i32)((u32)a - (u32)b); }
 static i32 wrap_add(i32 a, i32 b) { return (i32)((u32)a + (u32)b); }
 
@@ -37,7 +50,7 @@ static const i8 *i8_data(const tensor_t *t) { return (const i8 *)t->data; }
 /* The per-channel (or per-tensor) requantization of LINEAR and CONV2D. */
 typedef struct {
     const tensor_t *mult, *shift;
-    i32 y_zp, act_min, act_max;
+    i32 y_zp, act_min, act_max, rounding;
 } requant_t;
 
 typedef struct {
@@ -47,13 +60,14 @@ typedef struct {
 static int requant_init(requant_t *q, const tensor_t *mult, const tensor_t *shift, const node_t *node) {
     for (u32 c = 0; c < shift->count; c++) {
         i32 s = load_i32(shift->data + 4 * c);
-        if (s < -31 || s > 31) return ERR_QUANT_PARAM;
+        if (s < -31 || s > 31 - node->attrs[A_ROUNDING]) return ERR_QUANT_PARAM;
     }
     q->mult = mult;
     q->shift = shift;
     q->y_zp = node->attrs[A_Y_ZP];
     q->act_min = node->attrs[A_ACT_MIN];
     q->act_max = node->attrs[A_ACT_MAX];
+    q->rounding = node->attrs[A_ROUNDING];
     return OK;
 }
 
@@ -64,7 +78,8 @@ static multiplier_t channel_multiplier(const requant_t *q, u32 channel) {
 }
 
 static u8 requant(const requant_t *q, multiplier_t m, u32 acc) {
-    return (u8)clamp_i32(wrap_add(q->y_zp, mbqm((i32)acc, m.m0, m.shift)), q->act_min, q->act_max);
+    i32 scaled = mbqm_rounded((i32)acc, m.m0, m.shift, q->rounding);
+    return (u8)clamp_i32(wrap_add(q->y_zp, scaled), q->act_min, q->act_max);
 }
 
 /* The inner loops of LINEAR and CONV2D, where nearly all VM steps of an int8 inference go:
@@ -105,12 +120,19 @@ static u32 dot(const i32 *x, const i8 *w, u32 n) {
     return acc;
 }
 
+static u32 sum(const i32 *x, u32 n) {
+    u32 total = 0;
+    for (u32 i = 0; i < n; i++) total += (u32)x[i];
+    return total;
+}
+
 static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
     return node->inputs[i] == NONE ? 0 : &m->tensors[node->inputs[i]];
 }
 
-/* acc[o] = bias[o] + sum_i (x[i] - X_ZP) * W[o][i]: x is centred once into int32 so that the inner
- * loop is a plain dot product. */
+/* acc[o] = bias[o] + sum_i (x[i] - X_ZP) * (W[o][i] - W_ZP): x is centred once into int32 so that
+ * the inner loop is a plain dot product; a weight zero point takes W_ZP * sum_i (x[i] - X_ZP) off
+ * each accumulator (the same value modulo 2^32). */
 static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
     const tensor_t *x = operand(m, node, 0), *w = operand(m, node, 1), *bias = operand(m, node, 2);
     tensor_t *y = &m->tensors[node->output];
@@ -123,16 +145,17 @@ static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
     for (u32 b = 0; b < n; b++) {
         const i8 *xb = i8_data(x) + b * in;
         for (u32 i = 0; i < in; i++) xc[i] = wrap_sub(xb[i], node->attrs[A_X_ZP]);
+        u32 start = node->attrs[A_W_ZP] ? 0 - (u32)node->attrs[A_W_ZP] * sum(xc, in) : 0;
         u8 *yb = y->data + b * out;
         u32 o = 0;
         for (; o + 4 <= out; o += 4) {
             u32 acc[4];
-            for (u32 k = 0; k < 4; k++) acc[k] = bias ? load_u32(bias->data + 4 * (o + k)) : 0;
+            for (u32 k = 0; k < 4; k++) acc[k] = start + (bias ? load_u32(bias->data + 4 * (o + k)) : 0);
             dot4(xc, i8_data(w) + o * in, in, in, acc);
             for (u32 k = 0; k < 4; k++) yb[o + k] = requant(&q, channel_multiplier(&q, o + k), acc[k]);
         }
         for (; o < out; o++) {
-            u32 acc = (bias ? load_u32(bias->data + 4 * o) : 0) + dot(xc, i8_data(w) + o * in, in);
+            u32 acc = start + (bias ? load_u32(bias->data + 4 * o) : 0) + dot(xc, i8_data(w) + o * in, in);
             yb[o] = requant(&q, channel_multiplier(&q, o), acc);
         }
     }
@@ -143,7 +166,8 @@ static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
  * of (x - X_ZP), so padded positions contribute nothing, as the spec requires; each group's
  * windows are then copied into rows of `patches` and every output is one long dot product with
  * the output channel's weights. A connectivity mask becomes zero weights in a per-channel copy
- * (a zero term adds nothing). */
+ * (a zero term adds nothing). A weight zero point takes W_ZP * (the patch's sum) off each
+ * accumulator, as in LINEAR. */
 static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
     const tensor_t *x = operand(m, node, 0), *w = operand(m, node, 1), *bias = operand(m, node, 2);
     const tensor_t *mask = operand(m, node, 5);
@@ -165,7 +189,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
     i32 *xc = arena_alloc(scratch, (u32)padded_bytes);
     i32 *patches = arena_alloc(scratch, (u32)patch_bytes);
     i8 *masked = arena_alloc(scratch, 4 * row); /* four weight rows with the mask applied */
-    if (!xc || !patches || !masked) return ERR_OUT_OF_MEMORY;
+    u32 *starts = arena_alloc(scratch, 4 * positions); /* -W_ZP * sum of each patch */
+    if (!xc || !patches || !masked || !starts) return ERR_OUT_OF_MEMORY;
 
     for (u32 b = 0; b < batch; b++) {
         const i8 *xb = i8_data(x) + b * width * height * cin;
@@ -186,6 +211,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
                             const i32 *src = xc + ((g * cin_group + ci) * ph + oy * stride_h + r) * pw + ox * stride_w;
                             for (u32 s = 0; s < kw; s++) *patch++ = src[s];
                         }
+            if (a[A_W_ZP])
+                for (u32 p = 0; p < positions; p++) starts[p] = 0 - (u32)a[A_W_ZP] * sum(patches + p * row, row);
             /* Output channels in blocks of four (dot4), the remainder one by one. */
             for (u32 co = g * cout_group, last = co + cout_group, block; co < last; co += block) {
                 block = last - co >= 4 ? 4 : 1;
@@ -207,6 +234,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
                 u8 *yco = y->data + (b * cout + co) * positions;
                 for (u32 p = 0; p < positions; p++) {
                     u32 acc[4] = {acc0[0], acc0[1], acc0[2], acc0[3]};
+                    if (a[A_W_ZP])
+                        for (u32 k = 0; k < 4; k++) acc[k] += starts[p];
                     if (block == 4) {
                         dot4(patches + p * row, weights, row, row, acc);
                     } else {
@@ -267,12 +296,12 @@ static void relu_clip(const i8 *x, u8 *y, u32 count, i32 lo, i32 hi) {
 }
 
 static void requantize(const tensor_t *x, u8 *y, const i32 *a) {
-    i32 x_zp = a[A_X_ZP], y_zp = a[A_Y_ZP], m0 = a[A_MULT], shift = a[A_SHIFT];
+    i32 x_zp = a[A_X_ZP], y_zp = a[A_Y_ZP], m0 = a[A_MULT], shift = a[A_SHIFT], rounding = a[A_ROUNDING];
     i32 lo = a[A_ACT_MIN], hi = a[A_ACT_MAX];
     int is_unsigned = x->dtype == DT_U8;
     for (u32 i = 0, n = x->count; i < n; i++) {
         i32 v = is_unsigned ? (i32)x->data[i] : (i32)(i8)x->data[i];
-        y[i] = (u8)clamp_i32(wrap_add(y_zp, mbqm(wrap_sub(v, x_zp), m0, shift)), lo, hi);
+        y[i] = (u8)clamp_i32(wrap_add(y_zp, mbqm_rounded(wrap_sub(v, x_zp), m0, shift, rounding)), lo, hi);
     }
 }
 
