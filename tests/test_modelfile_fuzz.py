@@ -100,4 +100,3 @@ def test_fuzz_reader_and_engine():
     assert totals[1] > 100, totals
     mutants = len(seeds) * MUTANTS_PER_SEED_FILE
     print(f"{mutants} mutants, {totals[0]} accepted, {totals[1]} run, {elapsed:.1f} s")
-    assert elapsed < 60, f"{elapsed:.1f} s"
