@@ -3,10 +3,12 @@ with the log and the plots.
 
     .venv/bin/python scripts/train_vit.py [--mnist-dir DIR] [--epochs N] [--seed S] [--skip-training]
 
-Patches of 7x7 pixels (16 tokens) embedded by a stride-7 convolution, a class token, learned
-positions, two pre-norm blocks (4 heads, width 64, GELU MLP of 128), a final LayerNorm and a linear
-head on the class token. Sized for this shared 2-core machine (3 epochs: one epoch took about 10
-minutes of wall time under a load average of 15).
+A hybrid ViT (Dosovitskiy et al., section 3.1): a convolutional stem (16 channels of 5x5, ReLU,
+2x2 max pool: 14x14x16), patches of 3x3 stem positions (16 tokens) embedded by a stride-3
+convolution, a class token, learned positions, two pre-norm blocks (4 heads, width 64, GELU MLP of
+128), a final LayerNorm and a linear head on the class token. Sized for this shared 2-core machine:
+3 epochs. The plain ViT (7x7 pixel patches, no stem) reached 97.80 % (torch f32) in 3 epochs
+(2,459 s at a load average of 9), short of the 98.3 % target; the stem is what closes the gap.
 """
 
 from training_common import PIXEL_OFFSET, PIXEL_SCALE, TrainingPlan, common_arguments, run
@@ -19,8 +21,8 @@ PLAN = TrainingPlan(epochs=3, batch_size=128, learning_rate=2e-3, weight_decay=0
 
 def build_vit() -> VisionTransformer:
     return VisionTransformer(
-        (1, 28, 28), patch=7, dim=64, depth=2, heads=4, mlp_dim=128, classes=10,
-        pixel_scale=PIXEL_SCALE, pixel_offset=PIXEL_OFFSET,
+        (1, 28, 28), patch=3, dim=64, depth=2, heads=4, mlp_dim=128, classes=10,
+        pixel_scale=PIXEL_SCALE, pixel_offset=PIXEL_OFFSET, stem=(16,),
     )  # fmt: skip
 
 

@@ -3,6 +3,7 @@ describe), its base directory, and its own run there (golden.json, final.json, t
 optional fault injection) as the trace the agent plays from."""
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,11 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.exceptions import Web3Exception
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from prover.chain.connect import connect
-from prover.chain.contracts import DisputeGame
+from prover.chain.contracts import DisputeGame, MipsVerifier
 from prover.errors import ProverError
 from prover.game.agent import FaultyTrace, Trace
 from prover.task.basedir import GRAPH_JSON, read_json, write_json
@@ -37,15 +39,65 @@ class Party:
     def deployment(self) -> dict[str, Any]:
         return read_json(self.deployment_path, "a deployment (run `prover deploy` first)")
 
-    def dispute_game(self) -> DisputeGame:
-        """The deployment's DisputeGame, checked to exist on this chain."""
+    @cached_property
+    def verified_deployment(self) -> dict[str, Any]:
+        """deployment.json, checked against the chain before any move depends on it: the chain id,
+        the verifier's and the DisputeGame's code (the committed builds) and the game's parameters."""
         deployment = self.deployment()
-        if not self.w3.eth.get_code(deployment["dispute_game"]):
+        try:
+            chain_id = deployment["chain_id"]
+            game = DisputeGame(self.w3, deployment["dispute_game"])
+            mips = MipsVerifier(self.w3, deployment["mips"])
+        except (KeyError, TypeError, ValueError) as exc:
+            what = f"not a deployment of `prover deploy` ({exc!r})"
+            raise ProverError(f"{self.deployment_path}: {what}") from None
+        if not self.w3.eth.get_code(game.address):
             raise ProverError(
-                f"{self.deployment_path}: no DisputeGame at {deployment['dispute_game']} on the chain at "
+                f"{self.deployment_path}: no DisputeGame at {game.address} on the chain at "
                 f"{self.rpc_url} (a new chain? run `prover deploy` again)"
             )
-        return DisputeGame(self.w3, deployment["dispute_game"])
+        if chain_id != self.w3.eth.chain_id:
+            raise ProverError(
+                f"{self.deployment_path}: made on chain {chain_id}, but the node at {self.rpc_url} "
+                f"is chain {self.w3.eth.chain_id}"
+            )
+        problem = game.code_problem() or mips.code_problem()
+        recorded = {
+            "mips": mips.address,
+            "k": deployment.get("k"),
+            "submit_bond": deployment.get("submit_bond"),
+            "challenge_bond": deployment.get("challenge_bond"),
+            "clock_budget": deployment.get("clock_budget"),
+            "challenge_window": deployment.get("challenge_window"),
+        }
+        if problem is None:
+            on_chain = game.parameters()
+            wrong = [name for name, value in recorded.items() if on_chain[name] != value]
+            if wrong:
+                shown = ", ".join(f"{name} {recorded[name]} (chain: {on_chain[name]})" for name in wrong)
+                problem = f"the DisputeGame at {game.address} does not have the recorded {shown}"
+        if problem is None:
+            problem = self._block_problem(game, deployment.get("block"))
+        if problem:
+            raise ProverError(f"{self.deployment_path}: {problem}")
+        return deployment
+
+    def _block_problem(self, game: DisputeGame, block: Any) -> str | None:
+        """Event queries start at the recorded block: one after the deployment would miss moves.
+        The game's code must be absent just before it (a node without that old state cannot say)."""
+        if not isinstance(block, int) or not 0 <= block <= self.w3.eth.block_number:
+            return f"block {block!r} is not a block of this chain"
+        if block == 0:
+            return None
+        try:
+            earlier = self.w3.eth.get_code(game.address, block_identifier=block - 1)
+        except (ValueError, Web3Exception):
+            return None
+        return f"the DisputeGame existed before the recorded block {block}" if earlier else None
+
+    def dispute_game(self) -> DisputeGame:
+        """The deployment's DisputeGame, checked against the chain (verified_deployment)."""
+        return DisputeGame(self.w3, self.verified_deployment["dispute_game"])
 
     def own_run(self, report: Report) -> tuple["Run", Trace]:
         return load_run(self.basedir, report)
