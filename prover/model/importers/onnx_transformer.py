@@ -106,8 +106,8 @@ class BlockWalk:
 
     def _fail(self, node: Any, expected: str) -> NoReturn:
         raise ProverError(
-            f"{node_label(node)}: only a chain of layers and pre-norm transformer blocks are supported"
-            f" (a branch that is not a transformer block: expected {expected})"
+            f"{node_label(node)}: a branch that does not fit a pre-norm transformer block (expected"
+            f" {expected}); only chains of layers and these blocks are supported"
         )
 
     def _constant(self, name: str) -> np.ndarray | None:
