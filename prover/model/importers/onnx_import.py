@@ -59,7 +59,7 @@ from prover.model.importers.onnx_transformer import (
 
 MIN_OPSET = 13
 # Ops matched only as part of a transformer block (prover.model.importers.onnx_transformer).
-BLOCK_OPS = {"Split", "Squeeze", "Where", "Erf", "Gelu"}
+BLOCK_OPS = {"Split", "Slice", "Squeeze", "Where", "Erf", "Gelu"}
 # Ops that may act on the activation chain (the others of FOLDABLE only fold constants).
 LAYER_OPS = {
     "Gemm", "MatMul", "Add", "Mul", "Div", "Relu", "Tanh", "Sigmoid", "Conv", "MaxPool", "AveragePool",

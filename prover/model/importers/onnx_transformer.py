@@ -174,20 +174,22 @@ class BlockWalk:
     def _split_heads(self, tensor: str, dim: int) -> tuple[int, list[str]]:
         reshape = self._next(tensor, "Reshape", "the Reshape of q, k, v into heads")
         shape = self._constant(reshape.input[1])
-        if shape is None or len(shape) != 5 or int(shape[2]) != 3 or int(shape[3]) * int(shape[4]) != dim:
+        if (
+            shape is None
+            or len(shape) != 5
+            or int(shape[2]) != 3
+            or min(shape[3:]) < 1
+            or shape[3] * shape[4] != dim
+        ):
             self._fail(reshape, "a Reshape to (batch, tokens, 3, heads, head_dim)")
         stacked = self._transpose(reshape.output[0], [2, 0, 3, 1, 4])
         users = self.flow.consumers(stacked)
         if len(users) == 1 and users[0].op_type == "Split":
-            return int(shape[3]), self._split(self._take(users[0]))
-        indices = [self._constant(node.input[1]) if node.op_type == "Gather" else None for node in users]
-        picks = {
-            int(i): node for i, node in zip(indices, users, strict=True) if i is not None and i.ndim == 0
-        }
-        on_axis_0 = not any(attributes_of(node).get("axis", 0) for node in users)
-        if len(users) != 3 or sorted(picks) != [0, 1, 2] or not on_axis_0:
-            self._fail(users[0] if users else reshape, "Split or three Gathers of q, k, v on axis 0")
-        return int(shape[3]), [self._take(picks[i]).output[0] for i in range(3)]
+            return int(shape[3]), [self._squeezed(part) for part in self._split(self._take(users[0]))]
+        picks = {self._pick(node): node for node in users}
+        if len(users) != 3 or set(picks) != {0, 1, 2}:
+            self._fail(users[0] if users else reshape, "Split, Slices or Gathers of q, k, v on axis 0")
+        return int(shape[3]), [self._picked(self._take(picks[i])) for i in range(3)]
 
     def _split(self, split: Any) -> list[str]:
         attributes = attributes_of(split)
@@ -196,15 +198,33 @@ class BlockWalk:
         in_three = len(split.output) == 3 and (sizes is None or list(sizes) == [1, 1, 1])
         if attributes.get("axis", 0) != 0 or not in_three:
             self._fail(split, "a Split of q, k, v into three on axis 0")
-        parts = []
-        for part in split.output:
-            squeeze = self._next(part, "Squeeze", "a Squeeze of axis 0")
-            axes = self._constant(squeeze.input[1]) if len(squeeze.input) > 1 else None
-            axes = attributes_of(squeeze).get("axes") if axes is None else axes
-            if axes is None or [int(a) for a in np.ravel(axes)] != [0]:
-                self._fail(squeeze, "a Squeeze of axis 0")
-            parts.append(squeeze.output[0])
-        return parts
+        return list(split.output)
+
+    def _pick(self, node: Any) -> int | None:
+        """Which of q, k, v (0, 1, 2) a Gather or a Slice on axis 0 takes, else None."""
+        inputs = [self._constant(name) if name else None for name in node.input[1:]]
+        if node.op_type == "Gather" and not attributes_of(node).get("axis", 0):
+            index = inputs[0]
+            return int(index) if index is not None and index.ndim == 0 else None
+        if node.op_type == "Slice" and len(inputs) >= 2 and all(value is not None for value in inputs):
+            defaults = [np.array([0]), np.array([1])]  # axes, steps
+            starts, ends, axes, steps = (np.ravel(value) for value in [*inputs, *defaults[len(inputs) - 2 :]])
+            one = {starts.size, ends.size, axes.size, steps.size} == {1}
+            if one and int(axes[0]) == 0 and int(steps[0]) == 1 and ends[0] == starts[0] + 1:
+                return int(starts[0])
+        return None
+
+    def _picked(self, node: Any) -> str:
+        """q, k or v: a Gather's output, or a Slice's with its axis 0 squeezed."""
+        return node.output[0] if node.op_type == "Gather" else self._squeezed(node.output[0])
+
+    def _squeezed(self, part: str) -> str:
+        squeeze = self._next(part, "Squeeze", "a Squeeze of axis 0")
+        axes = self._constant(squeeze.input[1]) if len(squeeze.input) > 1 else None
+        axes = attributes_of(squeeze).get("axes") if axes is None else axes
+        if axes is None or [int(a) for a in np.ravel(axes)] != [0]:
+            self._fail(squeeze, "a Squeeze of axis 0")
+        return squeeze.output[0]
 
     def _product(self, left: str, right: str) -> str:
         """MatMul of two activations, `left` @ `right`, each used only there."""
