@@ -140,3 +140,41 @@ def test_a_second_use_of_the_attention_scores_is_refused(tmp_path: Path) -> None
     model.graph.node.append(helper.make_node("Relu", [softmax.output[0]], ["leak"], name="leak"))
     model.graph.output.append(helper.make_tensor_value_info("leak", onnx.TensorProto.FLOAT, None))
     assert refusal(model).startswith("Relu node 'leak': a branch that does not fit a pre-norm transformer")
+
+
+def test_other_spellings_of_the_block_give_the_same_file(tmp_path: Path) -> None:
+    """q, k, v by Gathers instead of Split + Squeeze, the scale as a Mul by 1/sqrt(head_dim), the
+    causal mask as an Add of a 0 / -inf constant: the same layers."""
+    module, path = export("lm", tmp_path)
+    model = onnx.load(str(path))
+    graph, nodes = model.graph, list(model.graph.node)
+    rewritten, replaced = [], []
+    for node in nodes:
+        if node in replaced:
+            continue
+        if node.op_type == "Split":
+            squeezes = [next(n for n in nodes if n.input and n.input[0] == part) for part in node.output]
+            for index, squeeze in enumerate(squeezes):
+                name = f"{node.output[0]}_index_{index}"
+                graph.initializer.append(numpy_helper.from_array(np.array(index, np.int64), name))
+                rewritten.append(
+                    helper.make_node("Gather", [node.input[0], name], [squeeze.output[0]], axis=0)
+                )
+            replaced += squeezes
+        elif node.op_type == "Div":
+            name = f"{node.output[0]}_factor"
+            graph.initializer.append(numpy_helper.from_array(np.array(1 / np.sqrt(8), np.float32), name))
+            rewritten.append(helper.make_node("Mul", [name, node.input[0]], [node.output[0]]))
+        elif node.op_type == "Where":
+            name = f"{node.output[0]}_mask"
+            mask = np.where(np.triu(np.ones((16, 16), bool), 1), -np.inf, 0).astype(np.float32)
+            graph.initializer.append(numpy_helper.from_array(mask, name))
+            rewritten.append(helper.make_node("Add", [node.input[2], name], [node.output[0]]))
+        else:
+            rewritten.append(node)
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    ops = {node.op_type for node in graph.node}
+    assert "Split" not in ops and "Div" not in ops and "Where" not in ops
+    want = write_model(import_torch(module, (16,)).to_graph())
+    assert write_model(import_onnx(model).to_graph()) == want

@@ -3,7 +3,8 @@ by following the data flow from the residual stream x (node names are never look
 
     x -> LayerNormalization -> MatMul (+ Add bias)                     the fused q/k/v projection
       -> Reshape (batch, tokens, 3, heads, head_dim) -> Transpose (2, 0, 3, 1, 4)
-      -> Split on axis 0 + Squeeze, or three Gathers on axis 0           q, k, v (batch, heads, tokens, hd)
+      -> Split on axis 0 or three Slices (i, i + 1) of axis 0, each then a Squeeze of axis 0;
+         or three Gathers on axis 0                                      q, k, v (batch, heads, tokens, hd)
     MatMul(q, Transpose(k, (0, 1, 3, 2))) -> Div by sqrt(hd) or Mul by 1/sqrt(hd)
       -> optional causal mask: Where(upper triangle, -inf, scores) (either polarity) or Add of a
          0 / -inf upper-triangular constant
