@@ -1,7 +1,8 @@
-"""Multi-phase games through the commands, over the JSON-RPC node: `prover graph`, then submit,
-challenge, respond and step moving through the graph phase, the node's opening and the VM phase
-(status shows the phase, the node and its op); agents that resume after kill -9 in either phase;
-and scripts/challenge_multiphase.sh in both directions."""
+"""Multi-phase games through the commands, over the JSON-RPC node: `prover run` (the default game
+of an int8 model), then submit, challenge, respond and step moving through the graph phase, the
+node's opening and the VM phase (status shows the phase, the node and its op); agents that resume
+after kill -9 in either phase; scripts/challenge_multiphase.sh in both directions; and the choice
+of the game (`--phases`)."""
 
 import json
 import os
@@ -49,8 +50,9 @@ class GraphParties:
                 if (account == CHALLENGER) == (faulty == "challenger")
                 else ()
             )
-            graph = ("graph", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(basedir))
-            ok(prover_here(*graph, *fault))
+            # The normal flow: `prover run --model --data` plays the multi-phase game by default.
+            run = ("run", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(basedir))
+            ok(prover_here(*run, *fault))
 
     def options(self, account: int, basedir: Path) -> tuple[str, ...]:
         return ("--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment))
