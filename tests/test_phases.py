@@ -5,12 +5,11 @@ asked; what cannot be multi-phase is one error line and writes nothing."""
 import json
 from pathlib import Path
 
-import numpy as np
 from dispute_helpers import MODELS, REPO, ok, prover_here
 
 from prover.model.data import sample_digit
 from prover.model.modelfile import load_model
-from prover.model.tiling import tile_graph
+from prover.task.graph_run import task_graph
 from prover.task.graph_trace import trace_graph
 from prover.task.run import load_task
 
@@ -24,14 +23,14 @@ def test_an_int8_model_plays_the_multiphase_game_by_default(tmp_path: Path) -> N
     )
     task = json.loads((tmp_path / "graph.json").read_text())
     assert not (tmp_path / "golden.json").exists()
-    assert golden.out.splitlines()[0] == f"G_0 {task['initial_state']}: multi-phase task over 5 nodes"
+    assert golden.out.splitlines()[0] == f"G_0 {task['initial_state']}: multi-phase task over 6 nodes"
     assert "final_state" not in task  # the task only: the run adds the claim
     ran = json.loads(ok(prover_here("run", "--basedir", str(tmp_path), "--json")).out)
-    assert ran["phases"] == "multi" and ran["node_count"] == 5 and ran["fault_node"] is None
-    # The claim is the native graph run's: G_n of its trace, and its class is the single-phase run's.
-    graph = tile_graph(load_model(MODELS["mlp"]))
+    assert ran["phases"] == "multi" and ran["node_count"] == 6 and ran["fault_node"] is None
+    # The claim is the native graph run's: G_n of its trace; its output is the single-phase run's.
+    graph = task_graph(load_model(MODELS["mlp"]))
     trace = trace_graph(graph, load_task(MODELS["mlp"], digit).data)
-    assert ran["final_state"] == "0x" + trace.state_hash_at(5).hex()
+    assert ran["final_state"] == "0x" + trace.state_hash_at(6).hex()
     single = json.loads(
         ok(
             prover_here(
@@ -40,7 +39,8 @@ def test_an_int8_model_plays_the_multiphase_game_by_default(tmp_path: Path) -> N
             )
         ).out
     )  # fmt: skip
-    assert single["class"] == ran["class"] == int(np.argmax(trace.values[graph.output][0])) == 7
+    assert single["class"] == ran["class"] == 7
+    assert ran["output"] == single["output"]  # the class and the logits: what a single-phase claim posts
     assert not (tmp_path / "s" / "graph.json").exists()
     # A base directory holds one kind of task: the multi-phase task replaces the single-phase one.
     ok(
@@ -89,8 +89,8 @@ def test_a_fault_node_needs_a_multiphase_task_with_that_node(tmp_path: Path) -> 
     assert single.code == 1 and single.err.startswith("error: --fault-node: the task in ")
     assert not (tmp_path / "single" / "final.json").exists()
     ok(prover_here("golden", *model, "--basedir", str(tmp_path / "multi")))
-    beyond = prover_here("run", "--basedir", str(tmp_path / "multi"), "--fault-node", "6")
-    assert beyond.code == 1 and beyond.err.strip() == "error: --fault-node 6: the model has nodes 1..5"
+    beyond = prover_here("run", "--basedir", str(tmp_path / "multi"), "--fault-node", "7")
+    assert beyond.code == 1 and beyond.err.strip() == "error: --fault-node 7: the model has nodes 1..6"
     assert "final_state" not in json.loads((tmp_path / "multi" / "graph.json").read_text())
     faulty = json.loads(
         ok(prover_here("run", "--basedir", str(tmp_path / "multi"), "--fault-node", "2", "--json")).out

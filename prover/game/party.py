@@ -200,7 +200,7 @@ def graph_ops(basedir: Path) -> list[str]:
     """The op of each node (1-based: index node - 1) of a graph party's model, for `status`."""
     # Imported here, as in load_graph_run_of.
     from prover.model.modelfile import load_model
-    from prover.model.tiling import tile_graph
+    from prover.task.graph_run import task_graph
 
     graph = read_json(basedir / GRAPH_JSON, "a graph task (run `prover golden` first)")
-    return [node.op.name for node in tile_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]
+    return [node.op.name for node in task_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]

@@ -75,6 +75,7 @@ class Op(IntEnum):
     DEQUANTIZE = 16
     REQUANTIZE = 17
     CONCAT = 18
+    ANSWER = 28  # after the transformer ops' 18..27 (docs/model-format.md)
 
 
 class Attr(IntEnum):
@@ -136,6 +137,7 @@ ARITY = {
     Op.DEQUANTIZE: (1, 1),
     Op.REQUANTIZE: (1, 1),
     Op.CONCAT: (1, MAX_INPUTS),
+    Op.ANSWER: (1, 1),
 }
 
 
@@ -526,3 +528,5 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
             fail(f"CONCAT's operands need the output's dtype and dims past dims[0] ({y.dims})")
         if sum(t.dims[0] for t in parts) != y.dims[0]:
             fail(f"CONCAT's operands' dims[0] add up to {sum(t.dims[0] for t in parts)}, not {y.dims[0]}")
+    elif op == Op.ANSWER and (x.dtype != DType.I8 or y.dtype != DType.U8 or y.dims != (4 + x.nbytes,)):
+        fail(f"ANSWER takes int8 and gives u8 ({4 + x.nbytes},): the class, then the input's bytes")

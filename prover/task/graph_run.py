@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from prover.errors import ProverError
+from prover.model.answer import answered_class, with_answer
 from prover.model.graph import Graph
 from prover.model.modelfile import load_model
 from prover.model.tiling import DEFAULT_TILE_MACS, tile_graph
@@ -70,6 +70,13 @@ def committed(
     return cached_commitment(model_path, graph, tile_macs, warn, compute)
 
 
+def task_graph(graph: Graph, tile_macs: int = DEFAULT_TILE_MACS) -> Graph:
+    """The graph a graph task commits to: the model tiled (prover/model/tiling.py), then its
+    ANSWER node (prover/model/answer.py). Both sides must build it alike: it is the task's model."""
+    check_graph_task(graph)
+    return with_answer(tile_graph(graph, tile_macs))
+
+
 def write_graph_task(
     basedir: Path,
     model_path: Path,
@@ -79,11 +86,9 @@ def write_graph_task(
     warn: Callable[[str], None] = warn_on_stderr,
     progress: bool = True,
 ) -> dict[str, object]:
-    """Tile the model `graph` (LINEARs over `tile_macs` multiply-accumulates), commit to it per
-    node, write graph.json's task (without a claim); returns it."""
-    tiled = tile_graph(graph, tile_macs)
-    check_graph_task(tiled)
-    commitment = committed(model_path, tiled, tile_macs, warn, progress)
+    """Tile the model `graph` (LINEARs over `tile_macs` multiply-accumulates), append its ANSWER
+    node, commit to it per node, write graph.json's task (without a claim); returns it."""
+    commitment = committed(model_path, task_graph(graph, tile_macs), tile_macs, warn, progress)
     input_root = merkle.region_root(payload)
     first = PositionTree()
     first.set(0, input_root)
@@ -115,7 +120,7 @@ def committed_task(
 ) -> tuple[Graph, ModelCommitment]:
     """The tiled model of graph.json's task and its commitment, checked against the recorded
     modelRoot (a model file changed since is an error)."""
-    graph = tile_graph(load_model(record["model"]), record["tile_macs"])
+    graph = task_graph(load_model(record["model"]), record["tile_macs"])
     commitment = committed(Path(record["model"]), graph, record["tile_macs"], warn, progress)
     if _hex(commitment.model_root) != record["model_root"]:
         raise ProverError(f"{record['model']}: its modelRoot is no longer the one of the graph task")
@@ -142,7 +147,7 @@ def run_graph(
         "final_state": _hex(trace.state_hash_at(n)),
         "output": _hex(trace.output),
         "output_proof": [_hex(h) for h in trace.tree_at(n).proof(n)],
-        "class": int(np.argmax(trace.values[graph.output][0])),
+        "class": answered_class(trace.output),
         "fault_node": fault_node,
     }
     write_json(basedir / GRAPH_JSON, run)
@@ -162,7 +167,7 @@ def write_graph_run(
     """`prover graph`: the graph task and its run in one go; returns graph.json. A --fault-node
     outside the tiled model is refused before anything is written."""
     task = load_task(model_path, data_path, background)
-    n = len(tile_graph(task.graph, tile_macs).nodes)
+    n = len(task_graph(task.graph, tile_macs).nodes)
     if fault_node is not None and not 1 <= fault_node <= n:
         raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{n}")
     write_graph_task(basedir, model_path, task.graph, task.data, tile_macs, warn, progress)

@@ -17,7 +17,7 @@ static const arity_t ARITY[OP_LAST + 1] = {
     [OP_SUBSAMPLE] = {3, 3}, [OP_RELU] = {1, 1},    [OP_TANH] = {1, 1},      [OP_SIGMOID] = {1, 1},
     [OP_LOOKUP] = {2, 2},    [OP_RESHAPE] = {1, 1}, [OP_ADD] = {2, 2},       [OP_MUL] = {2, 2},
     [OP_CLIP] = {1, 1},      [OP_SOFTMAX] = {1, 1}, [OP_QUANTIZE] = {1, 1},  [OP_DEQUANTIZE] = {1, 1},
-    [OP_REQUANTIZE] = {1, 1}, [OP_CONCAT] = {1, MAX_INPUTS},
+    [OP_REQUANTIZE] = {1, 1}, [OP_CONCAT] = {1, MAX_INPUTS}, [OP_ANSWER] = {1, 1},
 };
 
 static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
@@ -218,6 +218,10 @@ int node_check(const model_t *m, const node_t *node) {
         return activation_range_ok(node) && shift_ok(a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
     case OP_CONCAT:
         return check_concat(m, node, y);
+    case OP_ANSWER: /* int8 in, u8 [4 + x's bytes] out, one dim */
+        if (x->dtype != DT_I8 || y->dtype != DT_U8 || y->count != 4 + x->nbytes || y->dims[0] != y->count)
+            return ERR_SHAPE;
+        return OK;
     }
     return ERR_NODE;
 }
