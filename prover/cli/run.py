@@ -55,8 +55,8 @@ def phases_options(command: Callable[..., None]) -> Callable[..., None]:
         type=click.IntRange(min=1),
         default=DEFAULT_TILE_MACS,
         show_default=True,
-        help="Multi-phase: split LINEAR nodes larger than this many multiply-accumulates into tiles "
-        "(both sides: the same).",
+        help="Multi-phase: split LINEAR and CONV2D nodes larger than this many multiply-accumulates into "
+        "tiles (both sides: the same).",
     )(command)
     return click.option(
         "--phases",
@@ -208,7 +208,8 @@ def _claim_text(run: dict) -> str:
     type=click.IntRange(min=1),
     default=DEFAULT_TILE_MACS,
     show_default=True,
-    help="Split LINEAR nodes larger than this many multiply-accumulates into tiles (both sides: the same).",
+    help="Split LINEAR and CONV2D nodes larger than this many multiply-accumulates into tiles (both sides: "
+    "the same).",
 )
 @background_option
 @json_option
