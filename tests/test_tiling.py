@@ -56,11 +56,14 @@ def test_tiles_view_the_models_weights(mlp: Graph, tiled: Graph) -> None:
     assert np.shares_memory(tile.data, mlp.tensors[mlp.nodes[1].inputs[1]].data)
 
 
-def test_the_guest_runs_the_tiled_graph_like_the_engine(tiled: Graph) -> None:
+@pytest.mark.parametrize("model", ["tiled", "lenet_tiled"])
+def test_the_guest_runs_the_tiled_graph_like_the_engine(model: str, request: pytest.FixtureRequest) -> None:
+    """The MLP with tiled LINEARs, LeNet-5 with tiled CONV2Ds."""
+    graph = request.getfixturevalue(model)
     guest = NativeGuest(build_library(Path(tempfile.mkdtemp())))
-    expected = engine.run(tiled, pixels())
+    expected = engine.run(graph, pixels())
     for image, values in zip(pixels(), expected, strict=True):
-        result = guest.run(write_model(tiled), image.tobytes())
+        result = guest.run(write_model(graph), image.tobytes())
         assert result.exit_code == 0 and np.array_equal(np.frombuffer(result.output[4:], np.int8), values)
 
 
@@ -90,14 +93,15 @@ def test_concat_rules() -> None:
     assert np.array_equal(engine.run(g, x[None])[0], expected)
 
 
-@pytest.mark.parametrize(("faulty", "node"), [("submitter", 5), ("challenger", 12)])
-def test_a_multiphase_game_on_the_tiled_model(tiled: Graph, faulty: str, node: int) -> None:
-    commitment = commit_model(tiled)
+def game_decided_at(graph: Graph, node: int, faulty: str, k: int) -> None:
+    """A whole multi-phase game on `graph` whose faulty side corrupts node `node`: the honest side
+    wins at that node."""
+    commitment = commit_model(graph)
     image = pixels(1)[0].tobytes()
-    honest = GraphParty(tiled, commitment, trace_graph(tiled, image))
-    liar = GraphParty(tiled, commitment, trace_graph(tiled, image, fault_node=node))
+    honest = GraphParty(graph, commitment, trace_graph(graph, image))
+    liar = GraphParty(graph, commitment, trace_graph(graph, image, fault_node=node))
     defender, challenger = (liar, honest) if faulty == "submitter" else (honest, liar)
-    d = deploy(k=4)
+    d = deploy(k=k)
     task = create_task(d.game, defender, d.submitter)
     game_id = d.game.challenge(submit(d.game, task, defender, d.submitter), d.challenger)
     match = Match(
@@ -105,6 +109,11 @@ def test_a_multiphase_game_on_the_tiled_model(tiled: Graph, faulty: str, node: i
     )
     assert match.play() == ("challenger won" if faulty == "submitter" else "defender won")
     assert d.game.game(game_id).node == node
+
+
+@pytest.mark.parametrize(("faulty", "node"), [("submitter", 5), ("challenger", 12)])
+def test_a_multiphase_game_on_the_tiled_model(tiled: Graph, faulty: str, node: int) -> None:
+    game_decided_at(tiled, node, faulty, k=4)
 
 
 LENET_TILE_MACS = 40_000  # LeNet-5's CONV2Ds (GROUPS 1): C1 in 3 tiles, C3 (masked) in 8, C5 in 2
@@ -143,14 +152,6 @@ def test_conv2d_tiles_compute_the_same_values(lenet: Graph, lenet_tiled: Graph) 
         assert tile.data.shape[0] < original.data.shape[0] and np.shares_memory(tile.data, original.data)
 
 
-def test_the_guest_runs_the_conv_tiled_graph_like_the_engine(lenet_tiled: Graph) -> None:
-    guest = NativeGuest(build_library(Path(tempfile.mkdtemp())))
-    expected = engine.run(lenet_tiled, pixels())
-    for image, values in zip(pixels(), expected, strict=True):
-        result = guest.run(write_model(lenet_tiled), image.tobytes())
-        assert result.exit_code == 0 and np.array_equal(np.frombuffer(result.output[4:], np.int8), values)
-
-
 def test_conv_tiles_reshapes_and_concats_in_the_vm_equal_the_engine(lenet_tiled: Graph) -> None:
     trace = trace_graph(lenet_tiled, pixels(1)[0].tobytes())
     ops = [n.op for n in lenet_tiled.nodes]
@@ -181,16 +182,4 @@ def test_a_batched_conv2d_is_tiled_bit_exactly() -> None:
 @pytest.mark.parametrize(("faulty", "op"), [("submitter", Op.CONV2D), ("challenger", Op.RESHAPE)])
 def test_a_multiphase_game_decided_at_a_conv_tile(lenet_tiled: Graph, faulty: str, op: Op) -> None:
     node = [n.op for n in lenet_tiled.nodes].index(op, 4) + 1  # C1's third tile, or its second one's RESHAPE
-    commitment = commit_model(lenet_tiled)
-    image = pixels(1)[0].tobytes()
-    honest = GraphParty(lenet_tiled, commitment, trace_graph(lenet_tiled, image))
-    liar = GraphParty(lenet_tiled, commitment, trace_graph(lenet_tiled, image, fault_node=node))
-    defender, challenger = (liar, honest) if faulty == "submitter" else (honest, liar)
-    d = deploy(k=16)
-    task = create_task(d.game, defender, d.submitter)
-    game_id = d.game.challenge(submit(d.game, task, defender, d.submitter), d.challenger)
-    match = Match(
-        d.game, game_id, {Side.DEFENDER: (defender, d.submitter), Side.CHALLENGER: (challenger, d.challenger)}
-    )
-    assert match.play() == ("challenger won" if faulty == "submitter" else "defender won")
-    assert d.game.game(game_id).node == node
+    game_decided_at(lenet_tiled, node, faulty, k=16)

@@ -48,9 +48,9 @@ def task_options(model_help: str) -> Callable[[Callable[..., None]], Callable[..
     return decorate
 
 
-def phases_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--phases and --tile-macs: which dispute game the task plays, and a graph task's tile size."""
-    command = click.option(
+def tile_macs_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--tile-macs: a graph task's tile size (part of the committed model: both sides alike)."""
+    return click.option(
         "--tile-macs",
         type=click.IntRange(min=1),
         default=DEFAULT_TILE_MACS,
@@ -58,6 +58,19 @@ def phases_options(command: Callable[..., None]) -> Callable[..., None]:
         help="Multi-phase: split LINEAR and CONV2D nodes larger than this many multiply-accumulates into "
         "tiles (both sides: the same).",
     )(command)
+
+
+def fault_node_option(command: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--fault-node",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Multi-phase, dishonest party: corrupt this node's output (1-based) and compute on from it.",
+    )(command)
+
+
+def phases_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--phases and --tile-macs: which dispute game the task plays, and a graph task's tile size."""
     return click.option(
         "--phases",
         type=click.Choice(CHOICES),
@@ -65,7 +78,7 @@ def phases_options(command: Callable[..., None]) -> Callable[..., None]:
         show_default=True,
         help="The dispute game: multi (graph phase, then one node in the VM), single (the whole "
         "inference in the VM); auto: multi for int8 models, single for f32 models.",
-    )(command)
+    )(tile_macs_option(command))
 
 
 @click.command("golden")
@@ -142,12 +155,7 @@ def _read_model(model_path: Path) -> bytes:
     show_default=True,
     help="Single-phase: steps between checkpoints.",
 )
-@click.option(
-    "--fault-node",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Multi-phase, dishonest party: corrupt this node's output (1-based) and compute on from it.",
-)
+@fault_node_option
 @phases_options
 @background_option
 @json_option
@@ -197,20 +205,8 @@ def _claim_text(run: dict) -> str:
 
 @click.command("graph")
 @task_options(".ggml model file (int8)")
-@click.option(
-    "--fault-node",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Dishonest party: corrupt this node's output (1-based) and compute on from it.",
-)
-@click.option(
-    "--tile-macs",
-    type=click.IntRange(min=1),
-    default=DEFAULT_TILE_MACS,
-    show_default=True,
-    help="Split LINEAR and CONV2D nodes larger than this many multiply-accumulates into tiles (both sides: "
-    "the same).",
-)
+@fault_node_option
+@tile_macs_option
 @background_option
 @json_option
 def graph_command(
