@@ -283,7 +283,15 @@ def test_a_claim_on_another_task_is_not_challenged_by_mistake(parties):
     digit = sample_digit(1)
     ok(
         prover_here(
-            "run", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(parties.challenger)
+            "run",
+            "--model",
+            str(MODELS["mlp"]),
+            "--data",
+            str(digit),
+            "--basedir",
+            str(parties.challenger),
+            "--phases",
+            "single",
         )
     )
     block = connect(parties.rpc).eth.block_number

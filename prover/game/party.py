@@ -156,15 +156,21 @@ class Run:
 
 
 def is_graph_party(basedir: Path) -> bool:
-    """Whether the base directory holds a graph run (`prover graph`): it plays multi-phase games."""
+    """Whether the base directory holds a graph task (`prover golden`, by default for an int8
+    model): it plays multi-phase games."""
     return (basedir / GRAPH_JSON).exists()
+
+
+def task_file(basedir: Path) -> Path:
+    """The file that names the party's task: graph.json (multi-phase) or golden.json."""
+    return basedir / (GRAPH_JSON if is_graph_party(basedir) else "golden.json")
 
 
 def load_run(basedir: Path, report: Report) -> tuple[Run, Trace]:
     """The party's run and its trace, with its recorded fault injection if it has one: a VM run's
     files each checked or re-derived first (prover/task/verified.py); a graph run recomputed."""
     if is_graph_party(basedir):
-        return load_graph_run_of(basedir)
+        return load_graph_run_of(basedir, report)
     verified = verified_run(basedir, report)
     golden, final = verified.golden, verified.final
     run = Run(
@@ -218,7 +224,7 @@ class ForwardTrace:
         return self.trace.witness_at(step)
 
 
-def load_graph_run_of(basedir: Path) -> tuple[Run, Trace]:
+def load_graph_run_of(basedir: Path, report: Report) -> tuple[Run, Trace]:
     """A graph run's claim (graph.json) and its trace, recomputed natively (deterministic: a party
     killed at any point gets the same trace back), with the fault step of its node's VM run."""
     # Imported here: the model code and numpy are a quarter of a single-phase chain command's
@@ -226,7 +232,8 @@ def load_graph_run_of(basedir: Path) -> tuple[Run, Trace]:
     from prover.game.multiphase import GraphParty
     from prover.task.graph_run import load_graph_run
 
-    graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
+    native = load_graph_run(basedir, report)
+    graph = native.record
     run = Run(
         roots=tuple(bytes.fromhex(graph[name][2:]) for name in ("program_root", "input_root", "model_root")),
         steps=graph["node_count"],
@@ -236,7 +243,6 @@ def load_graph_run_of(basedir: Path) -> tuple[Run, Trace]:
         final_hash=bytes.fromhex(graph["final_state"][2:]),
         nodes_root=bytes.fromhex(graph["nodes_root"][2:]),
     )
-    native = load_graph_run(basedir)
     fault_path = basedir / "fault.json"
     fault_step = read_json(fault_path, "a fault injection")["step"] if fault_path.exists() else None
     return run, GraphParty(native.graph, native.commitment, native.trace, fault_step)
@@ -246,7 +252,7 @@ def graph_ops(basedir: Path) -> list[str]:
     """The op of each node (1-based: index node - 1) of a graph party's model, for `status`."""
     # Imported here, as in load_graph_run_of.
     from prover.model.modelfile import load_model
-    from prover.model.tiling import tile_graph
+    from prover.task.graph_run import task_graph
 
-    graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
-    return [node.op.name for node in tile_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]
+    graph = read_json(basedir / GRAPH_JSON, "a graph task (run `prover golden` first)")
+    return [node.op.name for node in task_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]

@@ -37,7 +37,7 @@ from prover.game.agent import (
     phase_trace,
     with_opening,
 )
-from prover.game.party import Party, Run, graph_ops, is_graph_party, record_fault
+from prover.game.party import Party, Run, graph_ops, is_graph_party, record_fault, task_file
 from prover.game.records import (
     as_hex,
     claim_line,
@@ -195,15 +195,14 @@ def open_challenge(
         claims = [] if task_id is None else event_logs(game, "ClaimSubmitted", party, taskId=task_id)
         if not claims:
             raise ProverError(
-                f"no claim on the chain for the task of {party.basedir / 'golden.json'}; "
-                "name one with --claim"
+                f"no claim on the chain for the task of {task_file(party.basedir)}; name one with --claim"
             )
         claim_id = claims[-1].args.claimId
     claim = game.claim(claim_id)
     if claim.task_id != task_id and not other_task:
         raise ProverError(
             f"claim {claim_id} is on task {claim.task_id}, not on the task of our run "
-            f"({party.basedir / 'golden.json'}): a game against it cannot be won (--other-task to insist)"
+            f"({task_file(party.basedir)}): a game against it cannot be won (--other-task to insist)"
         )
     own_hash = trace.state_hash_at(run.steps)
     compared = {

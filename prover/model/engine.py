@@ -400,6 +400,9 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
 
     if op == Op.RESHAPE:
         return x
+    if op == Op.ANSWER:  # [u32 class, big-endian][x's bytes]: the first index of the maximum
+        classes = np.argmax(x, axis=1).astype(">u4").view(np.uint8).reshape(batch, 4)
+        return np.concatenate([classes, x.astype(np.int8).view(np.uint8)], axis=1)
     if op == Op.DEQUANTIZE:
         centred = wrap32(x.astype(np.int64) - a(Attr.ZP)).astype(np.float32)
         return centred * np.float32(bits_f32(a(Attr.SCALE))) + np.float32(bits_f32(a(Attr.OFFSET)))

@@ -84,6 +84,7 @@ class Op(IntEnum):
     GELU = 25
     SILU = 26
     ROPE = 27
+    ANSWER = 28
 
 
 class Attr(IntEnum):
@@ -166,6 +167,7 @@ ARITY = {
     Op.GELU: (1, 1),
     Op.SILU: (1, 1),
     Op.ROPE: (3, 3),
+    Op.ANSWER: (1, 1),
 }
 MAX_NORM = 16384  # LAYERNORM / RMSNORM row length: the int8 sum of squares stays below 2^61
 SOFTMAX_ONE = 1 << 20  # int8 SOFTMAX: table entries lie in 0..2^20 (exp(0) = 2^20)
@@ -615,6 +617,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
             check_activation_range()
             if not in_range(node.attr(Attr.SHIFT), -31, 31):
                 fail("SHIFT outside -31..31")
+    elif op == Op.ANSWER and (x.dtype != DType.I8 or y.dtype != DType.U8 or y.dims != (4 + x.nbytes,)):
+        fail(f"ANSWER takes int8 and gives u8 ({4 + x.nbytes},): the class, then the input's bytes")
 
 
 def permutation(perm: int) -> tuple[int, int, int, int] | None:

@@ -20,6 +20,7 @@ static const arity_t ARITY[OP_LAST + 1] = {
     [OP_REQUANTIZE] = {1, 1}, [OP_MATMUL] = {2, 2}, [OP_TRANSPOSE] = {1, 1}, [OP_SLICE] = {1, 1},
     [OP_CONCAT] = {2, 6},    [OP_GATHER] = {2, 2},  [OP_LAYERNORM] = {2, 5}, [OP_RMSNORM] = {2, 5},
     [OP_GELU] = {1, 1},      [OP_SILU] = {1, 1},    [OP_ROPE] = {3, 3},
+    [OP_ANSWER] = {1, 1},
 };
 
 static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
@@ -327,6 +328,10 @@ int node_check(const model_t *m, const node_t *node) {
         err = check_unary(x, y, BIT(DT_U8) | BIT(DT_I8), DT_I8);
         if (err) return err;
         return activation_range_ok(node) && requant_shift_ok(node, a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
+    case OP_ANSWER: /* int8 in, u8 [4 + x's bytes] out, one dim */
+        if (x->dtype != DT_I8 || y->dtype != DT_U8 || y->count != 4 + x->nbytes || y->dims[0] != y->count)
+            return ERR_SHAPE;
+        return OK;
     }
     return ERR_NODE;
 }

@@ -76,8 +76,8 @@ enum op {
     OP_LINEAR = 1, OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D, OP_SUBSAMPLE, OP_RELU, OP_TANH, OP_SIGMOID,
     OP_LOOKUP, OP_RESHAPE, OP_ADD, OP_MUL, OP_CLIP, OP_SOFTMAX, OP_QUANTIZE, OP_DEQUANTIZE,
     OP_REQUANTIZE, OP_MATMUL, OP_TRANSPOSE, OP_SLICE, OP_CONCAT, OP_GATHER, OP_LAYERNORM, OP_RMSNORM,
-    OP_GELU, OP_SILU, OP_ROPE,
-    OP_LAST = OP_ROPE
+    OP_GELU, OP_SILU, OP_ROPE, OP_ANSWER,
+    OP_LAST = OP_ANSWER
 };
 
 enum attr {
@@ -131,6 +131,9 @@ int guest_run(const u8 *input_region, const u8 *model_region, u8 *output_region,
  * output tensor alone: [u32 length][28 zero bytes][tensor bytes]. */
 int guest_run_node(const u8 *const *input_regions, u32 n_regions, const u8 *model_region,
                    u8 *output_region, u8 *arena_base, u32 arena_size);
+
+/* interp.c: the first index of a tensor's maximum (the class of the output region's payload). */
+u32 argmax(const tensor_t *t);
 
 /* model.c: parse and validate the file; the tensors and nodes live in the arena. With
  * `single_node`, the file must hold exactly one node, producing the output tensor, and the node's

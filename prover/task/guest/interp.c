@@ -27,7 +27,7 @@ static int greater(const tensor_t *t, u32 i, u32 j) {
     }
 }
 
-static u32 argmax(const tensor_t *t) {
+u32 argmax(const tensor_t *t) {
     u32 best = 0;
     for (u32 i = 1; i < t->count; i++)
         if (greater(t, i, best)) best = i;
