@@ -112,10 +112,11 @@ class DeployedContract:
 
     name: str
 
-    def __init__(self, w3: Web3, address: str) -> None:
+    def __init__(self, w3: Web3, address: str, abi: list[dict[str, Any]] | None = None) -> None:
+        """`abi`: another build's ABI (benchmarks/bench_gas.py plays an older DisputeGame)."""
         self.w3 = w3
         self.contract: Contract = w3.eth.contract(
-            address=to_checksum_address(address), abi=load_artifact(self.name)["abi"]
+            address=to_checksum_address(address), abi=abi or load_artifact(self.name)["abi"]
         )
         self._events = {
             event_abi_to_log_topic(entry): entry["name"]
