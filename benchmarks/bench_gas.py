@@ -10,14 +10,21 @@
   claim, and a whole 3,000,000-step dissection per k against k = 2 (plain bisection) as baseline.
 - A whole dispute over the real MNIST inference: task, claim, challenge, every move and the
   deciding step (a lying defender against an honest challenger, both played by prover/game/agent.py)
-  and the winner's withdrawal, for k = 16 and, as baseline, k = 2.
+  and the winner's withdrawal, for k = 16 and, as baseline, k = 2; and the same dispute on the
+  DisputeGame of commit BEFORE_COMMIT (before issue 16's rules and packed storage), deployed from
+  that commit's artifact read with `git show` (the one-step verifier is unchanged): before / after.
+- The bond economics: the defender's gas for a whole game, the MNIST one and the longest game the
+  contract accepts (2^48 - 1 steps), in wei at GAS_PRICE_GWEI: the least challenge bond that pays
+  for it (docs/contracts.md).
 
 Run: .venv/bin/python benchmarks/bench_gas.py [--steps N] [--image I]
 """
 
 import argparse
+import json
 import random
 import statistics
+import subprocess
 import sys
 from collections import defaultdict
 from functools import cache
@@ -27,11 +34,21 @@ from eth_hash.auto import keccak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from contract_fixtures import deploy, final_state, output_commitment
+from contract_fixtures import (
+    CHALLENGE_BOND,
+    CLOCK,
+    SUBMIT_BOND,
+    WINDOW,
+    Deployment,
+    deploy,
+    final_state,
+    output_commitment,
+)
 from contract_programs import random_witnesses
 
-from prover.chain.contracts import MipsVerifier
+from prover.chain.contracts import DisputeGame, MipsVerifier
 from prover.chain.game_view import Side
+from prover.chain.local import LocalChain
 from prover.game.agent import Bisect, FaultyTrace, Select, Step, Trace, next_move, rounds_needed, split_points
 from prover.model.data import mnist_test_digit
 from prover.task.golden import OUTPUT_BASE, GoldenImage, build_golden, top_tree_siblings
@@ -50,6 +67,12 @@ TARGET_LONG_ROUNDS = 6
 OUTPUT = (3).to_bytes(4, "big") + bytes(10)
 CHECKPOINT_INTERVAL = 10_000
 RARE_CLASS_MINIMUM = 20
+# main before issue 16's rules and packed storage (the "before" of the MNIST dispute)
+BEFORE_COMMIT = "9d22dba2737f832b790b7b10d78806cf6318dd8c"
+TARGET_CHALLENGE_GAS = 100_000
+TARGET_DISPUTE_GAS = 1_000_000
+GAS_PRICE_GWEI = 50  # the gas price the bond economics are stated at
+LONGEST_CLAIM = 2**48 - 1  # the most steps a claim may have
 
 
 def instruction_class(witness: StepWitness) -> str:
@@ -166,10 +189,10 @@ def report_steps(run: MnistRun, count: int) -> None:
 # ---------------------------------------------------------------- dissection moves
 
 
-def dissection(k: int, steps: int) -> tuple[list[int], list[int]]:
+def dissection(k: int, steps: int, d: Deployment | None = None) -> tuple[list[int], list[int]]:
     """Dissects a `steps`-long claim down to one step with fake hashes (the challenger always takes
     the last piece, the longest); the gasUsed of every bisect and every select."""
-    d = deploy(k=k)
+    d = d or deploy(k=k)
     task = d.game.create_task(b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, sender=d.other)
     mem_root, siblings = output_commitment(OUTPUT)
     claim = d.game.submit(task, final_state(mem_root, steps), OUTPUT, siblings, sender=d.submitter)
@@ -212,10 +235,36 @@ def report_dissection() -> None:
 # ---------------------------------------------------------------- a whole MNIST dispute
 
 
-def mnist_dispute(run: MnistRun, k: int, fault_step: int) -> tuple[int, dict[str, int]]:
+def deploy_before(k: int) -> Deployment:
+    """The DisputeGame of BEFORE_COMMIT, from that commit's committed artifact."""
+    shown = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{BEFORE_COMMIT}:contracts/artifacts/DisputeGame.json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shown.returncode != 0:
+        sys.exit(
+            f"error: cannot read the DisputeGame artifact of {BEFORE_COMMIT} with git: {shown.stderr.strip()}"
+        )
+    artifact = json.loads(shown.stdout)
+    chain = LocalChain()
+    mips = MipsVerifier.deploy(chain.w3)
+    factory = chain.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    tx = factory.constructor(mips.address, k, SUBMIT_BOND, CHALLENGE_BOND, CLOCK, WINDOW).transact(
+        {"from": chain.accounts[0]}
+    )
+    address = chain.w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+    game = DisputeGame(chain.w3, address, abi=artifact["abi"])
+    return Deployment(chain, mips, game, *chain.accounts[1:4])
+
+
+def mnist_dispute(
+    run: MnistRun, k: int, fault_step: int, d: Deployment | None = None
+) -> tuple[int, dict[str, int]]:
     """A lying defender (wrong from `fault_step` on) against an honest challenger over the real
     run, both moved by prover.game.agent; the rounds and the gasUsed of everything by kind."""
-    d = deploy(k=k)
+    d = d or deploy(k=k)
     honest = CachedTrace(run.trace)
     liar = CachedTrace(FaultyTrace(honest, fault_step))
     image = run.image
@@ -253,7 +302,8 @@ def mnist_dispute(run: MnistRun, k: int, fault_step: int) -> tuple[int, dict[str
     return rounds, gas
 
 
-def report_mnist_dispute(run: MnistRun) -> None:
+def report_mnist_dispute(run: MnistRun) -> dict[str, int]:
+    """Prints the dispute for k = 2 and 16, now and before; returns the k = 16 gas by kind."""
     steps = run.trace.steps
     fault = random.Random(5).randint(1, steps)
     print(
@@ -261,12 +311,62 @@ def report_mnist_dispute(run: MnistRun) -> None:
         f" {run.label}, predicted {run.predicted}): {steps:,} steps; the defender lies from step {fault:,}"
     )
     baseline = None
+    totals = {}
     for k in (2, 16):
         rounds, gas = mnist_dispute(run, k, fault)
         total = sum(gas.values())
         baseline = baseline or total
+        totals[k] = (total, gas)
         parts = ", ".join(f"{name} {value:,}" for name, value in gas.items())
         print(f"  k = {k:>2}: {rounds} rounds, total {total:,} gas ({total / baseline:.2f} x k = 2): {parts}")
+    print(f"  before (DisputeGame of {BEFORE_COMMIT[:7]}, same dispute, same agents) / now:")
+    for k in (2, 16):
+        _, before = mnist_dispute(run, k, fault, deploy_before(k))
+        total, now = totals[k]
+        parts = ", ".join(f"{name} {before[name]:,} -> {now[name]:,}" for name in now)
+        was = sum(before.values())
+        print(f"  k = {k:>2}: total {was:,} -> {total:,} ({total / was:.2f}): {parts}")
+    total, now = totals[16]
+    challenge = "met" if now["challenge"] < TARGET_CHALLENGE_GAS else "MISSED"
+    dispute = "met" if total < TARGET_DISPUTE_GAS else "MISSED"
+    print(
+        f"  challenge {now['challenge']:,} gas (target < {TARGET_CHALLENGE_GAS:,}: {challenge});"
+        f" the k = 16 dispute {total:,} gas (target < {TARGET_DISPUTE_GAS:,}: {dispute})"
+    )
+    return now
+
+
+# ---------------------------------------------------------------- bond economics
+
+
+def defender_game_gas(k: int, steps: int) -> int:
+    """The defender's gas for a whole game over a `steps`-long claim in which the challenger
+    walks away at the last step: every bisect, the timeout it claims, its withdrawal."""
+    d = deploy(k=k)
+    bisects, _ = dissection(k, steps, d)
+    d.chain.advance_time(CLOCK + 1)
+    game = d.game.call("gameCount")
+    timeout = d.game.claim_timeout(game, sender=d.submitter).gas_used
+    withdraw = d.game.transact("withdraw", sender=d.submitter).gas_used
+    return sum(bisects) + timeout + withdraw
+
+
+def report_bonds(mnist: dict[str, int]) -> None:
+    wei = GAS_PRICE_GWEI * 10**9
+    print(
+        f"\nbond economics: the defender's gas for a whole game, in ether at {GAS_PRICE_GWEI} gwei"
+        " (a challenge bond below it makes opening games cheaper than answering them)"
+    )
+    mnist_defender = mnist["bisect"]
+    ether = mnist_defender * wei / 1e18
+    print(f"  the MNIST game above (k = 16, its bisects): {mnist_defender:,} gas = {ether:.4f} ETH")
+    for k in (2, 16):
+        gas = defender_game_gas(k, LONGEST_CLAIM)
+        print(
+            f"  the longest claim accepted ({LONGEST_CLAIM:,} steps), k = {k:>2}: bisects, timeout and"
+            f" withdrawal {gas:,} gas = {gas * wei / 1e18:.4f} ETH"
+        )
+    print(f"  the test deployments' challenge bond: {CHALLENGE_BOND / 1e18:.2f} ETH")
 
 
 def main() -> None:
@@ -277,7 +377,7 @@ def main() -> None:
     run = MnistRun(args.image)
     report_steps(run, args.steps)
     report_dissection()
-    report_mnist_dispute(run)
+    report_bonds(report_mnist_dispute(run))
 
 
 if __name__ == "__main__":

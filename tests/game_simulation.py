@@ -7,7 +7,8 @@ benchmarks/bench_simulation.py.
 What every scenario must show, checked by `simulate`:
 - the honest side wins every game it plays (as defender of a true claim or challenger of a false
   one), and no call of an honest party reverts;
-- a false claim challenged by an honest party is refuted; a true one becomes final;
+- a false claim challenged by an honest party is refuted; a true one becomes final, the task's
+  one result: a conflicting claim on the settled task is refused;
 - every game pays exactly what the rules of docs/dispute-game.md say, computed here from the
   games' outcomes: bonds paid in = credited + still locked, at every point the check runs, and
   nothing is left in the contract once everyone has withdrawn.
@@ -80,6 +81,7 @@ class Outcome:
     moves: int = 0
     refused: int = 0
     late_challenge_refused: bool = False
+    conflicting_claim_refused: bool = False
     paid_in: int = 0
     withdrawn: int = 0
 
@@ -182,7 +184,9 @@ class Simulation:
     def play(self) -> Outcome:
         run, game = self.run, self.d.game
         self.live: set[int] = set()
-        task = game.create_task(run.program_root, run.input_root, run.model_root, sender=self.d.other)
+        self.task = task = game.create_task(
+            run.program_root, run.input_root, run.model_root, sender=self.d.other
+        )
         claimed = self.submitter.trace.state_at(run.steps)
         self.send(self.submitter, "submit", task, claimed, run.output, run.output_proof, value=SUBMIT_BOND)
         self.claim_id = game.call("claimCount")
@@ -263,6 +267,17 @@ class Simulation:
         else:
             d.chain.advance_time(WINDOW + 1)
             game.finalize(self.claim_id, sender=d.other)
+            assert game.final_claim_of(self.task) == self.claim_id
+            # One result per task: a conflicting claim on the settled task is refused.
+            conflicting = self._liar_trace()
+            liar = Player(
+                "conflicting submitter", d.chain.accounts[7], Side.DEFENDER, Strategy.LIE_AT_STEP, conflicting
+            )
+            self.outcome.conflicting_claim_refused = not self.send(
+                liar, "submit", self.task, conflicting.state_at(self.run.steps), self.run.output,
+                self.run.output_proof, value=SUBMIT_BOND,
+            )  # fmt: skip
+            assert self.outcome.conflicting_claim_refused
         # A challenge after the end of the claim's life is refused, whatever its timing.
         late = Player("late challenger", d.chain.accounts[6], Side.CHALLENGER, Strategy.LIE_AT_STEP, self.run)
         self.outcome.late_challenge_refused = not self.send(

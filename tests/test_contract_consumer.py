@@ -39,7 +39,7 @@ class Dapp:
     def final_claim(self, output: bytes, roots: tuple[bytes, bytes, bytes] = (PROGRAM, INPUT, MODEL)) -> int:
         """A claim of `output` on the task of `roots`, unchallenged through its window and final."""
         game = self.d.game
-        task = game.create_task(*roots, sender=self.d.other)
+        task = game.task_of(*roots) or game.create_task(*roots, sender=self.d.other)
         mem_root, siblings = output_commitment(output)
         claim = game.submit(task, final_state(mem_root, STEPS), output, siblings, sender=self.d.submitter)
         self.d.chain.advance_time(WINDOW + 1)
@@ -73,13 +73,29 @@ def test_a_final_claim_answers_the_dapp(dapp: Dapp, digit: int, paid: bool) -> N
         assert dapp.bounty.call("owed") == 0
 
 
-def test_one_answer_per_request_the_first_final_one(dapp: Dapp) -> None:
+def test_one_answer_per_task_and_request(dapp: Dapp) -> None:
+    """A task has one final claim: a claim on it once settled is refused, and a claim that
+    survived its window after another one became final (superseded) answers nothing."""
+    game, d = dapp.d.game, dapp.d
     request = dapp.bounty.ask(INPUT, REWARD, sender=dapp.asker)
     first, second = output_of_class(7), output_of_class(1)
-    first_claim, second_claim = dapp.final_claim(first), dapp.final_claim(second)
-    dapp.answer(request, first_claim, first)
-    with pytest.raises(ProverError, match=f"AlreadyAnswered\\(requestId={request}, claimId={first_claim}\\)"):
-        dapp.answer(request, second_claim, second)
+    task = game.create_task(PROGRAM, INPUT, MODEL, sender=d.other)
+    claims = []
+    for output in (first, second):
+        mem_root, siblings = output_commitment(output)
+        claims.append(game.submit(task, final_state(mem_root, STEPS), output, siblings, sender=d.submitter))
+    d.chain.advance_time(WINDOW + 1)
+    for claim in claims:
+        game.finalize(claim, sender=d.other)
+    assert [game.claim(claim).status for claim in claims] == ["final", "superseded"]
+    with pytest.raises(ProverError, match=r"ClaimNotFinal\(claimId=2, status=4\)"):
+        dapp.answer(request, claims[1], second)
+    mem_root, siblings = output_commitment(second)
+    with pytest.raises(ProverError, match=f"TaskSettled\\(taskId={task}, finalClaimId={claims[0]}\\)"):
+        game.submit(task, final_state(mem_root, STEPS), second, siblings, sender=d.submitter)
+    dapp.answer(request, claims[0], first)
+    with pytest.raises(ProverError, match=f"AlreadyAnswered\\(requestId={request}, claimId={claims[0]}\\)"):
+        dapp.answer(request, claims[0], first)
     assert dapp.requests.output_of(request) == first
 
 

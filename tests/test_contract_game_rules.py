@@ -55,7 +55,8 @@ def test_initial_state_is_computed_like_the_golden_image(d: Deployment) -> None:
     roots = [os.urandom(32) for _ in range(3)]
     assert d.game.initial_state_hash(*roots) == initial_state_hash(*roots)
     task = d.game.create_task(*roots, sender=d.other)
-    assert d.game.contract.functions.tasks(task).call()[3] == initial_state_hash(*roots)
+    assert d.game.contract.functions.tasks(task).call() == initial_state_hash(*roots)
+    assert d.game.task_of(*roots) == task
 
 
 @settings(max_examples=15, deadline=None)

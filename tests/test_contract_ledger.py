@@ -3,7 +3,9 @@ claims, challenges, dissection moves with honest or random hashes, time passing,
 finalizations and withdrawals by any of four accounts, in any order, most of them refused. After
 every call the ledger holds: what was paid in minus what was withdrawn is the contract's balance,
 which is exactly the accounts' credits plus the bonds of pending claims and open games; a credit
-only falls by its owner's withdrawal; each game that ends credits exactly one side, once."""
+only falls by its owner's withdrawal; each game that ends credits exactly one side, once. All
+claims are on one task: at most one of them is ever final (the task's result), and a claim that
+ended (refuted, final, superseded) stays so."""
 
 import hypothesis.strategies as st
 from contract_fixtures import (
@@ -34,6 +36,7 @@ class Ledger(RuleBasedStateMachine):
         self.paid_in = self.withdrawn = 0
         self.credits = dict.fromkeys(self.accounts, 0)
         self.ended: dict[int, str] = {}
+        self.settled: dict[int, str] = {}
         self.task = self.d.game.create_task(*ROOTS, sender=self.d.other)
         # Counted here, not read from the chain: what hypothesis draws must not depend on the
         # chain's clock, which differs from one run of an example to the next.
@@ -129,6 +132,19 @@ class Ledger(RuleBasedStateMachine):
                 assert status == self.ended[game_id]
             elif status != "open":
                 self.ended[game_id] = status
+
+    @invariant()
+    def one_result_for_the_task(self) -> None:
+        game = self.d.game
+        statuses = {c: game.claim(c).status for c in range(1, self.claims + 1)}
+        final = [c for c, status in statuses.items() if status == "final"]
+        assert len(final) <= 1
+        assert game.final_claim_of(self.task) == (final[0] if final else 0)
+        for claim_id, status in statuses.items():
+            if claim_id in self.settled:
+                assert status == self.settled[claim_id]
+            elif status != "pending":
+                self.settled[claim_id] = status
 
 
 Ledger.TestCase.settings = settings(

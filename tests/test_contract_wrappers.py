@@ -38,13 +38,13 @@ def test_constructor_parameters_are_checked_and_kept() -> None:
     for mips, k, clock in [
         (d.mips.address, 1, CLOCK),
         (d.mips.address, 65, CLOCK),
-        (d.mips.address, 4, 0),
+        (d.mips.address, 4, 2**32),  # clocks and windows are kept in 32 bits
         (zero, 4, CLOCK),
     ]:
         with pytest.raises(ProverError, match=r"deploying DisputeGame reverted: InvalidParameters\(\)"):
             DisputeGame.deploy(d.chain.w3, mips, k, SUBMIT_BOND, CHALLENGE_BOND, clock, WINDOW)
     for k in (2, 64):  # the bounds themselves are valid
-        assert DisputeGame.deploy(d.chain.w3, d.mips.address, k, 0, 0, 1, 0).k == k
+        assert DisputeGame.deploy(d.chain.w3, d.mips.address, k, 1, 1, 2**32 - 1, 1).k == k
 
 
 def test_receipts_carry_decoded_events() -> None:

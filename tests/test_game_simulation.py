@@ -25,4 +25,6 @@ def test_the_honest_side_wins_whatever_the_strategies(run):
     assert {outcome.k for outcome in outcomes} == {2, 16}
     assert games >= SCENARIOS and sum(outcome.honest_games for outcome in outcomes) >= SCENARIOS
     assert all(outcome.late_challenge_refused for outcome in outcomes)
+    # Every true claim became its task's one result; a conflicting claim after it was refused.
+    assert all(outcome.conflicting_claim_refused == outcome.claim_true for outcome in outcomes)
     assert sum(outcome.refused for outcome in outcomes) > 0  # the liars' bad calls were tried

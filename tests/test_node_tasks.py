@@ -156,10 +156,8 @@ def test_tree_roots_and_the_graph_tasks_initial_state_agree_with_the_contract(de
         len(graph.nodes),
         sender=deployment.submitter,
     )
-    program_root, input_root, model_root, initial_state = deployment.game.call("tasks", task)
-    assert (bytes(program_root), bytes(input_root)) == (node_program_root(), trace.commitments[0])
-    assert bytes(initial_state) == trace.states[0]
-    assert bytes(model_root) == commitment.model_root
+    assert bytes(deployment.game.call("tasks", task)) == trace.states[0]
+    assert deployment.game.task_of(node_program_root(), trace.commitments[0], commitment.model_root) == task
 
 
 def test_position_tree_updates_match_a_fresh_tree() -> None:

@@ -18,7 +18,8 @@ contract DisputeGame {
         None,
         Pending,
         Refuted,
-        Final
+        Final,
+        Superseded
     }
 
     enum GameStatus {
@@ -33,46 +34,61 @@ contract DisputeGame {
         Challenger
     }
 
+    /// @dev A task's roots are in its TaskCreated event and in `taskOf` (by their key); storage
+    ///      keeps only what the games read: S0 (and a graph task's model in graphModels).
     struct Task {
-        bytes32 programRoot;
-        bytes32 inputRoot;
-        bytes32 modelRoot;
         bytes32 initialState;
     }
 
+    /// @dev Four slots: (taskId, submitter, status, openGames), (steps, deadline), finalState,
+    ///      outputHash. A fresh slot costs 22,100 gas: packing saved one of five.
     struct Claim {
-        uint256 taskId;
+        uint64 taskId;
         address submitter;
         ClaimStatus status;
-        uint32 openGames;
+        uint24 openGames;
         uint64 steps;
         uint64 deadline;
         bytes32 finalState;
         bytes32 outputHash;
     }
 
+    /// @dev Five slots, of which `challenge` writes two (docs/contracts.md, "Gas"): slot 0 holds
+    ///      who plays on which claim and the phase, slot 1 the interval, the clocks and this
+    ///      round's count and block; a move writes slot 1 and at most two of the hash slots.
     struct Game {
-        uint256 claimId;
+        uint56 claimId;
         address challenger;
         GameStatus status;
-        uint64 left;
-        uint64 right;
-        bytes32 leftHash;
-        bytes32 rightHash;
-        uint64 defenderClock;
-        uint64 challengerClock;
-        uint64 turnStart;
+        // Multi-phase games (graph tasks, docs/dispute-game.md): Graph while the interval is over
+        // node indices; Vm once openNode linked the disputed node's VM run (then `node` says which).
+        Phase phase;
+        uint24 node;
+        uint48 left;
+        uint48 right;
+        uint32 defenderClock;
+        uint32 challengerClock;
+        uint40 turnStart;
         // This round's hashes (none while postedCount == 0) are in calldata and in the Bisected
         // event of block postedBlock; storage keeps only their hash, which select checks the
         // challenger's copy against. Storing k - 1 hashes would cost 22,100 gas each in a game's
         // first round and 5,000 in later ones (k = 16: 330,000 and 75,000).
         uint8 postedCount;
-        uint56 postedBlock;
-        // Multi-phase games (graph tasks, docs/dispute-game.md): Graph while the interval is over
-        // node indices; Vm once openNode linked the disputed node's VM run (then `node` says which).
-        Phase phase;
-        uint64 node;
+        uint40 postedBlock;
+        // Zero until the first select (or openNode) replaces them: the claim's ends, S0 and SN,
+        // which `challenge` does not copy (two fresh slots, 44,200 gas). A posted hash is never
+        // zero (bisect refuses it), so zero cannot be confused with a hash that was played.
+        bytes32 leftHash;
+        bytes32 rightHash;
         bytes32 postedHash;
+    }
+
+    /// @dev The three id counters in one slot: only the first id ever handed out pays for a
+    ///      fresh slot.
+    struct Counters {
+        uint64 tasks;
+        uint64 claims;
+        uint64 games;
     }
 
     enum Phase {
@@ -85,6 +101,7 @@ contract DisputeGame {
     struct GraphModel {
         bytes32 nodesRoot;
         uint64 nodeCount;
+        bytes32 programRoot; // the single-node program, whose S0 openNode derives
     }
 
     /// @dev What the defender reveals to link the graph phase's disputed node to its VM run.
@@ -112,6 +129,12 @@ contract DisputeGame {
     uint256 private constant TREE_DEPTH = 20;
     uint256 private constant MAX_NODE_INPUTS = 9;
     uint256 private constant FIRST_EXTRA_INPUT_SLOT = 8;
+    /// @notice The shortest clock accepted: a move lands in a later block than the move it
+    ///         answers (timestamps grow by at least a second a block) and must find time left.
+    uint64 public constant MIN_CLOCK_BUDGET = 2;
+    /// @dev Clocks and windows are kept in 32 bits (136 years), intervals in 48 bits.
+    uint256 private constant MAX_SECONDS = type(uint32).max;
+    uint256 private constant MAX_STEPS = type(uint48).max;
 
     IMIPS public immutable mips;
     uint256 public immutable k;
@@ -120,16 +143,20 @@ contract DisputeGame {
     uint64 public immutable clockBudget;
     uint64 public immutable challengeWindow;
 
-    uint256 public taskCount;
-    uint256 public claimCount;
-    uint256 public gameCount;
+    Counters private counters;
     mapping(uint256 => Task) public tasks;
+    /// @notice The task of each (programRoot, inputRoot, modelRoot), by `taskKey`: one task per
+    ///         computation, so that one final claim is the one result of that computation.
+    mapping(bytes32 => uint256) public taskOf;
     mapping(uint256 => Claim) public claims;
     mapping(uint256 => Game) public games;
     /// @notice The model of each graph task (nodeCount == 0 for a single-phase task).
     mapping(uint256 => GraphModel) public graphModels;
     /// @notice Credited, not yet withdrawn wei per account.
     mapping(address => uint256) public balances;
+    /// @notice The one final claim of each task (0 while none): the task's result. The first
+    ///         claim to finalize wins; a later one that survives its window is Superseded.
+    mapping(uint256 => uint256) public finalClaimOf;
 
     event TaskCreated(
         uint256 indexed taskId, bytes32 programRoot, bytes32 inputRoot, bytes32 modelRoot, bytes32 initialState
@@ -149,6 +176,7 @@ contract DisputeGame {
     event GameResolved(uint256 indexed gameId, Side winner, bool byTimeout, address payee, uint256 amount);
     event ClaimRefuted(uint256 indexed claimId, uint256 indexed gameId);
     event ClaimFinalized(uint256 indexed claimId);
+    event ClaimSuperseded(uint256 indexed claimId, uint256 indexed finalClaimId);
     event Withdrawn(address indexed account, uint256 amount);
     event GraphTaskCreated(uint256 indexed taskId, bytes32 nodesRoot, uint64 nodeCount);
     event NodeOpened(
@@ -156,6 +184,13 @@ contract DisputeGame {
     );
 
     error InvalidParameters();
+    error ZeroBond();
+    error ZeroWindow();
+    error ClockTooShort(uint64 clockBudget, uint64 minimum);
+    error TaskSettled(uint256 taskId, uint256 finalClaimId);
+    error TaskExists(uint256 taskId);
+    error TooManySteps(uint64 steps);
+    error ZeroHash(uint256 index);
     error UnknownTask(uint256 taskId);
     error UnknownClaim(uint256 claimId);
     error UnknownGame(uint256 gameId);
@@ -219,7 +254,11 @@ contract DisputeGame {
         uint64 clockBudget_,
         uint64 challengeWindow_
     ) {
-        if (address(mips_) == address(0) || k_ < 2 || k_ > 64 || clockBudget_ == 0) revert InvalidParameters();
+        if (address(mips_) == address(0) || k_ < 2 || k_ > 64) revert InvalidParameters();
+        if (clockBudget_ > MAX_SECONDS || challengeWindow_ > MAX_SECONDS) revert InvalidParameters();
+        if (submitBond_ == 0 || challengeBond_ == 0) revert ZeroBond();
+        if (challengeWindow_ == 0) revert ZeroWindow();
+        if (clockBudget_ < MIN_CLOCK_BUDGET) revert ClockTooShort(clockBudget_, MIN_CLOCK_BUDGET);
         mips = mips_;
         k = k_;
         submitBond = submitBond_;
@@ -237,8 +276,7 @@ contract DisputeGame {
         returns (uint256 taskId)
     {
         bytes32 initialState = initialStateHash(programRoot, inputRoot, modelRoot);
-        taskId = ++taskCount;
-        tasks[taskId] = Task(programRoot, inputRoot, modelRoot, initialState);
+        taskId = _newTask(programRoot, inputRoot, modelRoot, initialState);
         emit TaskCreated(taskId, programRoot, inputRoot, modelRoot, initialState);
     }
 
@@ -250,16 +288,14 @@ contract DisputeGame {
         nonReentrant
         returns (uint256 claimId)
     {
-        if (tasks[taskId].initialState == 0) revert UnknownTask(taskId);
+        _openTask(taskId);
         if (graphModels[taskId].nodeCount != 0) revert WrongTaskKind(taskId, true);
         if (msg.value != submitBond) revert WrongBond(submitBond, msg.value);
         if (finalState.length != STATE_SIZE) revert BadStateLength(finalState.length);
         uint8 exited = uint8(finalState[EXITED]);
         uint8 exitCode = uint8(finalState[EXIT_CODE]);
         if (exited != 1 || exitCode != 0) revert NotExitedCleanly(exited, exitCode);
-        uint64 steps = uint64(bytes8(finalState[STEP:STEP + 8]));
-        // S0 is never exited, so an exited state needs at least one step.
-        if (steps == 0) revert NoSteps();
+        uint64 steps = _steps(finalState);
         if (output.length > MAX_PAYLOAD) revert OutputTooLong(output.length);
         if (_outputMemRoot(_regionRoot(output), outputProof) != bytes32(finalState[0:32])) revert OutputNotProven();
         claimId = _newClaim(taskId, keccak256(finalState), steps, output);
@@ -271,18 +307,14 @@ contract DisputeGame {
         if (block.timestamp >= claim.deadline) revert WindowClosed(claimId);
         if (msg.value != challengeBond) revert WrongBond(challengeBond, msg.value);
         claim.openGames += 1;
-        gameId = ++gameCount;
+        gameId = ++counters.games;
+        // Two fresh slots; leftHash and rightHash stay zero (the claim's S0 and SN).
         Game storage game = games[gameId];
-        game.claimId = claimId;
-        game.challenger = msg.sender;
-        game.status = GameStatus.Open;
-        game.right = claim.steps;
-        game.leftHash = tasks[claim.taskId].initialState;
-        game.rightHash = claim.finalState;
-        game.defenderClock = clockBudget;
-        game.challengerClock = clockBudget;
-        game.turnStart = uint64(block.timestamp);
+        (game.claimId, game.challenger, game.status) = (uint56(claimId), msg.sender, GameStatus.Open);
         if (graphModels[claim.taskId].nodeCount != 0) game.phase = Phase.Graph;
+        uint32 clock = uint32(clockBudget);
+        (game.right, game.defenderClock, game.challengerClock, game.turnStart) =
+            (uint48(claim.steps), clock, clock, uint40(block.timestamp));
         emit GameStarted(gameId, claimId, msg.sender);
     }
 
@@ -291,9 +323,30 @@ contract DisputeGame {
         Claim storage claim = _pendingClaim(claimId);
         if (block.timestamp < claim.deadline) revert WindowOpen(claimId, claim.deadline);
         if (claim.openGames != 0) revert GamesOpen(claimId, claim.openGames);
-        claim.status = ClaimStatus.Final;
+        uint256 settled = finalClaimOf[claim.taskId];
+        if (settled == 0) {
+            finalClaimOf[claim.taskId] = claimId;
+            claim.status = ClaimStatus.Final;
+            emit ClaimFinalized(claimId);
+        } else {
+            // One result per task: the first final claim is the task's result; this one
+            // survived its window too (same result or not) and only gets its bond back.
+            claim.status = ClaimStatus.Superseded;
+            emit ClaimSuperseded(claimId, settled);
+        }
         balances[claim.submitter] += submitBond;
-        emit ClaimFinalized(claimId);
+    }
+
+    function taskCount() external view returns (uint256) {
+        return counters.tasks;
+    }
+
+    function claimCount() external view returns (uint256) {
+        return counters.claims;
+    }
+
+    function gameCount() external view returns (uint256) {
+        return counters.games;
     }
 
     /// @notice Sends the caller everything credited to it.
@@ -318,9 +371,12 @@ contract DisputeGame {
         if (game.postedCount != 0) revert NotYourTurn(gameId, Side.Challenger);
         uint256 pieces = length < k ? length : k;
         if (hashes.length != pieces - 1) revert WrongHashCount(pieces - 1, hashes.length);
+        for (uint256 i = 0; i < hashes.length; ++i) {
+            if (hashes[i] == 0) revert ZeroHash(i);
+        }
         _spendClock(gameId, game, Side.Defender);
         game.postedCount = uint8(hashes.length);
-        game.postedBlock = uint56(block.number);
+        game.postedBlock = uint40(block.number);
         game.postedHash = keccak256(abi.encodePacked(hashes));
         emit Bisected(gameId, game.left, game.right, hashes);
     }
@@ -345,8 +401,8 @@ contract DisputeGame {
         _spendClock(gameId, game, Side.Challenger);
         if (index != 0) game.leftHash = posted[index - 1];
         if (index != hashCount) game.rightHash = posted[index];
-        game.left = uint64(left + length * index / pieces);
-        game.right = uint64(left + length * (index + 1) / pieces);
+        game.left = uint48(left + length * index / pieces);
+        game.right = uint48(left + length * (index + 1) / pieces);
         game.postedCount = 0;
         emit Selected(gameId, index, game.left, game.right);
     }
@@ -358,10 +414,11 @@ contract DisputeGame {
         if (game.right - game.left != 1) revert NotOneStep(gameId, game.left, game.right);
         if (game.phase == Phase.Graph) revert LinkRequired(gameId);
         bytes32 preState = keccak256(stateData);
-        if (preState != game.leftHash) revert StateHashMismatch(game.leftHash, preState);
+        bytes32 agreed = _leftHash(game);
+        if (preState != agreed) revert StateHashMismatch(agreed, preState);
         bytes32 postState = mips.step(stateData, proof);
         emit Stepped(gameId, game.left, postState);
-        _resolve(gameId, game, postState == game.rightHash ? Side.Defender : Side.Challenger, false);
+        _resolve(gameId, game, postState == _rightHash(game) ? Side.Defender : Side.Challenger, false);
     }
 
     /// @notice Ends a game whose side to move has used up its clock: the other side wins.
@@ -392,9 +449,8 @@ contract DisputeGame {
             initialState = _hashPair(initialState, zero);
             zero = _hashPair(zero, zero);
         }
-        taskId = ++taskCount;
-        tasks[taskId] = Task(nodeProgramRoot, inputRoot, modelRoot, initialState);
-        graphModels[taskId] = GraphModel(nodesRoot, nodeCount);
+        taskId = _newTask(nodeProgramRoot, inputRoot, modelRoot, initialState);
+        graphModels[taskId] = GraphModel(nodesRoot, nodeCount, nodeProgramRoot);
         emit TaskCreated(taskId, nodeProgramRoot, inputRoot, modelRoot, initialState);
         emit GraphTaskCreated(taskId, nodesRoot, nodeCount);
     }
@@ -407,7 +463,7 @@ contract DisputeGame {
         nonReentrant
         returns (uint256 claimId)
     {
-        if (tasks[taskId].initialState == 0) revert UnknownTask(taskId);
+        _openTask(taskId);
         uint64 nodeCount = graphModels[taskId].nodeCount;
         if (nodeCount == 0) revert WrongTaskKind(taskId, false);
         if (msg.value != submitBond) revert WrongBond(submitBond, msg.value);
@@ -428,30 +484,30 @@ contract DisputeGame {
         if (game.phase != Phase.Graph) revert NotGraphPhase(gameId);
         if (game.right - game.left != 1) revert NotOneStep(gameId, game.left, game.right);
         uint64 node = game.right;
+        bytes32 agreed = _leftHash(game);
         _checkNodeInModel(claims[game.claimId].taskId, node, opening);
-        _checkInputsAgreed(game.leftHash, node, opening);
+        _checkInputsAgreed(agreed, node, opening);
         if (
-            treeRoot(bytes32(0), node, opening.outputProof) != game.leftHash
-                || treeRoot(opening.outputRoot, node, opening.outputProof) != game.rightHash
+            treeRoot(bytes32(0), node, opening.outputProof) != agreed
+                || treeRoot(opening.outputRoot, node, opening.outputProof) != _rightHash(game)
         ) revert OutputNotLinked(node);
         bytes calldata finalState = opening.finalState;
         if (finalState.length != STATE_SIZE) revert BadStateLength(finalState.length);
         if (uint8(finalState[EXITED]) != 1 || uint8(finalState[EXIT_CODE]) != 0) {
             revert NotExitedCleanly(uint8(finalState[EXITED]), uint8(finalState[EXIT_CODE]));
         }
-        uint64 steps = uint64(bytes8(finalState[STEP:STEP + 8]));
-        if (steps == 0) revert NoSteps();
+        uint64 steps = _steps(finalState);
         if (_outputMemRoot(opening.outputRoot, opening.finalOutputProof) != bytes32(finalState[0:32])) {
             revert OutputNotProven();
         }
         _spendClock(gameId, game, Side.Defender);
         bytes32 initialState =
-            nodeInitialStateHash(tasks[claims[game.claimId].taskId].programRoot, opening.nodeRoot, opening.inputRoots);
+            nodeInitialStateHash(graphModels[claims[game.claimId].taskId].programRoot, opening.nodeRoot, opening.inputRoots);
         bytes32 finalHash = keccak256(finalState);
         game.phase = Phase.Vm;
-        game.node = node;
+        game.node = uint24(node);
         game.left = 0;
-        game.right = steps;
+        game.right = uint48(steps);
         game.leftHash = initialState;
         game.rightHash = finalHash;
         emit NodeOpened(gameId, node, opening.nodeRoot, initialState, finalHash, steps);
@@ -513,8 +569,8 @@ contract DisputeGame {
         return (
             game.left,
             game.right,
-            game.leftHash,
-            game.rightHash,
+            _leftHash(game),
+            _rightHash(game),
             game.postedCount,
             game.postedBlock,
             game.postedHash,
@@ -522,6 +578,12 @@ contract DisputeGame {
             over,
             moverSecondsLeft
         );
+    }
+
+    /// @notice What `taskOf` is keyed by: keccak256 of the three roots (a graph task's modelRoot
+    ///         is keccak256(nodesRoot, nodeCount)).
+    function taskKey(bytes32 programRoot, bytes32 inputRoot, bytes32 modelRoot) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(programRoot, inputRoot, modelRoot));
     }
 
     /// @notice S0 of docs/memory-map.md: the initial state hash of a task.
@@ -613,9 +675,9 @@ contract DisputeGame {
         private
         returns (uint256 claimId)
     {
-        claimId = ++claimCount;
+        claimId = ++counters.claims;
         claims[claimId] = Claim({
-            taskId: taskId,
+            taskId: uint64(taskId),
             submitter: msg.sender,
             status: ClaimStatus.Pending,
             openGames: 0,
@@ -625,6 +687,45 @@ contract DisputeGame {
             outputHash: keccak256(output)
         });
         emit ClaimSubmitted(claimId, taskId, msg.sender, finalHash, steps, output);
+    }
+
+    /// @dev A new task of the given roots: each computation is one task.
+    function _newTask(bytes32 programRoot, bytes32 inputRoot, bytes32 modelRoot, bytes32 initialState)
+        private
+        returns (uint256 taskId)
+    {
+        bytes32 key = taskKey(programRoot, inputRoot, modelRoot);
+        taskId = taskOf[key];
+        if (taskId != 0) revert TaskExists(taskId);
+        taskId = ++counters.tasks;
+        taskOf[key] = taskId;
+        tasks[taskId] = Task(initialState);
+    }
+
+    /// @dev A known task without a final claim: a settled task takes no more claims.
+    function _openTask(uint256 taskId) private view {
+        if (tasks[taskId].initialState == 0) revert UnknownTask(taskId);
+        uint256 settled = finalClaimOf[taskId];
+        if (settled != 0) revert TaskSettled(taskId, settled);
+    }
+
+    /// @dev A final state's step count: at least one (S0 is never exited), below 2^48.
+    function _steps(bytes calldata finalState) private pure returns (uint64 steps) {
+        steps = uint64(bytes8(finalState[STEP:STEP + 8]));
+        if (steps == 0) revert NoSteps();
+        if (steps > MAX_STEPS) revert TooManySteps(steps);
+    }
+
+    /// @dev The agreed hash at `left`: zero stored means the claim's start (the task's S0).
+    function _leftHash(Game storage game) private view returns (bytes32 hash) {
+        hash = game.leftHash;
+        if (hash == 0) hash = tasks[claims[game.claimId].taskId].initialState;
+    }
+
+    /// @dev The defender's hash at `right`: zero stored means the claim's end (SN).
+    function _rightHash(Game storage game) private view returns (bytes32 hash) {
+        hash = game.rightHash;
+        if (hash == 0) hash = claims[game.claimId].finalState;
     }
 
     function _pendingClaim(uint256 claimId) private view returns (Claim storage claim) {
@@ -663,9 +764,9 @@ contract DisputeGame {
     function _spendClock(uint256 gameId, Game storage game, Side mover) private {
         uint256 left = _secondsLeft(game, mover);
         if (left == 0) revert ClockExpired(gameId, mover);
-        if (mover == Side.Defender) game.defenderClock = uint64(left);
-        else game.challengerClock = uint64(left);
-        game.turnStart = uint64(block.timestamp);
+        if (mover == Side.Defender) game.defenderClock = uint32(left);
+        else game.challengerClock = uint32(left);
+        game.turnStart = uint40(block.timestamp);
     }
 
     /// @dev Exactly one payout per game; the submitter's bond goes to the first winning challenger.

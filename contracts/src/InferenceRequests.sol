@@ -3,19 +3,18 @@ pragma solidity 0.8.28;
 
 /// @notice What a consumer reads of the dispute game (DisputeGame.sol's public getters).
 interface IDisputeGameResults {
-    function tasks(uint256 taskId)
-        external
-        view
-        returns (bytes32 programRoot, bytes32 inputRoot, bytes32 modelRoot, bytes32 initialState);
+    function taskOf(bytes32 key) external view returns (uint256 taskId);
+
+    function taskKey(bytes32 programRoot, bytes32 inputRoot, bytes32 modelRoot) external pure returns (bytes32);
 
     function claims(uint256 claimId)
         external
         view
         returns (
-            uint256 taskId,
+            uint64 taskId,
             address submitter,
             uint8 status,
-            uint32 openGames,
+            uint24 openGames,
             uint64 steps,
             uint64 deadline,
             bytes32 finalState,
@@ -33,7 +32,8 @@ interface IInferenceReceiver {
 ///         names the task by its program, input and model roots and offers a reward; once a claim
 ///         on such a task is final in the dispute game, anyone hands its output in, the reward is
 ///         credited to the claim's submitter, and the requester (when it is a contract) gets the
-///         output in `onInference`. The first final answer handed in is the request's answer.
+///         output in `onInference`. A task has one final claim at most (DisputeGame: one task per
+///         computation, one result per task), so a request has one possible answer.
 contract InferenceRequests {
     struct Request {
         address requester;
@@ -104,8 +104,8 @@ contract InferenceRequests {
         if (asked.claimId != 0) revert AlreadyAnswered(requestId, asked.claimId);
         (uint256 taskId, address submitter, uint8 status,,,,, bytes32 outputHash) = game.claims(claimId);
         if (status != CLAIM_FINAL) revert ClaimNotFinal(claimId, status);
-        (bytes32 programRoot, bytes32 inputRoot, bytes32 modelRoot,) = game.tasks(taskId);
-        if (programRoot != asked.programRoot || inputRoot != asked.inputRoot || modelRoot != asked.modelRoot) {
+        // One task per computation (DisputeGame.taskOf), and one final claim per task.
+        if (game.taskOf(game.taskKey(asked.programRoot, asked.inputRoot, asked.modelRoot)) != taskId) {
             revert OtherTask(requestId, taskId);
         }
         if (keccak256(output) != outputHash) revert OutputMismatch(claimId);

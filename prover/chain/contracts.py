@@ -112,10 +112,11 @@ class DeployedContract:
 
     name: str
 
-    def __init__(self, w3: Web3, address: str) -> None:
+    def __init__(self, w3: Web3, address: str, abi: list[dict[str, Any]] | None = None) -> None:
+        """`abi`: another build's ABI (benchmarks/bench_gas.py plays an older DisputeGame)."""
         self.w3 = w3
         self.contract: Contract = w3.eth.contract(
-            address=to_checksum_address(address), abi=load_artifact(self.name)["abi"]
+            address=to_checksum_address(address), abi=abi or load_artifact(self.name)["abi"]
         )
         self._events = {
             event_abi_to_log_topic(entry): entry["name"]
@@ -217,7 +218,7 @@ class MipsVerifier(DeployedContract):
 class ClaimInfo:
     task_id: int
     submitter: str
-    status: str  # "pending", "refuted" or "final"
+    status: str  # "pending", "refuted", "final" or "superseded"
     open_games: int
     steps: int
     deadline: int
@@ -226,7 +227,7 @@ class ClaimInfo:
 
 
 GRAPH_PHASE = 1  # DisputeGame.Phase.Graph
-CLAIM_STATUS = ("none", "pending", "refuted", "final")
+CLAIM_STATUS = ("none", "pending", "refuted", "final", "superseded")
 GAME_STATUS = ("none", "open", "defender won", "challenger won")
 
 
@@ -263,6 +264,14 @@ class DisputeGame(DeployedContract):
 
     def region_root(self, payload: bytes) -> bytes:
         return bytes(self.call("regionRoot", payload))
+
+    def task_of(self, program_root: bytes, input_root: bytes, model_root: bytes) -> int:
+        """The task of these roots (0: none; a computation is one task)."""
+        return self.call("taskOf", self.call("taskKey", program_root, input_root, model_root))
+
+    def final_claim_of(self, task_id: int) -> int:
+        """The task's one final claim, its result (0 while none)."""
+        return self.call("finalClaimOf", task_id)
 
     def create_task(self, program_root: bytes, input_root: bytes, model_root: bytes, sender: str) -> int:
         receipt = self.transact("createTask", program_root, input_root, model_root, sender=sender)

@@ -584,7 +584,9 @@ def settle_claims(party: Party, game: DisputeGame, claims: list[int], out: Outpu
         claim = game.claim(claim_id)
         if claim.status == "pending" and not claim.open_games and claim.deadline <= now:
             game.finalize(claim_id, party.sender, gas=FINALIZE_GAS)
-            out.note(f"claim {claim_id} is final: its bond of {game.submit_bond} wei is credited back")
+            # Superseded: another claim on the task finalized first (one result per task).
+            status = game.claim(claim_id).status
+            out.note(f"claim {claim_id} is {status}: its bond of {game.submit_bond} wei is credited back")
             final = True
         final = final or claim.status == "final"
     if final and game.balance_of(party.sender):
@@ -616,9 +618,9 @@ def finalize(party: Party, out: Output, claim_id: int | None) -> None:
     game = party.dispute_game()
     claim_id = my_claim(party, game, claim_id, out)
     claim = game.claim(claim_id)
-    final = {"claim": claim_id, "status": "final", "submitter": claim.submitter}
-    if claim.status == "final":
-        out.emit(Record({**final, "already": True}, f"claim {claim_id} is already final"))
+    final = {"claim": claim_id, "status": claim.status, "submitter": claim.submitter}
+    if claim.status in ("final", "superseded"):
+        out.emit(Record({**final, "already": True}, f"claim {claim_id} is already {claim.status}"))
         return
     if claim.status == "refuted":
         raise ProverError(
@@ -639,10 +641,12 @@ def finalize(party: Party, out: Output, claim_id: int | None) -> None:
             f"({claim.deadline - latest} s after the latest block)"
         ) from None
     bond = game.submit_bond
+    # Superseded when another claim on the task became final first (one result per task).
+    status = game.claim(claim_id).status
     out.emit(
         Record(
-            {**final, "already": False, "credited": bond, **transaction_fields(receipt)},
-            f"claim {claim_id} is final: the submitter {claim.submitter} is credited its bond of "
+            {**final, "status": status, "already": False, "credited": bond, **transaction_fields(receipt)},
+            f"claim {claim_id} is {status}: the submitter {claim.submitter} is credited its bond of "
             f"{bond} wei (`prover withdraw`)",
         )
     )
