@@ -178,8 +178,22 @@ class DeployedContract:
             raise self._error(function, exc) from None
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
-            raise ProverError(f"{self.name}.{function} failed in transaction 0x{tx_hash.hex()}")
+            raise self._failure(function, call, options, receipt)
         return Receipt(bytes(tx_hash), receipt["gasUsed"], self._decode_events(receipt))
+
+    def _failure(
+        self, function: str, call: ContractFunction, options: dict[str, Any], receipt: Any
+    ) -> ProverError:
+        """Why a mined transaction failed (one sent without an estimate, which would have said so
+        before): the call replayed on the state its block started from, its revert decoded."""
+        replay = {name: value for name, value in options.items() if name != "gas"}
+        try:
+            call.call(replay, block_identifier=receipt["blockNumber"] - 1)
+        except (ContractLogicError, TransactionFailed) as exc:
+            return self._error(function, exc)
+        return ProverError(
+            f"{self.name}.{function} failed in transaction 0x{bytes(receipt['transactionHash']).hex()}"
+        )
 
     def _decode_events(self, receipt: Any) -> tuple[Event, ...]:
         events = []
