@@ -11,7 +11,9 @@ from prover.errors import ProverError
 from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.output import Output, Record
 from prover.task.graph_run import write_graph_run
+from prover.task.guest.build import GUEST_ELF
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
+from prover.watch.store import Store
 
 
 def task_options(model_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -47,20 +49,41 @@ def task_options(model_help: str) -> Callable[[Callable[..., None]], Callable[..
 @click.command("golden")
 @task_options(".ggml model file")
 @background_option
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also put the program, the model and the input in this content-addressed store (`prover watch`).",
+)
 @json_option
-def golden_command(model_path: Path, data_path: Path, basedir: Path, background: str, out: Output) -> None:
+def golden_command(
+    model_path: Path, data_path: Path, basedir: Path, background: str, store_dir: Path | None, out: Output
+) -> None:
     """Lay out the guest, the model and the input (in the model's input convention) in VM memory;
     write golden.json; print S0 (--json: golden.json and how the input was prepared)."""
-    golden = _golden(basedir, model_path, data_path, background, out)
-    out.emit(Record(golden, f"S0 {golden['S0']}"))
+    golden = _golden(basedir, model_path, data_path, background, out, store_dir)
+    text = f"S0 {golden['S0']}"
+    if store_dir is not None:
+        text += f"\nstored the program, model and input in {store_dir}"
+    out.emit(Record(golden, text))
 
 
-def _golden(basedir: Path, model_path: Path, data_path: Path, background: str, out: Output) -> dict:
-    """golden.json of the task written into `basedir`, with "input": how the input was prepared."""
+def _golden(
+    basedir: Path,
+    model_path: Path,
+    data_path: Path,
+    background: str,
+    out: Output,
+    store_dir: Path | None = None,
+) -> dict:
+    """golden.json of the task written into `basedir`, with "input": how the input was prepared
+    (and the task's data put in the store at `store_dir`)."""
     task = load_task(model_path, data_path, background)
     if task.prepared is not None and task.prepared.note:
         out.note(task.prepared.note)
     golden = write_golden(basedir, task.model, task.data)
+    if store_dir is not None:
+        Store(store_dir).put_task(GUEST_ELF, task.model, task.data)
     return {**golden, "input": task.prepared.to_json() if task.prepared else None}
 
 
