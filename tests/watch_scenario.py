@@ -33,12 +33,17 @@ class Outcome:
 
 
 def play(
-    rpc: str, factory, work: Path, watcher_auth: tuple[str, ...], kills: random.Random | None = None
+    rpc: str,
+    factory,
+    work: Path,
+    watcher_auth: tuple[str, ...],
+    kills: random.Random | None = None,
+    window: int = WINDOW_S,
 ) -> Outcome:
     """Play the scenario; with `kills`, the watcher is killed with SIGKILL at random moments (8
-    times, 0.3 to 4 s after each start) and started again. Returns once the chain is settled."""
+    times, 0.5 to 6 s after each start) and started again. Returns once the chain is settled."""
     run = tiny_run(factory)
-    match = Match(rpc, run, work, "--k", "2", "--clock", str(CLOCK_S), "--window", str(WINDOW_S))
+    match = Match(rpc, run, work, "--k", "2", "--clock", str(CLOCK_S), "--window", str(window))
     store = work / "store"
     tiny_task(factory, store, work / "task", bytes([1, 2, 3, 4]))  # the tiny run's task
     own = party_dir(run, work / "watcher-own")
@@ -82,7 +87,7 @@ def play(
     try:
         for _ in range(8 if kills else 0):
             try:
-                wait_until(settled, kills.uniform(0.3, 4.0), "the chain settled")
+                wait_until(settled, kills.uniform(0.5, 6.0), "the chain settled")
                 break
             except AssertionError:
                 logs[-1].stop(9)

@@ -6,6 +6,7 @@ state hashes and the one-step witnesses it asks for: the checkpoints never leave
 The task's data is read from the store by the watcher and shipped to the actor, so the cluster's
 nodes need no shared file system."""
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -80,6 +81,7 @@ class RayPool:
         if ray is None:
             raise ProverError("--ray needs the optional extra: pip install 'opml-prover[ray]'")
         self.store = store
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         # An actor holds its trace for the claim's lifetime, and uses a CPU only while it runs.
         self.actor_class = ray.remote(num_cpus=0)(TaskRun)
@@ -124,6 +126,5 @@ class RayPool:
             ray.kill(actor)
 
     def close(self) -> None:
-        for key in list(self.actors):
-            self.actors.pop(key)
+        """Disconnect: the actors (not detached) end with the watcher's session."""
         ray.shutdown()

@@ -257,6 +257,7 @@ class Watcher:
             return False
         if execution is None:
             return True
+        self.retry_at.pop(claim_id, None)
         agree = _hex(execution.final_hash) == entry.final_state and execution.steps == entry.steps
         note = f"our run ends in {_hex(execution.final_hash)} after {execution.steps} steps"
         self._set_verdict(claim_id, "agree" if agree else "disagree", note)
@@ -404,8 +405,10 @@ class Watcher:
             for claim_id, info in self.claim_info.items()
             if info.status == "pending" and self.state.claims[claim_id].submitter == self.me
         ]
-        waits = [seconds for seconds in waits if seconds >= 0]
-        return min(waits) + 0.5 if waits else None
+        waits = [seconds + 0.5 for seconds in waits if seconds >= 0]
+        # A claim whose data the store lacked is looked up again in time, block or no block.
+        waits += [max(0.0, at - time.monotonic()) for at in self.retry_at.values() if at > time.monotonic()]
+        return min(waits) if waits else None
 
     def _summary(self, now: int) -> Summary:
         verdicts: dict[str, int] = {}
