@@ -1,4 +1,4 @@
-"""`prover watch` killed with SIGKILL at random moments (8 times, 0.5 to 6 s after each start: while
+"""`prover watch` killed with SIGKILL at random moments (8 times, 0.2 to 8 s after each start: while
 it re-executes the task, between a move's transaction and its log line, while it settles) and
 started again each time, through the two-game scenario of tests/watch_scenario.py: no move is lost
 (both games are won by a step proof, never by a timeout against the watcher) and none is made
@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 # The challenge window: long enough for the watcher to judge and challenge claim 2 between kills
 # (each start costs its imports and a worker's).
 KILL_WINDOW_S = 150
+KILL_CLOCK_S = 240  # the watcher's clock runs while it is down: 8 kills and starts of a few seconds
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,13 @@ def rpc_url():
 @pytest.mark.parametrize("seed", [1])
 def test_a_watcher_killed_at_random_points_resumes(rpc_url, tmp_path_factory, tmp_path, seed):
     outcome = play(
-        rpc_url, tmp_path_factory, tmp_path, ("--account", str(WATCHER)), random.Random(seed), KILL_WINDOW_S
+        rpc_url,
+        tmp_path_factory,
+        tmp_path,
+        ("--account", str(WATCHER)),
+        random.Random(seed),
+        KILL_WINDOW_S,
+        KILL_CLOCK_S,
     )
     assert len(outcome.logs) > 1, "the watcher was never killed: the scenario ended first"
     check_chain(rpc_url, outcome)

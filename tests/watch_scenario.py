@@ -39,11 +39,13 @@ def play(
     watcher_auth: tuple[str, ...],
     kills: random.Random | None = None,
     window: int = WINDOW_S,
+    clock: int = CLOCK_S,
 ) -> Outcome:
     """Play the scenario; with `kills`, the watcher is killed with SIGKILL at random moments (8
-    times, 0.5 to 6 s after each start) and started again. Returns once the chain is settled."""
+    times, 0.2 to 8 s after it says it is watching: its start-up takes seconds on a loaded
+    machine) and started again. Returns once the chain is settled."""
     run = tiny_run(factory)
-    match = Match(rpc, run, work, "--k", "2", "--clock", str(CLOCK_S), "--window", str(window))
+    match = Match(rpc, run, work, "--k", "2", "--clock", str(clock), "--window", str(window))
     store = work / "store"
     tiny_task(factory, store, work / "task", bytes([1, 2, 3, 4]))  # the tiny run's task
     own = party_dir(run, work / "watcher-own")
@@ -86,8 +88,9 @@ def play(
 
     try:
         for _ in range(8 if kills else 0):
+            logs[-1].wait_for("watching")
             try:
-                wait_until(settled, kills.uniform(0.5, 6.0), "the chain settled")
+                wait_until(settled, kills.uniform(0.2, 8.0), "the chain settled")
                 break
             except AssertionError:
                 logs[-1].stop(9)
@@ -104,6 +107,7 @@ def play(
         # What the watcher said, for the failure's report.
         for log in logs:
             print("\n".join(json.dumps(line) for line in log.lines[-30:]), "\n".join(log.err_lines[-30:]))
+        print([game.claim(claim) for claim in (1, 2)], [game.game(number) for number in (1, 2)])
         raise
     finally:
         for liar in liars:

@@ -7,7 +7,10 @@ import ctypes
 import ctypes.util
 import fcntl
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from functools import partial
@@ -46,10 +49,19 @@ PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def _die_with_parent() -> None:
-    """A worker is killed with its watcher (Linux): a watcher killed with -9 leaves no worker
-    running on (its task directory's lock would keep the next watcher's worker waiting)."""
+    """A worker ends with its watcher: a watcher killed with -9 leaves no worker running on (its
+    task directory's lock would keep the next watcher's worker waiting). Linux's parent-death
+    signal where it applies, and a look at the parent's pid every second where it does not."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
 
 
 def _run_task(store_dir: Path, roots: Roots, workdir: Path) -> Execution:
