@@ -48,16 +48,16 @@ class Pool(Protocol):
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
-def _die_with_parent() -> None:
-    """A worker ends with its watcher: a watcher killed with -9 leaves no worker running on (its
-    task directory's lock would keep the next watcher's worker waiting). Linux's parent-death
-    signal where it applies, and a look at the parent's pid every second where it does not."""
+def _die_with_parent(watcher: int) -> None:
+    """A worker ends with its watcher (pid `watcher`): a watcher killed with -9 leaves no worker
+    running on (its task directory's lock would keep the next watcher's worker waiting). Linux's
+    parent-death signal, and a look at the parent's pid every second (a watcher killed while the
+    worker was still starting is gone before the signal could be asked for)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    parent = os.getppid()
 
     def watch_parent() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == watcher:
             time.sleep(1)
         os._exit(1)
 
@@ -84,7 +84,10 @@ class LocalPool:
         self.tasks_dir = tasks_dir
         # Spawned, not forked: the watcher has threads (its status server) when it starts workers.
         self.executor = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
         )
         self.futures: dict[str, Future] = {}
         self.traces: dict[str, Trace] = {}
