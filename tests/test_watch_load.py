@@ -121,6 +121,6 @@ def test_fifty_claims_a_third_wrong(tmp_path_factory, tmp_path):
             f"\nwatch load: {CLAIMS} claims ({len(wrong)} wrong, {LATE_CHALLENGES} late challenges): "
             f"settled in {wall:.0f} s (window {WINDOW_S} s, clocks {CLOCK_S} s); the watcher account's "
             f"gas {gas:,} in {sum(receipt['from'] == address for receipt in sent)} transactions "
-            f"(its {CLAIMS - len(wrong)} submissions included); "
+            f"(its {CLAIMS - len(wrong)} tasks and claims submitted included); "
             f"watcher process peak memory {peak / 1024:.0f} MiB"
         )
