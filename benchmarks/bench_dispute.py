@@ -127,7 +127,18 @@ def main() -> None:
         prover("deploy", "--k", str(args.k), "--basedir", str(work), env=env)
         phase("deploy")
         runs = [
-            spawn("run", "--model", str(args.model), "--data", str(digit), "--basedir", str(basedir), env=env)
+            spawn(
+                "run",
+                "--model",
+                str(args.model),
+                "--data",
+                str(digit),
+                "--basedir",
+                str(basedir),
+                "--phases",
+                "single",
+                env=env,
+            )
             for basedir in (submitter, challenger)
         ]
         for run in runs:

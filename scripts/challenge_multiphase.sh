@@ -21,12 +21,6 @@ case "$FAULTY" in
     *) echo "error: FAULTY=$FAULTY: challenger or submitter" >&2; exit 1 ;;
 esac
 
-# The game's fields as the submitter's status shows them (it knows the model: the node's op too).
-game_field() {
-    prover status --game 1 --basedir "$SUBMITTER" --json |
-        "$PYTHON" -c "import json, sys; game = json.load(sys.stdin)['games'][0]; print($1)"
-}
-
 demo_setup
 say "the submitter ($([ "$FAULTY" = submitter ] && echo faulty || echo honest)) runs the graph natively and posts its result"
 prover graph --model "$MODEL" --data "$DIGIT" --basedir "$SUBMITTER" "${SUBMITTER_FAULT[@]}"

@@ -1,6 +1,7 @@
 # Shared by the dispute demos (scripts/challenge_simple.sh, scripts/challenge_faulty_submitter.sh):
-# a local node in the background (killed on exit), the contracts, two parties' directories, and the
-# dissection loop. Party 0 deploys, party 1 submits, party 2 challenges.
+# a local node in the background (killed on exit), the contracts, two parties' directories, their
+# tasks and runs (multi-phase for an int8 model unless PHASES=single), and the dissection loop.
+# Party 0 deploys, party 1 submits, party 2 challenges.
 #
 # RPC=URL plays on the node at URL (hardhat, anvil, geth) instead of starting `prover node`.
 # KEYS="K0 K1 K2": the parties sign with these private keys (hex) instead of the node's accounts
@@ -24,6 +25,7 @@ PYTHON=$(find_python)
 K=${K:-16}
 IMAGE=${IMAGE:-0}
 MODEL=${MODEL:-models/mlp_int8.ggml}
+PHASES=${PHASES:-auto}  # the dispute game: auto (multi-phase for int8 models), multi or single
 
 prover() { "$PYTHON" -m prover.cli "$@"; }
 
@@ -42,9 +44,11 @@ as_party() {
 }
 say() { printf '\n== %s\n' "$*"; }
 
-# One field of game 1 from `prover status --json`, by a Python expression over `game`.
+# One field of game 1 from `prover status --json`, by a Python expression over `game` (as the
+# submitter sees it: it knows the model, so a multi-phase game's node has its op too).
 game_field() {
-    prover status --game 1 --json | "$PYTHON" -c "import json, sys; game = json.load(sys.stdin)['games'][0]; print($1)"
+    prover status --game 1 --basedir "$SUBMITTER" --json |
+        "$PYTHON" -c "import json, sys; game = json.load(sys.stdin)['games'][0]; print($1)"
 }
 
 # DIGIT: MNIST test image $IMAGE, the shipped PNG (examples/mnist) if it is one of them, else its
@@ -115,13 +119,38 @@ fault_step() {
     "$PYTHON" -c "import json, sys; print(json.load(open(sys.argv[1]))['steps'] // 3)" "$1/final.json"
 }
 
+# `task DIR`: a party's task (`prover golden`, the game PHASES chooses: graph.json or golden.json).
+task() { prover golden --model "$MODEL" --data "$DIGIT" --basedir "$1" --phases "$PHASES"; }
+
+# `faulty_run DIR`: the run of the task in DIR, made dishonest. A multi-phase task's graph run
+# corrupts the output of node FAULT_NODE (default the middle node); a single-phase task's machine
+# corrupts register $k0 from step FAULT_STEP on (default a third of the run). FAULT: the option
+# the party's next chain command records it with (a multi-phase party's VM run of the disputed
+# node lies from FAULT_STEP on if it is given, else at its last step).
+faulty_run() {
+    if [ -f "$1/graph.json" ]; then
+        local node=${FAULT_NODE:-$("$PYTHON" -c "import json, sys; print((json.load(open(sys.argv[1]))['node_count'] + 1) // 2)" "$1/graph.json")}
+        prover run --basedir "$1" --fault-node "$node"
+        echo "its graph run corrupts the output of node $node"
+        FAULT=(${FAULT_STEP:+--fault-step "$FAULT_STEP"})
+    else
+        prover run --basedir "$1"
+        FAULT=(--fault-step "$(fault_step "$1")")
+        echo "its machine corrupts register \$k0 at step ${FAULT[1]}"
+    fi
+}
+
 dissect_and_step() {
     say "dissection: the submitter (defender) posts split hashes, the challenger selects a piece"
-    # respond says so when one step is left (or the game is over); until then the two alternate.
+    # respond says so when one step is left (or the game is over); until then the two alternate
+    # (the defender twice when it opens a multi-phase game's node).
     while true; do
         defence=$(as_party 1 prover respond --basedir "$SUBMITTER")
         echo "$defence"
-        case "$defence" in *"one step is left"* | *"is over"*) break ;; esac
+        case "$defence" in
+            *"one step is left"* | *"is over"*) break ;;
+            *"opened node"*) continue ;; # multi-phase: the defender moves first in the node's VM game
+        esac
         as_party 2 prover respond --basedir "$CHALLENGER"
     done
 
@@ -131,7 +160,7 @@ dissect_and_step() {
     fi
 
     say "result"
-    prover status
-    game_field "f\"winner: the {game['winner']}; rounds: {game['round']}; gas used: defender {game['gas']['defender']:,}, challenger {game['gas']['challenger']:,}, total {sum(game['gas'].values()):,}\""
+    prover status --basedir "$SUBMITTER"
+    game_field "f\"winner: the {game['winner']}; \" + (f\"node {game['node']} ({game['op']}); \" if game['node'] else '') + f\"rounds: {game['round']}; gas used: defender {game['gas']['defender']:,}, challenger {game['gas']['challenger']:,}, total {sum(game['gas'].values()):,}\""
     echo "wall time: $(($(date +%s) - START)) s"
 }

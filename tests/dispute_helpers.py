@@ -96,6 +96,7 @@ def honest_run(name: str, factory: pytest.TempPathFactory) -> Path:
         if not (basedir / "final.json").exists():
             digit = sample_digit(0)
             run = ("run", "--model", str(MODELS[name]), "--data", str(digit), "--basedir", str(basedir))
+            run += ("--phases", "single")  # the single-phase game (the default for int8: multi)
             ok(prover_here(*run, "--json"))
     return basedir
 

@@ -357,13 +357,7 @@ class FaultyGame(Match):
                     if self.plan.abandon:
                         running[side] = None
                     else:
-                        # One fault at a time: a file is corrupted only once the agent has loaded
-                        # (and so checked or repaired) the party's files since the last one (its
-                        # `playing` line); two at once could take the golden image and its copy,
-                        # the first checkpoint, together: then nothing is left to derive it from.
-                        if side == self.plan.honest and any(
-                            line["event"] == "playing" for line in running[side].lines
-                        ):
+                        if side == self.plan.honest:
                             self.corrupt()
                         time.sleep(self.rng.uniform(0, 1))
                         running[side] = self.restart(side)

@@ -45,7 +45,8 @@ def test_dissection_on_chain_ends_at_the_first_wrong_step(tmp_path, k, steps, fa
     game_id = game.challenge(claim_id, sender=chain_setup.challenger)
 
     deployment = tmp_path / "deployment.json"
-    deployment.write_text(json.dumps({"dispute_game": game.address, "block": 0}))
+    recorded = {"chain_id": w3.eth.chain_id, "dispute_game": game.address, "block": 0, **game.parameters()}
+    deployment.write_text(json.dumps(recorded))
     defender = Party(w3, "in-process", chain_setup.submitter, tmp_path, deployment)
     challenger = Party(w3, "in-process", chain_setup.challenger, tmp_path, deployment)
     # What the commands find again on a re-run, from the chain's events.

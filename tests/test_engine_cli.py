@@ -148,7 +148,9 @@ def test_real_mnist_through_the_engine(mnist, model):
     assert run(graph, images[:100]).shape == (100, 10)
 
 
-@pytest.mark.parametrize(("source", "package"), [("onnx", "onnx"), ("keras", "h5py"), ("torch", "torch")])
+@pytest.mark.parametrize(
+    ("source", "package"), [("onnx", "onnx"), ("keras", "h5py"), ("torch", "torch"), ("tflite", "tflite")]
+)
 def test_convert_without_the_importer_package_is_one_error_line(tmp_path, source, package):
     """A subprocess in which the importer's optional package cannot be imported."""
     program = (

@@ -225,6 +225,49 @@ def test_lost_or_corrupted_files_are_derived_again_with_one_line_each(parties):
         assert (basedir / name).read_bytes() == data, name
 
 
+def test_a_damaged_deployment_is_refused_before_any_move(parties):
+    """deployment.json is checked against the chain before a move depends on it: the game's and
+    the verifier's code, the game's parameters, the chain id and the block event queries start
+    at. (Each damage below would otherwise misdirect moves or hide the opponent's.)"""
+    ok(parties.submitter_does("submit"))
+    good = json.loads(parties.deployment.read_text())
+    damages = [
+        ({"dispute_game": good["mips"]}, "is not DisputeGame (not the committed build's code)"),
+        ({"mips": good["dispute_game"]}, "is not MIPS (not the committed build's code)"),
+        ({"k": 2}, "does not have the recorded k 2 (chain: 16)"),
+        ({"challenge_bond": 1}, "does not have the recorded challenge_bond 1 (chain:"),
+        ({"chain_id": 5}, "made on chain 5, but the node at"),
+        ({"block": good["block"] + 1}, f"existed before the recorded block {good['block'] + 1}"),
+        ({"block": 10**9}, "block 1000000000 is not a block of this chain"),
+    ]
+    block = connect(parties.rpc).eth.block_number
+    for change, message in damages:
+        parties.deployment.write_text(json.dumps({**good, **change}))
+        assert_one_error_line(parties.challenger_does("challenge", "--fault-step", "5"), message)
+    del good["mips"]
+    parties.deployment.write_text(json.dumps(good))
+    missing = "not a deployment of `prover deploy` (KeyError('mips'))"
+    assert_one_error_line(parties.submitter_does("status"), missing)
+    assert connect(parties.rpc).eth.block_number == block
+
+
+def test_a_damaged_claim_record_gives_way_to_the_chain(parties):
+    """claim.json names the claim `finalize` acts on: a claim id that is not this sender's on
+    chain is replaced by the chain's record, with one warning line."""
+    ok(parties.submitter_does("submit"))
+    ok(parties.challenger_does("submit"))  # claim 2, the challenger's: not the submitter's to finalize
+    advance_time(parties.rpc, WINDOW_S + 1)
+    record = parties.submitter / "claim.json"
+    recorded = json.loads(record.read_text())
+    assert recorded["claim_id"] == 1
+    record.write_text(json.dumps({**recorded, "claim_id": 2}))
+    result = ok(parties.submitter_does("finalize", "--json"))
+    assert json.loads(result.out)["claim"] == 1
+    (warning,) = result.err.splitlines()
+    assert warning.startswith("warning: ") and "claim.json: claim 2 is not" in warning
+    assert "using the chain's record" in warning
+
+
 def test_an_unfunded_key_is_one_error_line(rpc_url, tmp_path):
     key = "0x" + "11" * 32  # an account the node never funded
     result = prover_here("deploy", "--rpc", rpc_url, "--basedir", str(tmp_path), "--key", key)
@@ -240,7 +283,15 @@ def test_a_claim_on_another_task_is_not_challenged_by_mistake(parties):
     digit = sample_digit(1)
     ok(
         prover_here(
-            "run", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(parties.challenger)
+            "run",
+            "--model",
+            str(MODELS["mlp"]),
+            "--data",
+            str(digit),
+            "--basedir",
+            str(parties.challenger),
+            "--phases",
+            "single",
         )
     )
     block = connect(parties.rpc).eth.block_number

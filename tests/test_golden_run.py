@@ -13,6 +13,8 @@ from prover.task.guest.native import NativeGuest
 from vm.snapshot import load_snapshot
 from vm.trace import Trace
 
+SINGLE = ("--phases", "single")  # the golden image in the VM (an int8 model's default: multi-phase)
+
 __all__ = ["native_guest"]  # the fixture, imported for this module
 
 
@@ -32,7 +34,9 @@ def prover(*args: str) -> str:
 
 def test_golden_then_run(task: tuple[Path, Path], tmp_path: Path, native_guest: NativeGuest) -> None:
     model, data = task
-    printed = prover("golden", "--model", str(model), "--data", str(data), "--basedir", str(tmp_path))
+    printed = prover(
+        "golden", "--model", str(model), "--data", str(data), "--basedir", str(tmp_path), *SINGLE
+    )
     golden = json.loads((tmp_path / "golden.json").read_text())
     assert printed.strip() == f"S0 {golden['S0']}"
     roots = [bytes.fromhex(golden[name][2:]) for name in ("program_root", "input_root", "model_root")]
@@ -61,8 +65,8 @@ def test_golden_then_run(task: tuple[Path, Path], tmp_path: Path, native_guest: 
 def test_run_with_model_and_data_is_golden_plus_run(task: tuple[Path, Path], tmp_path: Path) -> None:
     model, data = task
     one_go, two_steps = tmp_path / "one", tmp_path / "two"
-    prover("run", "--model", str(model), "--data", str(data), "--basedir", str(one_go), "--json")
-    prover("golden", "--model", str(model), "--data", str(data), "--basedir", str(two_steps))
+    prover("run", "--model", str(model), "--data", str(data), "--basedir", str(one_go), "--json", *SINGLE)
+    prover("golden", "--model", str(model), "--data", str(data), "--basedir", str(two_steps), *SINGLE)
     prover("run", "--basedir", str(two_steps), "--interval", "7777")
     for name in ("golden.json", "final.json"):
         assert json.loads((one_go / name).read_text()) == json.loads((two_steps / name).read_text())

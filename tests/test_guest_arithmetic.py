@@ -12,12 +12,15 @@ from test_guest_models import (
     LINEAR,
     MUL,
     REQUANTIZE,
+    RESHAPE,
     U8,
     Graph,
     images,
     native_guest,
 )
 
+from prover.model import engine
+from prover.model.modelfile import read_model
 from prover.task.guest.native import NativeGuest
 
 __all__ = ["native_guest"]  # the fixture, imported for this module
@@ -49,6 +52,12 @@ def rdbpot(x: int, exponent: int) -> int:
 def mbqm(x: int, m0: int, shift: int) -> int:
     left, right = max(shift, 0), max(-shift, 0)
     return rdbpot(srdhm(wrap32(x << left), m0), right)
+
+
+def mbqm1(x: int, m0: int, shift: int) -> int:
+    """TFLite's single rounding (ROUNDING 1)."""
+    total = 31 - shift
+    return wrap32((x * m0 + (1 << (total - 1))) >> total)
 
 
 def clamp(v: int, lo: int = -128, hi: int = 127) -> int:
@@ -145,3 +154,67 @@ def test_srdhm_and_rdbpot_edge_cases() -> None:
     assert srdhm(-3, 1 << 30) == -1  # (-3 * 2^30 + 1 - 2^30) / 2^31 = -1.99.. truncates to -1
     assert rdbpot(5, 1) == 3 and rdbpot(-5, 1) == -3 and rdbpot(-4, 1) == -2 and rdbpot(7, 0) == 7
     assert mbqm(100, 1 << 30, -1) == 25
+
+
+def test_single_rounding_and_weight_zero_point(native_guest: NativeGuest) -> None:
+    """ROUNDING 1 (MBQM1) in REQUANTIZE, LINEAR and CONV2D, and a weight zero point W_ZP in LINEAR
+    and CONV2D (padded, grouped), in the guest and the numpy engine, against this page's Python."""
+    rng = np.random.default_rng(8)
+    g = Graph()
+    pixels = g.tensor("pixels", U8, [5, 5, 2])
+    x_mult = int(rng.integers(1 << 30, 1 << 31))
+    x = g.node(REQUANTIZE, [pixels], I8, [5, 5, 2], X_ZP=120, Y_ZP=-3, MULT=x_mult, SHIFT=0, ROUNDING=1)
+    w = rng.integers(-128, 128, (4, 1, 3, 3))  # groups = 2: two output channels per input channel
+    bias = rng.integers(-3000, 3000, 4)
+    mult, shift = rng.integers(1 << 30, 1 << 31, 4), np.array([-31, -9, 0, 30])
+    inputs = [x, g.tensor("w", I8, [3, 3, 1, 4], w), g.tensor("b", I32, [4], bias)]
+    inputs += [g.tensor("m", I32, [4], mult), g.tensor("s", I32, [4], shift)]
+    conv = g.node(CONV2D, inputs, I8, [5, 5, 4], X_ZP=-6, Y_ZP=4, W_ZP=-37, ROUNDING=1, GROUPS=2,
+                  PAD_TOP=1, PAD_LEFT=1, PAD_BOTTOM=1, PAD_RIGHT=1, ACT_MIN=-90)  # fmt: skip
+    fc_w = rng.integers(-128, 128, (3, 100))
+    fc_b = rng.integers(-(1 << 16), 1 << 16, 3)
+    fc_m, fc_s = rng.integers(1 << 30, 1 << 31, 3), np.array([-12, -15, 2])
+    flat = g.node(RESHAPE, [conv], I8, [100])
+    fc = [flat, g.tensor("fw", I8, [100, 3], fc_w), g.tensor("fb", I32, [3], fc_b)]
+    fc += [g.tensor("fm", I32, [3], fc_m), g.tensor("fs", I32, [3], fc_s)]
+    y = g.node(LINEAR, fc, I8, [3], X_ZP=7, Y_ZP=-2, W_ZP=100, ROUNDING=1)
+    model = g.write(pixels, y)
+    graph = read_model(model)
+
+    for image in images(20, 50, seed=9):
+        px = np.frombuffer(image, np.uint8).reshape(2, 5, 5)
+        xq = [[[clamp(-3 + mbqm1(int(v) - 120, x_mult, 0)) for v in row] for row in ch] for ch in px]
+        conv_out = []
+        for co in range(4):
+            for oy in range(5):
+                for ox in range(5):
+                    acc = int(bias[co])
+                    for r in range(3):
+                        for s in range(3):
+                            iy, ix = oy + r - 1, ox + s - 1
+                            if 0 <= iy < 5 and 0 <= ix < 5:
+                                acc += (xq[co // 2][iy][ix] + 6) * (int(w[co][0][r][s]) + 37)
+                    conv_out.append(clamp(wrap32(4 + mbqm1(wrap32(acc), int(mult[co]), int(shift[co]))), -90))
+        expected = []
+        for o in range(3):
+            acc = wrap32(
+                int(fc_b[o]) + sum((v - 7) * (int(k) - 100) for v, k in zip(conv_out, fc_w[o], strict=True))
+            )
+            expected.append(clamp(wrap32(-2 + mbqm1(acc, int(fc_m[o]), int(fc_s[o])))))
+        result = native_guest.run(model, image)
+        assert result.exit_code == 0
+        assert np.frombuffer(result.output[4:], "i1").tolist() == expected
+        assert engine.run(graph, np.frombuffer(image, np.uint8)[None])[0].tolist() == expected
+
+
+def test_single_rounding_edge_cases() -> None:
+    """MBQM1 rounds the exact product once, half up; MBQM can differ just below a half."""
+    m0, shift = 1 << 30, -1  # x / 4
+    assert [mbqm1(x, m0, shift) for x in (2, 6, -2, -6, 5, -5)] == [1, 2, 0, -1, 1, -1]
+    # 5948.4922 (x * M0 * 2^(shift - 31)): rounded twice (to 31 fraction bits, then half away from
+    # zero) 5949, rounded once 5948 (LiteRT's FULLY_CONNECTED gives the latter)
+    assert (mbqm(260948, 1566508543, -5), mbqm1(260948, 1566508543, -5)) == (5949, 5948)
+    assert mbqm1(-478156, 1594475899, -5) == -11094  # -11094.4998
+    assert mbqm1((1 << 31) - 1, (1 << 31) - 1, 30) == wrap32((((1 << 31) - 1) ** 2 + 1) >> 1)  # wraps
+    for x, m, s in [(123456, 1 << 30, 30), (-(1 << 31), (1 << 31) - 1, -31), (-7, 1 << 30, -2)]:
+        assert int(engine.mbqm(x, m, s, 1)) == mbqm1(x, m, s)

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_guest_models import f32_convnet, int8_convnet, int8_mlp
+from transformer_graphs import attention_block
 
+from prover.model.modelfile import write_model
 from prover.task.guest.native import build_library
 
 FUZZER = """
@@ -36,23 +39,29 @@ for _ in range(int(sys.argv[5])):
 print(json.dumps(sorted(codes)))
 """
 
-GUEST_CODES = set(range(0, 20))
+GUEST_CODES = set(range(0, 21))
+ATTENTION = attention_block(np.random.default_rng(1))
+
+
+def pixels(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256) + bytes(size % 256)
 
 
 @pytest.mark.parametrize(
-    ("name", "model", "input_size", "mutations"),
+    ("name", "model", "data", "mutations"),
     [
-        ("mlp", int8_mlp(), 784, 10_000),
-        ("convnet", int8_convnet(), 784, 3000),
-        ("f32", f32_convnet(), 144, 3000),
+        ("mlp", int8_mlp(), pixels(784), 10_000),
+        ("convnet", int8_convnet(), pixels(784), 3000),
+        ("f32", f32_convnet(), pixels(144), 3000),
+        ("attention", write_model(ATTENTION.graph), ATTENTION.payload(), 5000),
     ],
 )
 def test_mutated_models_only_produce_documented_exit_codes(
-    tmp_path: Path, name: str, model: bytes, input_size: int, mutations: int
+    tmp_path: Path, name: str, model: bytes, data: bytes, mutations: int
 ) -> None:
     library = build_library(tmp_path, sanitize=True)
     (tmp_path / "model").write_bytes(model)
-    (tmp_path / "input").write_bytes(bytes(range(256)) * (input_size // 256) + bytes(input_size % 256))
+    (tmp_path / "input").write_bytes(data)
     child = subprocess.run(
         [
             sys.executable,

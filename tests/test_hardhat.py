@@ -1,7 +1,8 @@
 """The toolkit on a real node: hardhat (npm, pinned), started on 127.0.0.1 by these tests. Both demo
-scripts play a whole MNIST dispute on it with explicit private keys, with automine and with interval
-mining; the chess clock runs out under hardhat's `evm_increaseTime` and the waiting side claims the
-timeout; finalize and withdraw move the bonds. The embedded node stays the default elsewhere."""
+scripts play a whole MNIST dispute (multi-phase, their default) on it with explicit private keys,
+with automine and with interval mining; the chess clock runs out under hardhat's
+`evm_increaseTime` and the waiting side claims the timeout; finalize and withdraw move the bonds.
+The embedded node stays the default elsewhere."""
 
 import json
 import os
@@ -42,7 +43,8 @@ def demo(script: str, rpc: str) -> str:
 def test_the_demo_on_hardhat_with_keys():
     with hardhat_node() as rpc:
         out = demo("challenge_simple.sh", rpc)
-        assert re.search(r"^winner: the defender; rounds: [1-6];", out, re.M)  # k = 16: at most 6
+        # The MLP's default game is multi-phase: a graph round, the opening, at most 5 VM rounds.
+        assert re.search(r"^winner: the defender; node \d \(\w+\); rounds: [2-7];", out, re.M)
         # Every transaction was signed by the parties' keys (the node's accounts sent nothing), with
         # EIP-1559 fees.
         w3 = connect(rpc)
@@ -58,7 +60,7 @@ def test_the_demo_on_hardhat_with_keys():
 def test_the_faulty_submitter_demo_on_hardhat_with_interval_mining():
     with hardhat_node(interval_ms=300) as rpc:
         out = demo("challenge_faulty_submitter.sh", rpc)
-        assert re.search(r"^winner: the challenger; rounds: [1-6];", out, re.M)
+        assert re.search(r"^winner: the challenger; node \d \(\w+\); rounds: [2-7];", out, re.M)
 
 
 def test_a_timeout_on_hardhat_and_the_bonds_after_it(tmp_path_factory, tmp_path):

@@ -1,7 +1,8 @@
-"""Multi-phase games through the commands, over the JSON-RPC node: `prover graph`, then submit,
-challenge, respond and step moving through the graph phase, the node's opening and the VM phase
-(status shows the phase, the node and its op); agents that resume after kill -9 in either phase;
-and scripts/challenge_multiphase.sh in both directions."""
+"""Multi-phase games through the commands, over the JSON-RPC node: `prover run` (the default game
+of an int8 model), then submit, challenge, respond and step moving through the graph phase, the
+node's opening and the VM phase (status shows the phase, the node and its op); agents that resume
+after kill -9 in either phase; scripts/challenge_multiphase.sh in both directions; and the choice
+of the game (`--phases`)."""
 
 import json
 import os
@@ -49,8 +50,9 @@ class GraphParties:
                 if (account == CHALLENGER) == (faulty == "challenger")
                 else ()
             )
-            graph = ("graph", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(basedir))
-            ok(prover_here(*graph, *fault))
+            # The normal flow: `prover run --model --data` plays the multi-phase game by default.
+            run = ("run", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(basedir))
+            ok(prover_here(*run, *fault))
 
     def options(self, account: int, basedir: Path) -> tuple[str, ...]:
         return ("--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment))
@@ -80,15 +82,15 @@ class GraphParties:
 def test_a_multiphase_game_move_by_move(rpc_url: str, tmp_path: Path) -> None:
     parties = GraphParties(rpc_url, tmp_path, k=16, faulty="challenger", fault_node=3)
     claim = parties.does(SUBMITTER, "submit")
-    # REQUANTIZE, the 784 x 500 LINEAR in two tiles and their CONCAT, the 500 x 10 LINEAR
-    assert claim["multiphase"] and claim["steps"] == 5 and claim["task_created"]
+    # REQUANTIZE, the 784 x 500 LINEAR in two tiles and their CONCAT, the 500 x 10 LINEAR, ANSWER
+    assert claim["multiphase"] and claim["steps"] == 6 and claim["task_created"]
     game = parties.does(CHALLENGER, "challenge")
     assert game["game"] == 1 and not game["agree"]
     status = parties.status()
-    assert (status["phase"], status["node"], status["interval"]) == ("graph", None, [0, 5])
+    assert (status["phase"], status["node"], status["interval"]) == ("graph", None, [0, 6])
 
     moved = parties.does(SUBMITTER, "respond")
-    assert moved["kind"] == "bisect" and len(moved["hashes"]) == 4
+    assert moved["kind"] == "bisect" and len(moved["hashes"]) == 5
     assert parties.does(CHALLENGER, "respond")["piece"] == [2, 3]
     opened = parties.does(SUBMITTER, "respond")
     assert opened["kind"] == "open_node" and opened["node"] == 3 and opened["vm_steps"] > 1
@@ -172,5 +174,5 @@ def test_graph_refuses_what_cannot_be_a_graph_task(tmp_path: Path) -> None:
     beyond = prover_here(
         "graph", "--model", str(MODELS["mlp"]), "--data", str(digit), "--basedir", str(tmp_path / "b"), *node
     )
-    assert beyond.code == 1 and "--fault-node 9: the model has nodes 1..5" in beyond.err
+    assert beyond.code == 1 and "--fault-node 9: the model has nodes 1..6" in beyond.err
     assert not (tmp_path / "a" / "graph.json").exists() and not (tmp_path / "b" / "graph.json").exists()

@@ -127,6 +127,19 @@ class DeployedContract:
     def address(self) -> str:
         return self.contract.address
 
+    def code_problem(self) -> str | None:
+        """Why the code at this address is not this contract's committed build, or None. The
+        artifact's runtime code leaves its immutables as zero bytes, which the constructor fills
+        in: only those may differ."""
+        expected = bytes.fromhex(load_artifact(self.name)["deployedBytecode"].removeprefix("0x"))
+        code = bytes(self.w3.eth.get_code(self.address))
+        if not code:
+            return f"no contract at {self.address}"
+        differs = any(want and got != want for got, want in zip(code, expected, strict=False))
+        if len(code) != len(expected) or differs:
+            return f"the contract at {self.address} is not {self.name} (not the committed build's code)"
+        return None
+
     @classmethod
     def deploy(cls, w3: Web3, *args: Any, sender: str | None = None) -> Self:
         """Deploys the contract with constructor `args` (DisputeGame: mips, k, submitBond,
@@ -164,22 +177,8 @@ class DeployedContract:
             raise self._error(function, exc) from None
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
-            raise self._failure(function, call, options, receipt)
+            raise ProverError(f"{self.name}.{function} failed in transaction 0x{tx_hash.hex()}")
         return Receipt(bytes(tx_hash), receipt["gasUsed"], self._decode_events(receipt))
-
-    def _failure(
-        self, function: str, call: ContractFunction, options: dict[str, Any], receipt: Any
-    ) -> ProverError:
-        """Why a mined transaction failed (one sent without an estimate, which would have said so
-        before): the call replayed on the state its block started from, its revert decoded."""
-        replay = {name: value for name, value in options.items() if name != "gas"}
-        try:
-            call.call(replay, block_identifier=receipt["blockNumber"] - 1)
-        except (ContractLogicError, TransactionFailed) as exc:
-            return self._error(function, exc)
-        return ProverError(
-            f"{self.name}.{function} failed in transaction 0x{bytes(receipt['transactionHash']).hex()}"
-        )
 
     def _decode_events(self, receipt: Any) -> tuple[Event, ...]:
         events = []
@@ -247,6 +246,17 @@ class DisputeGame(DeployedContract):
     @property
     def challenge_bond(self) -> int:
         return self.call("challengeBond")
+
+    def parameters(self) -> dict[str, Any]:
+        """The constructor's parameters as deployment.json records them."""
+        return {
+            "mips": to_checksum_address(self.call("mips")),
+            "k": self.k,
+            "submit_bond": self.submit_bond,
+            "challenge_bond": self.challenge_bond,
+            "clock_budget": self.call("clockBudget"),
+            "challenge_window": self.call("challengeWindow"),
+        }
 
     def initial_state_hash(self, program_root: bytes, input_root: bytes, model_root: bytes) -> bytes:
         return bytes(self.call("initialStateHash", program_root, input_root, model_root))

@@ -14,7 +14,7 @@ from prover.errors import ProverError
 # Where each command is defined: every click command at the top level of these modules is a
 # `prover` subcommand. The names are only a shortcut; a name missing here is looked up in all.
 COMMAND_MODULES = {
-    "prover.cli.model": ("predict", "eval", "convert", "quantize"),
+    "prover.cli.model": ("predict", "eval", "convert", "quantize", "generate"),
     "prover.cli.data": ("data",),
     "prover.cli.run": ("golden", "run", "graph"),
     "prover.cli.node": ("node",),

@@ -3,9 +3,11 @@ numpy reference engine, without the VM.
 
     prover predict  --model m.ggml --data digit.png [--background auto|light|dark] [--json]
     prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--background ...] [--json]
-    prover convert  --from opml|torch|onnx|keras IN OUT [--module M:F --input-shape S]
-                    [--input-background dark|light]
+    prover convert  --from opml|torch|onnx|keras|tflite IN OUT [--module M:F --input-shape S]
+                    [--input-background dark|light] [--pixel-scale A --pixel-offset B]
     prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
+                    [--calibration-method minmax|percentile|mse]
+    prover generate --model lm.ggml --prompt TEXT [--tokens N] [--verify [--basedir D]] [--json]
 
 Inputs and image sets of either polarity are brought to the model's input convention
 (prover/model/convention.py) before inference; --background says the input's instead of detecting it.
@@ -15,6 +17,7 @@ Output files are written atomically (temp file + rename): a failed command leave
 
 from __future__ import annotations
 
+import codecs
 import time
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from prover.model.engine import dequantized, run
 from prover.model.evaluate import evaluate
 from prover.model.graph import Graph
 from prover.model.modelfile import load_model, write_model
-from prover.model.quantize import quantize
+from prover.model.quantize import CALIBRATION_METHODS, quantize
 from prover.output import Output, Record
 
 DEFAULT_CALIBRATION = 1000
@@ -123,6 +126,10 @@ def eval_command(
     help="background of the images the model was trained on, recorded in the file: dark (canonical "
     "MNIST, torchvision, Keras) or light (this project's MNIST copy)",
 )
+@click.option(
+    "--pixel-scale", help="tflite: the model's input is pixel * SCALE + OFFSET (default 1/255, offset -1)"
+)
+@click.option("--pixel-offset", help="tflite: see --pixel-scale (a whole number of pixel steps)")
 @json_option
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_path", type=click.Path(path_type=Path))
@@ -131,17 +138,22 @@ def convert_command(
     module: str | None,
     input_shape: str | None,
     input_background: str,
+    pixel_scale: str | None,
+    pixel_offset: str | None,
     out: Output,
     in_path: Path,
     out_path: Path,
 ) -> None:
-    """Convert a model to an f32 .ggml file: OPML's legacy MNIST MLP files (opml), a PyTorch
+    """Convert a model to a .ggml file: to f32 from OPML's legacy MNIST MLP files (opml), a PyTorch
     state_dict or pickled module (torch, needs torch), an ONNX file (onnx, needs onnx) or a Keras 3
-    .keras file (keras, needs h5py). An image input's convention is recorded in the file."""
-    graph = convert_model(source, in_path, module, input_shape, input_background)
+    .keras file (keras, needs h5py); to int8 from a full-integer quantized TFLite file (tflite, needs
+    tflite), with the file's own scales and zero points, bit-exact with LiteRT's reference kernels.
+    An image input's convention is recorded in the file."""
+    pixel = None if pixel_scale is None and pixel_offset is None else (pixel_scale, pixel_offset)
+    graph = convert_model(source, in_path, module, input_shape, input_background, pixel)
     data = write_model(graph)
     write_atomically(out_path, data)
-    out.emit(_written(out_path, data, graph, "f32"))
+    out.emit(_written(out_path, data, graph, str(graph.metadata["mode"])))
 
 
 @click.command("quantize")
@@ -149,9 +161,21 @@ def convert_command(
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="int8 .ggml to write")
 @click.option("--mnist-dir", "mnist_option", type=click.Path(path_type=Path), help="calibration images")
 @click.option("--calibration", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION, show_default=True)
+@click.option(
+    "--calibration-method",
+    type=click.Choice(CALIBRATION_METHODS),
+    default="minmax",
+    show_default=True,
+    help="each activation's range: min / max, 0.01-99.99th percentiles, or least quantization MSE",
+)
 @json_option
 def quantize_command(
-    model_path: Path, out_path: Path, mnist_option: Path | None, calibration: int, out: Output
+    model_path: Path,
+    out_path: Path,
+    mnist_option: Path | None,
+    calibration: int,
+    calibration_method: str,
+    out: Output,
 ) -> None:
     """Post-training int8 quantization, calibrated on the first N MNIST training images (brought
     to the model's input convention)."""
@@ -160,11 +184,12 @@ def quantize_command(
     images, _ = load_mnist(directory, "train")
     images, preparation = prepare_set(images[:calibration], graph, "auto", f"{directory} (train)")
     _tell(out, preparation)
-    quantized = quantize(graph, images[:calibration])
+    quantized = quantize(graph, images[:calibration], calibration_method)
     data = write_model(quantized)
     write_atomically(out_path, data)
     count = min(calibration, len(images))
-    out.emit(_written(out_path, data, quantized, f"int8, calibrated on {count} training images"))
+    what = f"int8, calibrated ({calibration_method}) on {count} training images"
+    out.emit(_written(out_path, data, quantized, what))
 
 
 def _written(path: Path, data: bytes, graph: Graph, what: str) -> Record:
@@ -178,3 +203,61 @@ def _written(path: Path, data: bytes, graph: Graph, what: str) -> Record:
 
 
 MODEL_COMMANDS = (predict_command, eval_command, convert_command, quantize_command)
+
+
+@click.command("generate")
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(path_type=Path), help="language model .ggml"
+)
+@click.option("--prompt", required=True, help="the text to continue (its UTF-8 bytes are the tokens)")
+@click.option("--tokens", "count", type=click.IntRange(min=0), default=32, show_default=True)
+@click.option("--verify", is_flag=True, help="also run each token's forward pass in the VM and compare")
+@click.option(
+    "--basedir",
+    type=click.Path(path_type=Path),
+    default=Path("generate"),
+    show_default=True,
+    help="--verify: each pass's golden image and run go to BASEDIR/token-N",
+)
+@json_option
+def generate_command(
+    model_path: Path, prompt: str, count: int, verify: bool, basedir: Path, out: Output
+) -> None:
+    """Greedy decoding with the numpy reference engine, printing the text as it grows (--json: the
+    prompt's and the generated token ids and the text; --verify: each pass's S0, SN and steps)."""
+    from prover.model.generate import LanguageModel
+    from prover.task.forward import verify_forward
+
+    model = load_model(model_path)
+    lm = LanguageModel(model)
+    tokens = list(prompt.encode())
+    lm.window(tokens)  # checks the prompt before anything is printed
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    if not out.as_json:
+        click.echo(prompt, nl=False)
+    generated, passes = [], []
+    model_bytes = model_path.read_bytes() if verify else b""
+    start = time.perf_counter()
+    for index in range(count):
+        token, outputs = lm.next_token(tokens)
+        if verify:
+            passes.append(verify_forward(basedir / f"token-{index}", model_bytes, lm.window(tokens), outputs))
+        tokens.append(token)
+        generated.append(token)
+        if not out.as_json:
+            click.echo(decoder.decode(bytes([token])), nl=False)
+    seconds = time.perf_counter() - start
+    text = bytes(generated).decode("utf-8", "replace")
+    fields = {
+        "prompt": prompt,
+        "prompt_ids": list(prompt.encode()),
+        "ids": generated,
+        "text": text,
+        "tokens_per_second": round(count / seconds, 3) if seconds > 0 else None,
+    }
+    if verify:
+        fields["verified"] = passes
+    summary = f"\n{count} tokens, {fields['tokens_per_second']} tokens/s"
+    if verify:
+        summary += f"; every forward pass verified in the VM ({sum(p['steps'] for p in passes)} steps)"
+    out.emit(Record(fields, decoder.decode(b"", final=True) + summary))

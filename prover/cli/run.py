@@ -1,5 +1,7 @@
-"""`prover golden` and `prover run`: a task's golden image, then its run in the VM
-(prover/task/run.py); `prover graph`: a graph run for multi-phase games (prover/task/graph_run.py)."""
+"""`prover golden` and `prover run`: a task, then its run: for the multi-phase game (an int8
+model, by default) the graph task and its native run (prover/task/graph_run.py), for the
+single-phase game the golden image and its run in the VM (prover/task/run.py); which one is
+`--phases` (prover/task/phases.py). `prover graph`: the graph task and its run in one go."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +12,10 @@ from prover.cli.options import background_option, json_option
 from prover.errors import ProverError
 from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.output import Output, Record
-from prover.task.graph_run import write_graph_run
+from prover.task.basedir import GRAPH_JSON
+from prover.task.graph_run import run_graph, write_graph_run, write_graph_task
 from prover.task.guest.build import GUEST_ELF
+from prover.task.phases import AUTO, CHOICES, MULTI, choose_phases
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
 from prover.watch.store import Store
 
@@ -46,60 +50,128 @@ def task_options(model_help: str) -> Callable[[Callable[..., None]], Callable[..
     return decorate
 
 
+def tile_macs_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--tile-macs: a graph task's tile size (part of the committed model: both sides alike)."""
+    return click.option(
+        "--tile-macs",
+        type=click.IntRange(min=1),
+        default=DEFAULT_TILE_MACS,
+        show_default=True,
+        help="Multi-phase: split LINEAR and CONV2D nodes larger than this many multiply-accumulates into "
+        "tiles (both sides: the same).",
+    )(command)
+
+
+def fault_node_option(command: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--fault-node",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Multi-phase, dishonest party: corrupt this node's output (1-based) and compute on from it.",
+    )(command)
+
+
+def phases_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--phases and --tile-macs: which dispute game the task plays, and a graph task's tile size."""
+    return click.option(
+        "--phases",
+        type=click.Choice(CHOICES),
+        default=AUTO,
+        show_default=True,
+        help="The dispute game: multi (graph phase, then one node in the VM), single (the whole "
+        "inference in the VM); auto: multi for int8 models, single for f32 models.",
+    )(tile_macs_option(command))
+
+
 @click.command("golden")
 @task_options(".ggml model file")
+@phases_options
 @background_option
 @click.option(
     "--store",
     "store_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Also put the program, the model and the input in this content-addressed store (`prover watch`).",
+    help="Single-phase: also put the program, the model and the input in this content-addressed "
+    "store (`prover watch`).",
 )
 @json_option
 def golden_command(
-    model_path: Path, data_path: Path, basedir: Path, background: str, store_dir: Path | None, out: Output
+    model_path: Path,
+    data_path: Path,
+    basedir: Path,
+    phases: str,
+    tile_macs: int,
+    background: str,
+    store_dir: Path | None,
+    out: Output,
 ) -> None:
-    """Lay out the guest, the model and the input (in the model's input convention) in VM memory;
-    write golden.json; print S0 (--json: golden.json and how the input was prepared)."""
-    golden = _golden(basedir, model_path, data_path, background, out, store_dir)
-    text = f"S0 {golden['S0']}"
-    if store_dir is not None:
-        text += f"\nstored the program, model and input in {store_dir}"
-    out.emit(Record(golden, text))
+    """The task: for the multi-phase game, the model's commitment per node and the input (G_0);
+    for the single-phase game, the golden image in VM memory (S0). Writes graph.json or
+    golden.json (--json: it, with "phases" and how the input was prepared)."""
+    task = _golden(basedir, model_path, data_path, phases, tile_macs, background, out, store_dir)
+    if task["phases"] == MULTI:
+        text = (
+            f"G_0 {task['initial_state']}: multi-phase task over {task['node_count']} nodes\n"
+            f"modelRoot {task['model_root']}"
+        )
+    else:
+        text = f"S0 {task['S0']}"
+    out.emit(Record(task, text))
 
 
 def _golden(
     basedir: Path,
     model_path: Path,
     data_path: Path,
+    phases: str,
+    tile_macs: int,
     background: str,
     out: Output,
     store_dir: Path | None = None,
 ) -> dict:
-    """golden.json of the task written into `basedir`, with "input": how the input was prepared
-    (and the task's data put in the store at `store_dir`)."""
-    task = load_task(model_path, data_path, background)
-    if task.prepared is not None and task.prepared.note:
-        out.note(task.prepared.note)
-    golden = write_golden(basedir, task.model, task.data)
-    if store_dir is not None:
-        Store(store_dir).put_task(GUEST_ELF, task.model, task.data)
-    return {**golden, "input": task.prepared.to_json() if task.prepared else None}
+    """The task written into `basedir` (graph.json or golden.json), with "phases" and "input": how
+    the input was prepared; a single-phase task's data also put in the store at `store_dir`."""
+    given = load_task(model_path, data_path, background)
+    chosen, why = choose_phases(given.graph, phases, str(model_path))
+    if why is not None:
+        out.note(why)
+    if given.prepared is not None and given.prepared.note:
+        out.note(given.prepared.note)
+    if chosen == MULTI and store_dir is not None:
+        raise ProverError("--store: `prover watch` re-executes single-phase tasks only; add --phases single")
+    if chosen == MULTI:
+        task = write_graph_task(
+            basedir, model_path, given.graph, given.data, tile_macs, out.warn, progress=not out.as_json
+        )
+    else:
+        task = write_golden(basedir, _read_model(model_path), given.data)
+        if store_dir is not None:
+            Store(store_dir).put_task(GUEST_ELF, _read_model(model_path), given.data)
+    return {**task, "phases": chosen, "input": given.prepared.to_json() if given.prepared else None}
+
+
+def _read_model(model_path: Path) -> bytes:
+    try:
+        return model_path.read_bytes()
+    except OSError as exc:
+        raise ProverError(f"{model_path}: cannot read the model ({exc.strerror})") from None
 
 
 @click.command("run")
 @click.option(
     "--basedir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
 )
-@click.option("--model", "model_path", type=click.Path(path_type=Path), help="build the golden image first")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="write the task first")
 @click.option("--data", "data_path", type=click.Path(path_type=Path), help="with --model: the input")
 @click.option(
     "--interval",
     type=click.IntRange(min=1),
     default=DEFAULT_CHECKPOINT_INTERVAL,
     show_default=True,
-    help="steps between checkpoints",
+    help="Single-phase: steps between checkpoints.",
 )
+@fault_node_option
+@phases_options
 @background_option
 @json_option
 def run_command(
@@ -107,15 +179,28 @@ def run_command(
     model_path: Path | None,
     data_path: Path | None,
     interval: int,
+    fault_node: int | None,
+    phases: str,
+    tile_macs: int,
     background: str,
     out: Output,
 ) -> None:
-    """Run the golden image to its exit; write final.json and the checkpoints; print the class
-    (--json: final.json, whatever the exit code)."""
+    """Run the task: a graph task natively, node by node (graph.json gets the claim: G_n, the
+    output, the class); a golden image in the VM to its exit (final.json and the checkpoints).
+    Prints the class (--json: graph.json or final.json, whatever the exit code)."""
     if (model_path is None) != (data_path is None):
-        raise ProverError("--model and --data go together (golden image + run in one go)")
+        raise ProverError("--model and --data go together (the task and its run in one go)")
     if model_path is not None and data_path is not None:
-        _golden(basedir, model_path, data_path, background, out)
+        _golden(basedir, model_path, data_path, phases, tile_macs, background, out)
+    if (basedir / GRAPH_JSON).exists():
+        run = run_graph(basedir, fault_node, out.warn, progress=not out.as_json)
+        out.emit(Record({**run, "phases": MULTI}, _claim_text(run)))
+        return
+    if fault_node is not None:
+        raise ProverError(
+            f"--fault-node: the task in {basedir} is single-phase (a fault there is --fault-step of "
+            "submit, challenge or dispute)"
+        )
     final = run_task(basedir, interval, progress=not out.as_json)
     summary = f"SN {final['SN']} after {final['steps']} steps"
     if final["exit_code"] != 0 and not out.as_json:
@@ -126,32 +211,31 @@ def run_command(
     out.emit(Record(final, f"{summary}\nclass {final.get('class')}"))
 
 
+def _claim_text(run: dict) -> str:
+    return (
+        f"G_{run['node_count']} {run['final_state']} over {run['node_count']} nodes\n"
+        f"modelRoot {run['model_root']}\nclass {run['class']}"
+    )
+
+
 @click.command("graph")
 @task_options(".ggml model file (int8)")
-@click.option(
-    "--fault-node",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Dishonest party: corrupt this node's output (1-based) and compute on from it.",
-)
-@click.option(
-    "--tile-macs",
-    type=click.IntRange(min=1),
-    default=DEFAULT_TILE_MACS,
-    show_default=True,
-    help="Split LINEAR nodes larger than this many multiply-accumulates into tiles (both sides: the same).",
-)
+@fault_node_option
+@tile_macs_option
+@background_option
 @json_option
 def graph_command(
-    model_path: Path, data_path: Path, basedir: Path, fault_node: int | None, tile_macs: int, out: Output
+    model_path: Path,
+    data_path: Path,
+    basedir: Path,
+    fault_node: int | None,
+    tile_macs: int,
+    background: str,
+    out: Output,
 ) -> None:
-    """Commit to the model per node and run its graph natively on the input: the claim of a
-    multi-phase game (G_n and the output); write graph.json (--json: graph.json)."""
-    run = write_graph_run(basedir, model_path, data_path, fault_node, tile_macs, progress=not out.as_json)
-    out.emit(
-        Record(
-            run,
-            f"G_{run['node_count']} {run['final_state']} over {run['node_count']} nodes\n"
-            f"modelRoot {run['model_root']}\nclass {run['class']}",
-        )
+    """`prover run --phases multi --model M --data D` in one command: commit to the model per node
+    and run its graph natively on the input; write graph.json (--json: graph.json)."""
+    run = write_graph_run(
+        basedir, model_path, data_path, fault_node, tile_macs, not out.as_json, out.warn, background
     )
+    out.emit(Record(run, _claim_text(run)))

@@ -3,6 +3,7 @@ describe), its base directory, and its own run there (golden.json, final.json, t
 optional fault injection) as the trace the agent plays from."""
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,11 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.exceptions import Web3Exception
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from prover.chain.connect import connect
-from prover.chain.contracts import DisputeGame
+from prover.chain.contracts import DisputeGame, MipsVerifier
 from prover.errors import ProverError
 from prover.game.agent import FaultyTrace, Trace
 from prover.task.basedir import GRAPH_JSON, read_json, write_json
@@ -37,15 +39,65 @@ class Party:
     def deployment(self) -> dict[str, Any]:
         return read_json(self.deployment_path, "a deployment (run `prover deploy` first)")
 
-    def dispute_game(self) -> DisputeGame:
-        """The deployment's DisputeGame, checked to exist on this chain."""
+    @cached_property
+    def verified_deployment(self) -> dict[str, Any]:
+        """deployment.json, checked against the chain before any move depends on it: the chain id,
+        the verifier's and the DisputeGame's code (the committed builds) and the game's parameters."""
         deployment = self.deployment()
-        if not self.w3.eth.get_code(deployment["dispute_game"]):
+        try:
+            chain_id = deployment["chain_id"]
+            game = DisputeGame(self.w3, deployment["dispute_game"])
+            mips = MipsVerifier(self.w3, deployment["mips"])
+        except (KeyError, TypeError, ValueError) as exc:
+            what = f"not a deployment of `prover deploy` ({exc!r})"
+            raise ProverError(f"{self.deployment_path}: {what}") from None
+        if not self.w3.eth.get_code(game.address):
             raise ProverError(
-                f"{self.deployment_path}: no DisputeGame at {deployment['dispute_game']} on the chain at "
+                f"{self.deployment_path}: no DisputeGame at {game.address} on the chain at "
                 f"{self.rpc_url} (a new chain? run `prover deploy` again)"
             )
-        return DisputeGame(self.w3, deployment["dispute_game"])
+        if chain_id != self.w3.eth.chain_id:
+            raise ProverError(
+                f"{self.deployment_path}: made on chain {chain_id}, but the node at {self.rpc_url} "
+                f"is chain {self.w3.eth.chain_id}"
+            )
+        problem = game.code_problem() or mips.code_problem()
+        recorded = {
+            "mips": mips.address,
+            "k": deployment.get("k"),
+            "submit_bond": deployment.get("submit_bond"),
+            "challenge_bond": deployment.get("challenge_bond"),
+            "clock_budget": deployment.get("clock_budget"),
+            "challenge_window": deployment.get("challenge_window"),
+        }
+        if problem is None:
+            on_chain = game.parameters()
+            wrong = [name for name, value in recorded.items() if on_chain[name] != value]
+            if wrong:
+                shown = ", ".join(f"{name} {recorded[name]} (chain: {on_chain[name]})" for name in wrong)
+                problem = f"the DisputeGame at {game.address} does not have the recorded {shown}"
+        if problem is None:
+            problem = self._block_problem(game, deployment.get("block"))
+        if problem:
+            raise ProverError(f"{self.deployment_path}: {problem}")
+        return deployment
+
+    def _block_problem(self, game: DisputeGame, block: Any) -> str | None:
+        """Event queries start at the recorded block: one after the deployment would miss moves.
+        The game's code must be absent just before it (a node without that old state cannot say)."""
+        if not isinstance(block, int) or not 0 <= block <= self.w3.eth.block_number:
+            return f"block {block!r} is not a block of this chain"
+        if block == 0:
+            return None
+        try:
+            earlier = self.w3.eth.get_code(game.address, block_identifier=block - 1)
+        except (ValueError, Web3Exception):
+            return None
+        return f"the DisputeGame existed before the recorded block {block}" if earlier else None
+
+    def dispute_game(self) -> DisputeGame:
+        """The deployment's DisputeGame, checked against the chain (verified_deployment)."""
+        return DisputeGame(self.w3, self.verified_deployment["dispute_game"])
 
     def own_run(self, report: Report) -> tuple["Run", Trace]:
         return load_run(self.basedir, report)
@@ -104,15 +156,21 @@ class Run:
 
 
 def is_graph_party(basedir: Path) -> bool:
-    """Whether the base directory holds a graph run (`prover graph`): it plays multi-phase games."""
+    """Whether the base directory holds a graph task (`prover golden`, by default for an int8
+    model): it plays multi-phase games."""
     return (basedir / GRAPH_JSON).exists()
+
+
+def task_file(basedir: Path) -> Path:
+    """The file that names the party's task: graph.json (multi-phase) or golden.json."""
+    return basedir / (GRAPH_JSON if is_graph_party(basedir) else "golden.json")
 
 
 def load_run(basedir: Path, report: Report) -> tuple[Run, Trace]:
     """The party's run and its trace, with its recorded fault injection if it has one: a VM run's
     files each checked or re-derived first (prover/task/verified.py); a graph run recomputed."""
     if is_graph_party(basedir):
-        return load_graph_run_of(basedir)
+        return load_graph_run_of(basedir, report)
     verified = verified_run(basedir, report)
     golden, final = verified.golden, verified.final
     run = Run(
@@ -166,7 +224,7 @@ class ForwardTrace:
         return self.trace.witness_at(step)
 
 
-def load_graph_run_of(basedir: Path) -> tuple[Run, Trace]:
+def load_graph_run_of(basedir: Path, report: Report) -> tuple[Run, Trace]:
     """A graph run's claim (graph.json) and its trace, recomputed natively (deterministic: a party
     killed at any point gets the same trace back), with the fault step of its node's VM run."""
     # Imported here: the model code and numpy are a quarter of a single-phase chain command's
@@ -174,7 +232,8 @@ def load_graph_run_of(basedir: Path) -> tuple[Run, Trace]:
     from prover.game.multiphase import GraphParty
     from prover.task.graph_run import load_graph_run
 
-    graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
+    native = load_graph_run(basedir, report)
+    graph = native.record
     run = Run(
         roots=tuple(bytes.fromhex(graph[name][2:]) for name in ("program_root", "input_root", "model_root")),
         steps=graph["node_count"],
@@ -184,7 +243,6 @@ def load_graph_run_of(basedir: Path) -> tuple[Run, Trace]:
         final_hash=bytes.fromhex(graph["final_state"][2:]),
         nodes_root=bytes.fromhex(graph["nodes_root"][2:]),
     )
-    native = load_graph_run(basedir)
     fault_path = basedir / "fault.json"
     fault_step = read_json(fault_path, "a fault injection")["step"] if fault_path.exists() else None
     return run, GraphParty(native.graph, native.commitment, native.trace, fault_step)
@@ -194,7 +252,7 @@ def graph_ops(basedir: Path) -> list[str]:
     """The op of each node (1-based: index node - 1) of a graph party's model, for `status`."""
     # Imported here, as in load_graph_run_of.
     from prover.model.modelfile import load_model
-    from prover.model.tiling import tile_graph
+    from prover.task.graph_run import task_graph
 
-    graph = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
-    return [node.op.name for node in tile_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]
+    graph = read_json(basedir / GRAPH_JSON, "a graph task (run `prover golden` first)")
+    return [node.op.name for node in task_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]

@@ -37,7 +37,7 @@ from prover.game.agent import (
     phase_trace,
     with_opening,
 )
-from prover.game.party import Party, Run, graph_ops, is_graph_party, record_fault
+from prover.game.party import Party, Run, graph_ops, is_graph_party, record_fault, task_file
 from prover.game.records import (
     as_hex,
     claim_line,
@@ -195,15 +195,14 @@ def open_challenge(
         claims = [] if task_id is None else event_logs(game, "ClaimSubmitted", party, taskId=task_id)
         if not claims:
             raise ProverError(
-                f"no claim on the chain for the task of {party.basedir / 'golden.json'}; "
-                "name one with --claim"
+                f"no claim on the chain for the task of {task_file(party.basedir)}; name one with --claim"
             )
         claim_id = claims[-1].args.claimId
     claim = game.claim(claim_id)
     if claim.task_id != task_id and not other_task:
         raise ProverError(
             f"claim {claim_id} is on task {claim.task_id}, not on the task of our run "
-            f"({party.basedir / 'golden.json'}): a game against it cannot be won (--other-task to insist)"
+            f"({task_file(party.basedir)}): a game against it cannot be won (--other-task to insist)"
         )
     own_hash = trace.state_hash_at(run.steps)
     compared = {
@@ -593,16 +592,19 @@ def settle_claims(party: Party, game: DisputeGame, claims: list[int], out: Outpu
         out.note(f"withdrew {amount} wei to {party.sender}")
 
 
-def my_claim(party: Party, game: DisputeGame, claim_id: int | None) -> int:
-    """--claim, else the claim of BASEDIR/claim.json (if made on this deployment), else the
-    sender's latest claim."""
+def my_claim(party: Party, game: DisputeGame, claim_id: int | None, out: Output) -> int:
+    """--claim, else the claim of BASEDIR/claim.json (if made on this deployment and, on chain, a
+    claim of this sender), else the sender's latest claim."""
     if claim_id is not None:
         return claim_id
     path = party.basedir / "claim.json"
-    if path.exists():
-        submitted = read_json(path, "the claim of `prover submit`")
-        if submitted["dispute_game"] == game.address:
-            return submitted["claim_id"]
+    submitted = read_json(path, "the claim of `prover submit`") if path.exists() else {}
+    if isinstance(submitted, dict) and submitted.get("dispute_game") == game.address:
+        recorded = submitted.get("claim_id")
+        valid = isinstance(recorded, int) and 0 < recorded < 2**64
+        if valid and game.claim(recorded).submitter == party.sender:
+            return recorded
+        out.warn(f"{path}: claim {recorded!r} is not {party.sender}'s on chain; using the chain's record")
     claims = event_logs(game, "ClaimSubmitted", party, submitter=party.sender)
     if not claims:
         raise ProverError(f"account {party.sender} has no claim on the dispute game at {game.address}")
@@ -612,7 +614,7 @@ def my_claim(party: Party, game: DisputeGame, claim_id: int | None) -> int:
 def finalize(party: Party, out: Output, claim_id: int | None) -> None:
     """Make an unrefuted claim final after its challenge window (its bond is credited back)."""
     game = party.dispute_game()
-    claim_id = my_claim(party, game, claim_id)
+    claim_id = my_claim(party, game, claim_id, out)
     claim = game.claim(claim_id)
     final = {"claim": claim_id, "status": "final", "submitter": claim.submitter}
     if claim.status == "final":

@@ -23,7 +23,7 @@ GAME_EVENTS = ("GameStarted", "Bisected", "Selected", "NodeOpened", "Stepped", "
 
 def event_logs(game: DisputeGame, event: str, party: Party, **argument_filters: Any) -> list[Any]:
     return getattr(game.contract.events, event).get_logs(
-        argument_filters=argument_filters, from_block=party.deployment()["block"]
+        argument_filters=argument_filters, from_block=party.verified_deployment["block"]
     )
 
 
@@ -91,7 +91,7 @@ def game_record(game: DisputeGame, party: Party, game_id: int) -> GameRecord:
         game_id.to_bytes(32, "big"),
     ]
     logs = party.w3.eth.get_logs(
-        {"address": game.address, "fromBlock": party.deployment()["block"], "topics": topics}
+        {"address": game.address, "fromBlock": party.verified_deployment["block"], "topics": topics}
     )
     gas = {Side.DEFENDER: 0, Side.CHALLENGER: 0}
     for tx_hash in dict.fromkeys(log["transactionHash"] for log in logs):

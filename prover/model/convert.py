@@ -1,30 +1,40 @@
 """Models from other formats as .ggml graphs (`prover convert`): OPML's legacy MLP files, PyTorch,
-ONNX and Keras 3. An importer's optional package is imported only when its format is asked for."""
+ONNX and Keras 3 (f32 graphs), and quantized TFLite files (int8 graphs). An importer's optional
+package is imported only when its format is asked for."""
 
+from fractions import Fraction
 from pathlib import Path
 
 from prover.errors import ProverError
-from prover.model.convention import with_convention
+from prover.model.convention import DARK, with_convention
 from prover.model.graph import Graph
 from prover.model.opml import read_opml
 
-SOURCES = ("opml", "torch", "onnx", "keras")
+SOURCES = ("opml", "torch", "onnx", "keras", "tflite")
 # The importers' optional packages and how to get them.
 IMPORTER_PACKAGES = {
     "torch": "pip install torch==2.13.0, or the train extra",
     "onnx": "pip install 'opml-prover[import]'",
     "h5py": "pip install 'opml-prover[import]'",
+    "tflite": "pip install 'opml-prover[import]'",
+    "flatbuffers": "pip install 'opml-prover[import]'",
 }
 
 
 def convert_model(
-    source: str, in_path: Path, module: str | None, input_shape: str | None, background: str
+    source: str,
+    in_path: Path,
+    module: str | None = None,
+    input_shape: str | None = None,
+    background: str = DARK,
+    pixel: tuple[str | None, str | None] | None = None,
 ) -> Graph:
-    """The f32 graph of the model at `in_path` in format `source` (one of SOURCES), recording that
-    its image input has a `background` ("light" or "dark") background; a file the importer rejects
-    or a missing importer package is one ProverError line."""
+    """The graph of the model at `in_path` in format `source` (one of SOURCES), recording that its
+    image input has a `background` ("light" or "dark") background; `pixel` is tflite's input
+    normalization (scale, offset) as text ("1/255", "-1"). A file the importer rejects or a missing
+    importer package is one ProverError line."""
     try:
-        return with_convention(_import(source, in_path, module, input_shape), background)
+        return with_convention(_import(source, in_path, module, input_shape, pixel), background)
     except ProverError as exc:  # named after the file, once
         message = str(exc)
         raise ProverError(message if message.startswith(f"{in_path}:") else f"{in_path}: {message}") from None
@@ -46,7 +56,20 @@ def _input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _import(source: str, in_path: Path, module: str | None, input_shape: str | None) -> Graph:
+def _number(option: str, text: str) -> float:
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        raise ProverError(f"{option} {text!r}: expected a number such as 0.5, -1 or 1/255") from None
+
+
+def _import(
+    source: str,
+    in_path: Path,
+    module: str | None,
+    input_shape: str | None,
+    pixel: tuple[str | None, str | None] | None,
+) -> Graph:
     if source == "opml":
         try:
             data = in_path.read_bytes()
@@ -57,6 +80,14 @@ def _import(source: str, in_path: Path, module: str | None, input_shape: str | N
         from prover.model.importers.onnx_import import import_onnx
 
         return import_onnx(in_path).to_graph({"source": "onnx"})
+    if source == "tflite":
+        from prover.model.importers.tflite_import import PIXEL_OFFSET, PIXEL_SCALE, import_tflite
+
+        if pixel is None:
+            return import_tflite(in_path)
+        scale = PIXEL_SCALE if pixel[0] is None else _number("--pixel-scale", pixel[0])
+        offset = PIXEL_OFFSET if pixel[1] is None else _number("--pixel-offset", pixel[1])
+        return import_tflite(in_path, scale, offset)
     if source == "keras":
         from prover.model.importers.keras_import import import_keras
 

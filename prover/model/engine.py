@@ -17,11 +17,24 @@ so the two agree on the class, not bit for bit.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from prover.errors import ProverError
-from prover.model.graph import Attr, DType, Graph, Node, Op, Tensor, bits_f32, dims4
+from prover.model.graph import (
+    SOFTMAX_ONE,
+    Attr,
+    DType,
+    Graph,
+    Node,
+    Op,
+    Tensor,
+    bits_f32,
+    dims4,
+    permutation,
+)
 
 INT32_MIN = -(1 << 31)
 
@@ -29,6 +42,17 @@ INT32_MIN = -(1 << 31)
 def wrap32(v: np.ndarray) -> np.ndarray:
     """int64 values reduced to int32 two's complement (C's conversion of a u32 sum to i32)."""
     return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def integer_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of int64 arrays, exactly: in float64 (BLAS) when every partial sum stays below 2^53 in
+    magnitude, so each is an exact integer whatever the order; else in int64 (exact modulo 2^64,
+    which is all the int32 wrap-around needs)."""
+    terms = a.shape[-1]
+    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * terms
+    if bound < 2.0**53:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    return np.matmul(a, b)
 
 
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -49,11 +73,22 @@ def rdbpot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     return (x >> exponent) + (remainder > threshold)
 
 
-def mbqm(x: np.ndarray, m0: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """x * M0 * 2^(shift - 31), rounded: MultiplyByQuantizedMultiplier."""
+def mbqm(x: np.ndarray, m0: np.ndarray, shift: np.ndarray, rounding: int = 0) -> np.ndarray:
+    """x * M0 * 2^(shift - 31), rounded: MultiplyByQuantizedMultiplier, rounded twice (gemmlowp's
+    SRDHM then RDBPOT: rounding 0) or once (TFLite's single rounding: rounding 1, shift <= 30)."""
     shift = np.asarray(shift, np.int64)
+    if rounding:
+        return mbqm_single(x, m0, shift)
     left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
     return rdbpot(srdhm(wrap32(np.asarray(x, np.int64) << left), m0), right)
+
+
+def mbqm_single(x: np.ndarray, m0: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """(x * M0 + 2^(30 - shift)) >> (31 - shift) in int64, wrapped to int32; shift in [-31, 30].
+    |x * M0| < 2^62 and the sum stays below 2^63: exact in int64."""
+    total = 31 - np.asarray(shift, np.int64)
+    product = np.asarray(x, np.int64) * np.asarray(m0, np.int64)
+    return wrap32((product + (np.int64(1) << (total - 1))) >> total)
 
 
 def _geometry(node: Node) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
@@ -108,7 +143,7 @@ def _conv_sums(node: Node, x: np.ndarray, w: np.ndarray, mask: np.ndarray | None
         group = patches[:, g * cin_group : (g + 1) * cin_group]  # (BN, CG, OH, OW, KH, KW)
         rows = group.transpose(0, 2, 3, 1, 4, 5).reshape(batch * oh * ow, cin_group * kh * kw)
         weights = w[g * cout_group : (g + 1) * cout_group].reshape(cout_group, -1).astype(dtype)
-        sums = rows.astype(dtype) @ weights.T
+        sums = integer_matmul(rows, weights.T) if dtype == np.int64 else rows.astype(dtype) @ weights.T
         out[:, g * cout_group : (g + 1) * cout_group] = sums.reshape(batch, oh, ow, cout_group).transpose(
             0, 3, 1, 2
         )
@@ -140,10 +175,11 @@ def _requantize(
 ) -> np.ndarray:
     """clamp(Y_ZP + MBQM(acc, mult[c], shift[c]), ACT_MIN, ACT_MAX) with per-channel vectors shaped to
     broadcast over acc."""
-    if np.any((shift < -31) | (shift > 31)):
-        raise ProverError("a requantization shift outside -31..31")
+    rounding = node.attr(Attr.ROUNDING)
+    if np.any((shift < -31) | (shift > 31 - rounding)):
+        raise ProverError(f"a requantization shift outside -31..{31 - rounding}")
     mult, shift = mult.astype(np.int64).reshape(axis_shape), shift.astype(np.int64).reshape(axis_shape)
-    y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, mult, shift))
+    y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, mult, shift, rounding))
     return np.clip(y, node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX))
 
 
@@ -155,6 +191,10 @@ def _f32_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.ndar
         return np.tanh(x)
     if node.op == Op.SIGMOID:
         return np.float32(1) / (np.float32(1) + np.exp(-x))
+    if node.op == Op.GELU:
+        return _gelu(x)
+    if node.op == Op.SILU:
+        return x / (np.float32(1) + np.exp(-x))
     if node.op == Op.CLIP:
         lo, hi = np.float32(bits_f32(a(Attr.MIN_F))), np.float32(bits_f32(a(Attr.MAX_F)))
         return np.where(x < lo, lo, np.where(x > hi, hi, x))
@@ -176,7 +216,8 @@ def _int8_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.nda
     if node.op == Op.CLIP:
         return np.clip(x, a(Attr.ACT_MIN), a(Attr.ACT_MAX))
     if node.op == Op.REQUANTIZE:
-        y = wrap32(a(Attr.Y_ZP) + mbqm(wrap32(x - a(Attr.X_ZP)), a(Attr.MULT), a(Attr.SHIFT)))
+        shifted = mbqm(wrap32(x - a(Attr.X_ZP)), a(Attr.MULT), a(Attr.SHIFT), a(Attr.ROUNDING))
+        y = wrap32(a(Attr.Y_ZP) + shifted)
         return np.clip(y, a(Attr.ACT_MIN), a(Attr.ACT_MAX))
     da, db = wrap32(x - a(Attr.A_ZP)), wrap32(b - a(Attr.B_ZP))
     if node.op == Op.ADD:
@@ -192,7 +233,136 @@ def _int8_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.nda
 
 
 # Ops whose operands after the first are parameters (weights, bias, multipliers, mask, coef, table).
-_PARAMETER_OPS = {Op.LINEAR, Op.CONV2D, Op.SUBSAMPLE, Op.LOOKUP}
+_PARAMETER_OPS = {
+    Op.LINEAR,
+    Op.CONV2D,
+    Op.SUBSAMPLE,
+    Op.LOOKUP,
+    Op.SOFTMAX,
+    Op.GATHER,
+    Op.LAYERNORM,
+    Op.RMSNORM,
+    Op.ROPE,
+}
+
+
+def _view4(value: np.ndarray, tensor: Tensor) -> np.ndarray:
+    """(B, count) -> (B, d3, d2, d1, d0): numpy axis 4 - i is the tensor's dim i."""
+    return value.reshape(value.shape[0], *dims4(tensor.dims)[::-1])
+
+
+def _moved(node: Node, parts: list[np.ndarray], tensors: list[Tensor], out: Tensor) -> np.ndarray:
+    """TRANSPOSE, SLICE and CONCAT: the elements moved, whatever their dtype."""
+    views = [_view4(v, t) for v, t in zip(parts, tensors, strict=True)]
+    batch = max(v.shape[0] for v in views)
+    if node.op == Op.TRANSPOSE:
+        order = permutation(node.attr(Attr.PERM))
+        return views[0].transpose(0, *(4 - order[4 - axis] for axis in range(1, 5)))
+    axis = 4 - node.attr(Attr.AXIS)
+    if node.op == Op.SLICE:
+        start = node.attr(Attr.START)
+        return np.take(views[0], range(start, start + dims4(out.dims)[4 - axis]), axis=axis)
+    return np.concatenate([np.broadcast_to(v, (batch, *v.shape[1:])) for v in views], axis=axis)
+
+
+def _gather(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Rows of the (V, E) table by token id."""
+    if np.any((ids < 0) | (ids >= len(table))):
+        raise ProverError(f"GATHER: a token id outside 0..{len(table) - 1}")
+    return table[ids.astype(np.int64)]
+
+
+def _matmul(node: Node, a: np.ndarray, b: np.ndarray, ta: Tensor, tb: Tensor, f32: bool) -> np.ndarray:
+    """(B, N, H, M, K) x (B, N, HB, K, J) -> (B, N, H, M, J), each b head shared by H / HB a heads."""
+    av, bv = _view4(a, ta), _view4(b, tb)
+    if node.attr(Attr.TRANSPOSE_B):
+        bv = bv.swapaxes(-1, -2)
+    bv = np.repeat(bv, av.shape[2] // bv.shape[2], axis=2)
+    if f32:
+        return np.matmul(av, bv) * np.float32(bits_f32(node.attr(Attr.ALPHA)))
+    ac = wrap32(av.astype(np.int64) - node.attr(Attr.A_ZP))
+    bc = wrap32(bv.astype(np.int64) - node.attr(Attr.B_ZP))
+    acc = wrap32(integer_matmul(ac, bc))
+    y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, node.attr(Attr.Y_MULT), node.attr(Attr.Y_SHIFT)))
+    return np.clip(y, node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX))
+
+
+def _softmax(node: Node, x: np.ndarray, tensor: Tensor, table: np.ndarray | None) -> np.ndarray:
+    """Along dims[0]; with CAUSAL, query i (along dims[1]) sees keys j <= i + keys - queries and the
+    others give 0 (int8: -128)."""
+    v = _view4(x, tensor)
+    queries, keys = v.shape[-2:]
+    allowed = np.arange(keys)[None, :] <= np.arange(queries)[:, None] + (keys - queries)
+    if not node.attr(Attr.CAUSAL):
+        allowed[:] = True
+    if table is None:
+        shifted = v - np.where(allowed, v, -np.inf).max(axis=-1, keepdims=True)
+        e = np.where(allowed, np.exp(np.where(allowed, shifted, 0)), np.float32(0))
+        return e / e.sum(axis=-1, keepdims=True, dtype=np.float32)
+    table = table.reshape(-1).astype(np.int64)
+    if np.any((table < 0) | (table > SOFTMAX_ONE)) or table[0] < 1:
+        raise ProverError("SOFTMAX: exp table entries outside 0..2^20, or table[0] = 0")
+    v = v.astype(np.int64)
+    top = np.where(allowed, v, -129).max(axis=-1, keepdims=True)
+    e = np.where(allowed, table[np.clip(top - v, 0, 255)], 0)
+    reciprocal = (1 << 40) // e.sum(axis=-1, keepdims=True)
+    q = (e * reciprocal + (1 << 31)) >> 32
+    return np.where(allowed, np.minimum(q - 128, 127), -128)
+
+
+def _norm(node: Node, x: np.ndarray, row: int, params: list[np.ndarray | None], f32: bool) -> np.ndarray:
+    """LAYERNORM / RMSNORM over rows of `row` elements (docs/arithmetic.md for int8)."""
+    gamma, beta, mult, shift = params
+    rows = x.reshape(x.shape[0], -1, row)
+    centred = node.op == Op.LAYERNORM
+    if f32:
+        mean = rows.mean(axis=-1, keepdims=True, dtype=np.float32) if centred else np.float32(0)
+        d = rows - mean
+        var = (d * d).mean(axis=-1, keepdims=True, dtype=np.float32)
+        eps = np.float32(bits_f32(node.attr(Attr.EPS_F)))
+        y = d / np.sqrt(var + eps) * gamma.reshape(-1)
+        return y + beta.reshape(-1) if beta is not None else y
+    xc = rows.astype(np.int64) - node.attr(Attr.X_ZP)
+    d = row * xc - (xc.sum(axis=-1, keepdims=True) if centred else 0)
+    level = (d * d).sum(axis=-1, keepdims=True) // row + node.attr(Attr.EPS)
+    root = np.vectorize(math.isqrt, otypes=[np.int64])(level)
+    inverse = np.where(root > 0, (1 << 40) // np.maximum(root, 1), 0)
+    z = rdbpot(d * inverse, 28)
+    acc = wrap32(
+        z * gamma.reshape(-1).astype(np.int64) + (0 if beta is None else beta.reshape(-1).astype(np.int64))
+    )
+    return _requantize(acc, node, mult, shift, (1, 1, -1))
+
+
+def _rope(
+    node: Node, x: np.ndarray, tensor: Tensor, cos: np.ndarray, sin: np.ndarray, f32: bool
+) -> np.ndarray:
+    """Rotates the pairs (x[2i], x[2i+1]) of each position t by the angle whose cos / sin are
+    cos[t][i] / sin[t][i]."""
+    v = _view4(x, tensor)
+    pairs = v.reshape(*v.shape[:-1], -1, 2)
+    if f32:
+        xa, xb = pairs[..., 0], pairs[..., 1]
+        return np.stack([xa * cos - xb * sin, xa * sin + xb * cos], axis=-1)
+    xa, xb = (wrap32(pairs[..., k].astype(np.int64) - node.attr(Attr.X_ZP)) for k in (0, 1))
+    c, s = cos.astype(np.int64), sin.astype(np.int64)
+    acc = wrap32(np.stack([xa * c - xb * s, xa * s + xb * c], axis=-1))
+    y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, node.attr(Attr.MULT), node.attr(Attr.SHIFT)))
+    return np.clip(y, node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX))
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf in float64 by Abramowitz and Stegun 7.1.26 (absolute error < 1.5e-7, the guest's formula):
+    vectorized, where math.erf per element would dominate a language model's calibration."""
+    t = 1 / (1 + 0.3275911 * np.abs(x))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(x) * (1 - poly * np.exp(-x * x))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """0.5 x (1 + erf(x / sqrt 2)), in float64 rounded to f32."""
+    wide = x.astype(np.float64)
+    return 0.5 * wide * (1 + erf(wide / math.sqrt(2)))
 
 
 def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.ndarray:
@@ -216,12 +386,23 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
     x_tensor = graph.tensors[node.inputs[0]]
     x = batched(0)
     batch = x.shape[0]
+    if node.op in (Op.TRANSPOSE, Op.SLICE, Op.CONCAT):
+        present = [i for i in range(len(node.inputs)) if node.input(i) is not None]
+        tensors = [graph.tensors[node.inputs[i]] for i in present]
+        return _moved(node, [batched(i) for i in present], tensors, graph.tensors[node.output]).reshape(
+            batch if node.op != Op.CONCAT else -1, graph.tensors[node.output].count
+        )
+    if node.op == Op.GATHER:
+        return _gather(x, param(1)).reshape(batch, -1)
     f32 = x_tensor.dtype == DType.F32 or node.op == Op.DEQUANTIZE
     a = node.attr
     op = node.op
 
     if op == Op.RESHAPE:
         return x
+    if op == Op.ANSWER:  # [u32 class, big-endian][x's bytes]: the first index of the maximum
+        classes = np.argmax(x, axis=1).astype(">u4").view(np.uint8).reshape(batch, 4)
+        return np.concatenate([classes, x.astype(np.int8).view(np.uint8)], axis=1)
     if op == Op.DEQUANTIZE:
         centred = wrap32(x.astype(np.int64) - a(Attr.ZP)).astype(np.float32)
         return centred * np.float32(bits_f32(a(Attr.SCALE))) + np.float32(bits_f32(a(Attr.OFFSET)))
@@ -232,7 +413,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = x.reshape(batch, -1, inp) @ w.reshape(-1, inp).T
             return (y + bias.reshape(-1) if bias is not None else y).reshape(batch, -1)
         xc = wrap32(x.astype(np.int64) - a(Attr.X_ZP)).reshape(batch, -1, inp)
-        acc = xc @ w.reshape(-1, inp).astype(np.int64).T
+        acc = integer_matmul(xc, (w.reshape(-1, inp).astype(np.int64) - a(Attr.W_ZP)).T)
         if bias is not None:
             acc = acc + bias.reshape(-1).astype(np.int64)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, 1, -1)).reshape(batch, -1)
@@ -244,7 +425,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = sums + bias.reshape(1, -1, 1, 1) if bias is not None else sums
             return y.reshape(batch, -1)
         xc = wrap32(_spatial(x, x_tensor).astype(np.int64) - a(Attr.X_ZP))
-        acc = _conv_sums(node, xc, w, mask, np.int64)
+        acc = _conv_sums(node, xc, w.astype(np.int64) - a(Attr.W_ZP), mask, np.int64)
         if bias is not None:
             acc = acc + bias.astype(np.int64).reshape(1, -1, 1, 1)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, -1, 1, 1)).reshape(batch, -1)
@@ -254,17 +435,18 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = y * param(1).reshape(1, -1, 1, 1) + param(2).reshape(1, -1, 1, 1)
         return y.reshape(batch, -1)
     if op == Op.SOFTMAX:
-        rows = x.reshape(batch, -1, x_tensor.dims[0])
-        e = np.exp(rows - rows.max(axis=-1, keepdims=True))
-        return (e / e.sum(axis=-1, keepdims=True, dtype=np.float32)).reshape(batch, -1)
+        return _softmax(node, x, x_tensor, param(1)).reshape(batch, -1)
+    if op == Op.MATMUL:
+        b_tensor = graph.tensors[node.inputs[1]]
+        return _matmul(node, x, batched(1), x_tensor, b_tensor, f32).reshape(
+            -1, graph.tensors[node.output].count
+        )
+    if op in (Op.LAYERNORM, Op.RMSNORM):
+        return _norm(node, x, x_tensor.dims[0], [param(i) for i in range(1, 5)], f32).reshape(batch, -1)
+    if op == Op.ROPE:
+        return _rope(node, x, x_tensor, param(1), param(2), f32).reshape(batch, -1)
     if op == Op.LOOKUP:
         return param(1).reshape(-1)[x.astype(np.int64) + 128]
-    if op == Op.CONCAT:
-        y_tensor = graph.tensors[node.output]
-        outer = y_tensor.count // y_tensor.dims[0]
-        parts = [batched(i) for i in range(len(node.inputs)) if node.input(i) is not None]
-        rows = [np.broadcast_to(p, (batch, p.shape[1])).reshape(batch, outer, -1) for p in parts]
-        return np.concatenate(rows, axis=-1).reshape(batch, -1)
     b = batched(1)
     if f32:
         return _f32_elementwise(node, x, b)

@@ -74,7 +74,17 @@ class Op(IntEnum):
     QUANTIZE = 15
     DEQUANTIZE = 16
     REQUANTIZE = 17
-    CONCAT = 18
+    MATMUL = 18
+    TRANSPOSE = 19
+    SLICE = 20
+    CONCAT = 21
+    GATHER = 22
+    LAYERNORM = 23
+    RMSNORM = 24
+    GELU = 25
+    SILU = 26
+    ROPE = 27
+    ANSWER = 28
 
 
 class Attr(IntEnum):
@@ -107,6 +117,16 @@ class Attr(IntEnum):
     MIN_F = 27
     MAX_F = 28
     OFFSET = 29
+    PERM = 30
+    AXIS = 31
+    START = 32
+    CAUSAL = 33
+    TRANSPOSE_B = 34
+    EPS = 35
+    EPS_F = 36
+    ALPHA = 37
+    ROUNDING = 38
+    W_ZP = 39
 
 
 ATTR_DEFAULTS = {
@@ -115,6 +135,8 @@ ATTR_DEFAULTS = {
     Attr.GROUPS: 1,
     Attr.ACT_MIN: -128,
     Attr.ACT_MAX: 127,
+    Attr.PERM: 0b11100100,  # the identity: output dim i is input dim i
+    Attr.ALPHA: 0x3F800000,  # 1.0
 }
 # (min, max) inputs per op; inputs past the minimum are optional.
 ARITY = {
@@ -131,12 +153,24 @@ ARITY = {
     Op.ADD: (2, 2),
     Op.MUL: (2, 2),
     Op.CLIP: (1, 1),
-    Op.SOFTMAX: (1, 1),
+    Op.SOFTMAX: (1, 2),
     Op.QUANTIZE: (1, 1),
     Op.DEQUANTIZE: (1, 1),
     Op.REQUANTIZE: (1, 1),
-    Op.CONCAT: (1, MAX_INPUTS),
+    Op.MATMUL: (2, 2),
+    Op.TRANSPOSE: (1, 1),
+    Op.SLICE: (1, 1),
+    Op.CONCAT: (2, 6),
+    Op.GATHER: (2, 2),
+    Op.LAYERNORM: (2, 5),
+    Op.RMSNORM: (2, 5),
+    Op.GELU: (1, 1),
+    Op.SILU: (1, 1),
+    Op.ROPE: (3, 3),
+    Op.ANSWER: (1, 1),
 }
+MAX_NORM = 16384  # LAYERNORM / RMSNORM row length: the int8 sum of squares stays below 2^61
+SOFTMAX_ONE = 1 << 20  # int8 SOFTMAX: table entries lie in 0..2^20 (exp(0) = 2^20)
 
 
 class GraphError(ProverError):
@@ -179,6 +213,10 @@ class Tensor:
     @property
     def nbytes(self) -> int:
         return self.count * self.dtype.size
+
+    @property
+    def dims4(self) -> tuple[int, int, int, int]:
+        return dims4(self.dims)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -401,6 +439,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
 
     x, y = operand(0), graph.tensors[node.output]
     assert x is not None
+    if node.attr(Attr.ROUNDING) not in (0, 1):
+        fail(f"ROUNDING {node.attr(Attr.ROUNDING)} is neither 0 (double) nor 1 (single)")
 
     def check_activation_range() -> None:
         lo, hi = node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX)
@@ -422,6 +462,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
             if mult.count not in (channels, 1) or shift.count != mult.count:
                 fail(f"mult and shift need {channels} or 1 elements each")
             check_activation_range()
+            if not in_range(node.attr(Attr.W_ZP), -128, 127):
+                fail("W_ZP outside -128..127")
         elif x.dtype == DType.F32 and w.dtype == DType.F32 and y.dtype == DType.F32:
             check_vector(bias, DType.F32, channels, "bias")
             if mult is not None or shift is not None:
@@ -460,6 +502,8 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
         mask = operand(5)
         if mask is not None and (mask.dtype != DType.U8 or mask.dims[0] != cin or mask.count != cin * cout):
             fail(f"mask must be u8 ({cin}, {cout})")
+        if mask is not None and x.dtype == DType.I8 and node.attr(Attr.W_ZP) != 0:
+            fail("a mask with a weight zero point W_ZP")
         check_weighted(cout)
     elif op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.SUBSAMPLE):
         if op == Op.SUBSAMPLE:
@@ -479,8 +523,22 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
         check_unary(int8_or_f32)
         if x.dtype == DType.I8 and not in_range(node.attr(Attr.X_ZP), -128, 127):
             fail("X_ZP outside -128..127")
-    elif op in (Op.TANH, Op.SIGMOID, Op.SOFTMAX):
+    elif op in (Op.TANH, Op.SIGMOID, Op.GELU, Op.SILU):
         check_unary({DType.F32}, DType.F32)
+    elif op == Op.SOFTMAX:
+        table = operand(1)
+        if x.dtype == DType.I8:
+            check_unary({DType.I8}, DType.I8)
+            if table is None:
+                fail("int8 SOFTMAX needs its exp table (i32, 256)")
+            check_vector(table, DType.I32, 256, "table")
+        else:
+            check_unary({DType.F32}, DType.F32)
+            if table is not None:
+                fail("f32 SOFTMAX takes no table")
+        causal = node.attr(Attr.CAUSAL)
+        if causal not in (0, 1) or (causal and x.dims4[0] < x.dims4[1]):
+            fail("CAUSAL must be 0 or 1, and a causal row needs at least as many keys as queries")
     elif op == Op.LOOKUP:
         check_unary({DType.I8}, DType.I8)
         check_vector(operand(1), DType.I8, 256, "table")
@@ -513,16 +571,97 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
     elif op == Op.REQUANTIZE:
         check_unary({DType.U8, DType.I8}, DType.I8)
         check_activation_range()
-        if not in_range(node.attr(Attr.SHIFT), -31, 31):
-            fail("SHIFT outside -31..31")
-    elif op == Op.CONCAT:
-        operands = list(node.inputs)
-        while operands and operands[-1] is None:
-            operands.pop()
-        if None in operands:
-            fail("CONCAT's operands must be consecutive from the first (none absent in between)")
-        parts = [graph.tensors[t] for t in operands]
-        if any(t.dtype != y.dtype or dims4(t.dims)[1:] != dims4(y.dims)[1:] for t in parts):
-            fail(f"CONCAT's operands need the output's dtype and dims past dims[0] ({y.dims})")
-        if sum(t.dims[0] for t in parts) != y.dims[0]:
-            fail(f"CONCAT's operands' dims[0] add up to {sum(t.dims[0] for t in parts)}, not {y.dims[0]}")
+        top = 31 - node.attr(Attr.ROUNDING)
+        if not in_range(node.attr(Attr.SHIFT), -31, top):
+            fail(f"SHIFT outside -31..{top}")
+    elif op == Op.MATMUL:
+        _check_matmul(node, x, operand(1), y, fail)
+        if x.dtype == DType.I8:
+            check_activation_range()
+    elif op in (Op.TRANSPOSE, Op.SLICE, Op.CONCAT):
+        parts = [operand(i) for i in range(len(node.inputs)) if node.input(i) is not None]
+        if any(t.dtype != y.dtype for t in parts):
+            fail("inputs and output need one dtype")
+        out_dims = _moved_dims(node, [t.dims4 for t in parts], y.dims4)
+        if out_dims is None:
+            fail("PERM, AXIS or START out of range, or input dims that do not fit")
+        if y.dims4 != out_dims:
+            fail(f"output dims {y.dims} should be {out_dims}")
+    elif op == Op.GATHER:
+        table = operand(1)
+        ids = x.dims4
+        if x.dtype != DType.I32 or table.dims4[2:] != (1, 1) or ids[3] != 1 or y.dtype != table.dtype:
+            fail("GATHER takes i32 ids (up to 3 dims) and a 2-D table (E, V) giving the table's dtype")
+        if y.dims4 != (table.dims4[0], *ids[:3]):
+            fail(f"output dims {y.dims} should be {(table.dims4[0], *ids[:3])}")
+    elif op in (Op.LAYERNORM, Op.RMSNORM):
+        row = x.dims[0]
+        if row > MAX_NORM or dims4(x.dims) != dims4(y.dims):
+            fail(f"rows longer than {MAX_NORM}, or output dims {y.dims} differ from {x.dims}")
+        w = operand(1)
+        check_vector(w, DType.I8 if x.dtype == DType.I8 else DType.F32, row, "gamma")
+        check_weighted(row)
+        zp_ok = in_range(node.attr(Attr.X_ZP), -128, 127)
+        if x.dtype == DType.I8 and not (zp_ok and node.attr(Attr.EPS) >= 0):
+            fail("X_ZP outside -128..127 or a negative EPS")
+    elif op == Op.ROPE:
+        half, positions = x.dims4[0] // 2, x.dims4[1]
+        table = DType.I32 if x.dtype == DType.I8 else DType.F32
+        if x.dims4[0] % 2 or x.dtype not in int8_or_f32 or y.dtype != x.dtype or y.dims4 != x.dims4:
+            fail("ROPE takes f32 or int8 x with an even dims[0] and gives the same dims and dtype")
+        for i, what in ((1, "cos"), (2, "sin")):
+            t = operand(i)
+            if t.dtype != table or t.dims4 != (half, positions, 1, 1):
+                fail(f"{what} must be {table.name} ({half}, {positions})")
+        if x.dtype == DType.I8:
+            check_activation_range()
+            if not in_range(node.attr(Attr.SHIFT), -31, 31):
+                fail("SHIFT outside -31..31")
+    elif op == Op.ANSWER and (x.dtype != DType.I8 or y.dtype != DType.U8 or y.dims != (4 + x.nbytes,)):
+        fail(f"ANSWER takes int8 and gives u8 ({4 + x.nbytes},): the class, then the input's bytes")
+
+
+def permutation(perm: int) -> tuple[int, int, int, int] | None:
+    """TRANSPOSE's PERM (output dim i is input dim (PERM >> 2i) & 3) as a tuple, None if invalid."""
+    order = tuple((perm >> (2 * i)) & 3 for i in range(4))
+    return order if 0 <= perm <= 255 and sorted(order) == [0, 1, 2, 3] else None  # type: ignore[return-value]
+
+
+def _moved_dims(
+    node: Node, parts: list[tuple[int, int, int, int]], out: tuple[int, int, int, int]
+) -> tuple[int, ...] | None:
+    """The 4-D output dims of TRANSPOSE / SLICE / CONCAT, None when the attributes do not fit
+    (a SLICE's length along AXIS is the declared output's)."""
+    x = parts[0]
+    if node.op == Op.TRANSPOSE:
+        order = permutation(node.attr(Attr.PERM))
+        return None if order is None else tuple(x[p] for p in order)
+    axis = node.attr(Attr.AXIS)
+    if not in_range(axis, 0, 3):
+        return None
+    if node.op == Op.SLICE:
+        length, start = out[axis], node.attr(Attr.START)
+        fits = in_range(start, 0, x[axis]) and length <= x[axis] - start
+        return (*x[:axis], length, *x[axis + 1 :]) if fits else None
+    if any(p[:axis] + p[axis + 1 :] != x[:axis] + x[axis + 1 :] for p in parts):
+        return None
+    return (*x[:axis], sum(p[axis] for p in parts), *x[axis + 1 :])
+
+
+def _check_matmul(node: Node, a: Tensor, b: Tensor, y: Tensor, fail) -> None:
+    """y[n][h][m][j] = sum_k a[n][h][m][k] * b[n][h / (H / HB)][j][k] (TRANSPOSE_B 1) or
+    b[n][h / (H / HB)][k][j] (TRANSPOSE_B 0): heads of b may be shared by groups of a's heads."""
+    if a.dtype not in (DType.I8, DType.F32) or b.dtype != a.dtype or y.dtype != a.dtype:
+        fail("a, b and the output need one dtype, f32 or i8")
+    transposed = node.attr(Attr.TRANSPOSE_B)
+    if transposed not in (0, 1):
+        fail("TRANSPOSE_B must be 0 or 1")
+    k, m, heads, batch = a.dims4
+    bd = b.dims4
+    b_k, b_cols = (bd[0], bd[1]) if transposed else (bd[1], bd[0])
+    if b_k != k or bd[3] != batch or heads % bd[2]:
+        fail(f"b dims {b.dims} do not fit a dims {a.dims}")
+    if y.dims4 != (b_cols, m, heads, batch):
+        fail(f"output dims {y.dims} should be {(b_cols, m, heads, batch)}")
+    if a.dtype == DType.I8 and not in_range(node.attr(Attr.Y_SHIFT), -31, 31):
+        fail("Y_SHIFT outside -31..31")

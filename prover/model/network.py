@@ -26,7 +26,29 @@ from typing import Any
 import numpy as np
 
 from prover.errors import ProverError
+from prover.model import sequence_layers
 from prover.model.graph import Attr, DType, Graph, Op, bits_f32, f32_bits
+from prover.model.sequence_layers import (
+    SEQUENCE_LAYERS,
+    ClassToken,
+    Embedding,
+    LayerNorm,
+    PositionalEmbedding,
+    SequenceLayer,
+    TakeToken,
+    Tokens,
+    TransformerBlock,
+)
+
+__all__ = [
+    "ClassToken",
+    "Embedding",
+    "LayerNorm",
+    "PositionalEmbedding",
+    "TakeToken",
+    "Tokens",
+    "TransformerBlock",
+]
 
 Pair = tuple[int, int]
 Shape = tuple[int, ...]
@@ -123,7 +145,19 @@ class Softmax:
     pass
 
 
-Layer = Conv2D | MaxPool2D | AvgPool2D | Subsample | Linear | ReLU | Tanh | Sigmoid | Flatten | Softmax
+Layer = (
+    Conv2D
+    | MaxPool2D
+    | AvgPool2D
+    | Subsample
+    | Linear
+    | ReLU
+    | Tanh
+    | Sigmoid
+    | Flatten
+    | Softmax
+    | SequenceLayer
+)
 _ELEMENTWISE = {ReLU: Op.RELU, Tanh: Op.TANH, Sigmoid: Op.SIGMOID}
 
 
@@ -198,12 +232,17 @@ class Network:
             if not oh or not ow:
                 raise ProverError(f"{where}: window {kh}x{kw} does not fit the input {height}x{width}")
             return (channels, oh, ow)
+        if isinstance(layer, SEQUENCE_LAYERS):
+            return sequence_layers.infer(layer, shape, where, first=index == 0)
         if isinstance(layer, Linear):
-            if len(shape) != 1:
-                raise ProverError(f"{where}: needs a flat input, got {shape} (add a Flatten before it)")
+            if len(shape) not in (1, 2):
+                raise ProverError(
+                    f"{where}: needs a flat input or a (tokens, features) sequence, got {shape} "
+                    "(add a Flatten before it)"
+                )
             if layer.out_features < 1:
                 raise ProverError(f"{where}: out_features must be >= 1")
-            return (layer.out_features,)
+            return (*shape[:-1], layer.out_features)
         if isinstance(layer, Flatten):
             return (int(np.prod(shape)),)
         if isinstance(layer, Softmax) and len(shape) != 1:
@@ -222,8 +261,10 @@ class Network:
                 result[f"{index}.weight"] = (layer.out_channels, shape[0] // layer.groups, kh, kw)
                 result[f"{index}.bias"] = (layer.out_channels,)
             elif isinstance(layer, Linear):
-                result[f"{index}.weight"] = (layer.out_features, shape[0])
+                result[f"{index}.weight"] = (layer.out_features, shape[-1])
                 result[f"{index}.bias"] = (layer.out_features,)
+            elif isinstance(layer, SEQUENCE_LAYERS):
+                result |= sequence_layers.parameter_shapes(layer, index, shape, out)
             elif isinstance(layer, Subsample):
                 result[f"{index}.coef"] = (shape[0],)
                 result[f"{index}.bias"] = (shape[0],)
@@ -234,7 +275,11 @@ class Network:
         """Random parameters (uniform, scaled by fan-in as PyTorch does), for tests and examples."""
         rng = np.random.default_rng(seed)
         params = {}
+        norms = {f"{i}." for i, layer in enumerate(self.layers) if isinstance(layer, LayerNorm)}
         for name, shape in self.parameter_shapes().items():
+            if ".ln" in name or name.rpartition(".")[0] + "." in norms:
+                params[name] = (np.ones if name.endswith("weight") else np.zeros)(shape, np.float32)
+                continue
             fan_in = int(np.prod(shape[1:])) if name.endswith("weight") else 1
             bound = 1 / np.sqrt(fan_in) if len(shape) > 1 else 0.1
             if name.endswith("coef"):
@@ -259,30 +304,46 @@ class Network:
 
         graph = Graph(metadata={"mode": "f32", **(metadata or {})})
         dims = tuple(reversed(self.input_shape))
-        graph.input = graph.add_tensor("pixels", DType.U8, dims)
-        x = graph.add_node(
-            Op.DEQUANTIZE,
-            [graph.input],
-            "input",
-            DType.F32,
-            dims,
-            SCALE=f32_bits(self.input_scale),
-            OFFSET=f32_bits(self.input_offset),
-        )
+        if self.layers and isinstance(self.layers[0], Embedding):
+            graph.input = x = graph.add_tensor("ids", DType.I32, dims)
+        else:
+            graph.input = graph.add_tensor("pixels", DType.U8, dims)
+            x = graph.add_node(
+                Op.DEQUANTIZE,
+                [graph.input],
+                "input",
+                DType.F32,
+                dims,
+                SCALE=f32_bits(self.input_scale),
+                OFFSET=f32_bits(self.input_offset),
+            )
         for index, (layer, shape) in enumerate(zip(self.layers, shapes, strict=True)):
-            x = self._emit(graph, index, layer, x, tuple(reversed(shape)), params)
+            out_dims = tuple(reversed(shape))
+            x = self._emit(graph, index, layer, x, (dims, out_dims), params)
+            dims = out_dims
         graph.output = x
         return graph
 
     def _emit(
-        self, graph: Graph, index: int, layer: Layer, x: int, dims: Shape, params: dict[str, Any]
+        self,
+        graph: Graph,
+        index: int,
+        layer: Layer,
+        x: int,
+        in_out_dims: tuple[Shape, Shape],
+        params: dict[str, Any],
     ) -> int:
         name = f"{index}.{type(layer).__name__.lower()}"
+        in_dims, dims = in_out_dims
 
         def param(key: str) -> int:
             value = np.asarray(params[f"{index}.{key}"], np.float32)
+            if isinstance(layer, ClassToken):
+                value = value.reshape(1, -1)  # a (dim, 1) sequence of one token
             return graph.add_tensor(f"{index}.{key}", DType.F32, value.shape[::-1], value)
 
+        if isinstance(layer, SEQUENCE_LAYERS):
+            return sequence_layers.Emitter(graph, index, param).emit(layer, x, in_dims, dims)
         if isinstance(layer, Linear):
             return graph.add_node(Op.LINEAR, [x, param("weight"), param("bias")], name, DType.F32, dims)
         if isinstance(layer, Conv2D):
@@ -391,6 +452,12 @@ def _layer_of(graph: Graph, node: Any, index: int, params: dict[str, np.ndarray]
     return simple[node.op]() if node.op in simple else None
 
 
+_SEQUENCE_KINDS = {
+    "tokens": Tokens,
+    "class_token": ClassToken,
+    "positions": PositionalEmbedding,
+    "layernorm": LayerNorm,
+}
 _SIMPLE_KINDS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "flatten": Flatten, "softmax": Softmax}
 
 
@@ -423,6 +490,17 @@ def network_from_imported(model: Any) -> tuple[Network, dict[str, np.ndarray]]:
             layers.append(pool(options["kernel"], options.get("stride"), options.get("padding", 0)))
         elif kind in _SIMPLE_KINDS:
             layers.append(_SIMPLE_KINDS[kind]())
+        elif kind == "embedding":
+            layers.append(Embedding(*arrays["weight"].shape))
+        elif kind == "transformer_block":
+            dim, hidden = arrays["qkv.weight"].shape[1], arrays["fc1.weight"].shape[0]
+            layers.append(
+                TransformerBlock(int(options["heads"]), dim, hidden, bool(options.get("causal", 0)))
+            )
+        elif kind == "take_token":
+            layers.append(TakeToken(int(options.get("index", 0))))
+        elif kind in _SEQUENCE_KINDS:
+            layers.append(_SEQUENCE_KINDS[kind]())
         else:
             raise ProverError(f"layer {index}: unknown kind {kind!r}")
         params |= {f"{index}.{key}": value for key, value in arrays.items() if key != "mask"}

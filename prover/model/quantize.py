@@ -1,13 +1,17 @@
 """Post-training int8 quantization: an f32 graph and calibration inputs in, an int8 graph out.
 
     int8_graph = quantize(f32_graph, calibration)   # calibration: (N, ...) raw uint8 inputs
+    int8_graph = quantize(f32_graph, calibration, method="mse")
 
 The int8 graph computes with integers only (docs/arithmetic.md):
 - Calibration: the f32 engine runs the calibration inputs (e.g. 1,000 training images) and each
-  activation's range is its minimum and maximum over them, widened to hold 0. Its int8 scale is
-  range / 255 and its zero point puts the minimum at -128 (asymmetric, TFLite's convention).
-  Min / max rather than a percentile: MNIST activations have no outliers worth clipping, and no
-  calibration value is then ever clamped.
+  activation gets a range [low, high], widened to hold 0; its int8 scale is (high - low) / 255 and
+  its zero point puts low at -128 (asymmetric, TFLite's convention). The range is, by `method`:
+  "minmax" (the default) the minimum and maximum of the values, so no calibration value is ever
+  clamped; "percentile" the 0.01th and 99.99th percentiles (outliers clamped for a finer scale);
+  "mse" the range [t * min, t * max], t in (0, 1] by steps of 1/100, whose quantize-dequantize
+  round trip has the least mean squared error over the values (at most 100,000 of them, evenly
+  strided).
 - The u8 input's DEQUANTIZE (pixel * scale + offset) becomes a REQUANTIZE straight into the first
   layer's int8 input; its range is exact (pixels 0..255), not calibrated.
 - LINEAR and CONV2D: per-output-channel symmetric int8 weights (scale max|w| / 127, values in
@@ -26,17 +30,33 @@ Any other node raises a ProverError naming it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
 from prover.errors import ProverError
-from prover.model.engine import activations, masked_weights
-from prover.model.graph import Attr, DType, Graph, Node, Op, bits_f32
+from prover.model.engine import activations, erf, masked_weights
+from prover.model.graph import SOFTMAX_ONE, Attr, DType, Graph, Node, Op, bits_f32
 
 CALIBRATION_CHUNK = 500
+CALIBRATION_METHODS = ("minmax", "percentile", "mse")
+PERCENTILE = 99.99
+MSE_STEPS = 100
+MSE_SAMPLE = 100_000
 MIN_SCALE = 2.0**-32
 TANH_QPARAMS = (1 / 128, 0)
 SIGMOID_QPARAMS = (1 / 256, -128)
+SOFTMAX_QPARAMS = (1 / 256, -128)
+ADD_LEFT_SHIFT = 20
+NORM_FRACTION_BITS = 12  # LAYERNORM's normalized values are Q12 (docs/arithmetic.md)
+ROPE_ONE = 1 << 14  # ROPE's cos / sin tables are integers at this scale
+LOOKUP_FUNCTIONS = {
+    Op.TANH: np.tanh,
+    Op.SIGMOID: lambda x: 1 / (1 + np.exp(-x)),
+    Op.GELU: lambda x: 0.5 * x * (1 + erf(x / math.sqrt(2))),
+    Op.SILU: lambda x: x / (1 + np.exp(-x)),
+}
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -66,25 +86,50 @@ def qparams(low: float, high: float) -> tuple[float, int]:
     return float(np.float32(scale)), zero_point
 
 
-def calibrate(graph: Graph, calibration: np.ndarray) -> dict[int, tuple[float, float]]:
-    """(min, max) of every f32 activation over the calibration inputs."""
-    ranges: dict[int, tuple[float, float]] = {}
+def calibrate(
+    graph: Graph, calibration: np.ndarray, method: str = "minmax"
+) -> dict[int, tuple[float, float]]:
+    """The calibrated (low, high) of every f32 activation over the calibration inputs."""
+    if method not in CALIBRATION_METHODS:
+        raise ProverError(f"calibration method {method!r}: one of {', '.join(CALIBRATION_METHODS)}")
     batch = np.asarray(calibration).reshape(-1, graph.tensors[graph.input].count)
     if len(batch) == 0:
         raise ProverError("no calibration inputs")
+    samples: dict[int, list[np.ndarray]] = {}
     for start in range(0, len(batch), CALIBRATION_CHUNK):
         values = activations(graph, batch[start : start + CALIBRATION_CHUNK])
         for index, value in enumerate(values):
             if value is None or graph.tensors[index].dtype != DType.F32:
                 continue
-            low, high = float(np.min(value)), float(np.max(value))
-            if not (math.isfinite(low) and math.isfinite(high)):
+            if not np.all(np.isfinite(value)):
                 raise ProverError(
                     f"tensor {index} ({graph.tensors[index].name}): non-finite calibration values"
                 )
-            old = ranges.get(index, (low, high))
-            ranges[index] = (min(old[0], low), max(old[1], high))
-    return ranges
+            flat = value.reshape(-1)
+            # min / max needs only the extremes so far; the others need every value
+            kept = np.array([flat.min(), flat.max()]) if method == "minmax" else flat.astype(np.float32)
+            samples.setdefault(index, []).append(kept)
+    return {index: calibrated_range(np.concatenate(parts), method) for index, parts in samples.items()}
+
+
+def calibrated_range(values: np.ndarray, method: str) -> tuple[float, float]:
+    """(low, high) of one activation's calibration values by `method` (see the module docstring)."""
+    if method == "percentile":
+        low, high = np.percentile(values, [100 - PERCENTILE, PERCENTILE])
+        return float(low), float(high)
+    low, high = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
+    if method == "minmax" or low == high:
+        return low, high
+    sample = values[:: -(-len(values) // MSE_SAMPLE)].astype(np.float64)
+    best, best_error = (low, high), math.inf
+    for step in range(MSE_STEPS, 0, -1):
+        t = step / MSE_STEPS
+        scale, zero_point = qparams(low * t, high * t)
+        q = np.clip(np.round(sample / scale) + zero_point, -128, 127)
+        error = float(np.mean((scale * (q - zero_point) - sample) ** 2))
+        if error < best_error:
+            best, best_error = (low * t, high * t), error
+    return best
 
 
 class _Quantizer:
@@ -134,7 +179,8 @@ class _Quantizer:
         expand = (-1,) + (1,) * (weight.ndim - 1)
         w_q = np.clip(np.round(weight / w_scale.reshape(expand)), -127, 127).astype(np.int8)
         bias_scale = x_scale * w_scale
-        bias = np.zeros(channels) if stored[2] is None else stored[2].astype(np.float64).reshape(-1)
+        bias_data = stored[2] if len(stored) > 2 else None  # the bias input is optional
+        bias = np.zeros(channels) if bias_data is None else bias_data.astype(np.float64).reshape(-1)
         b_q = np.clip(np.round(bias / bias_scale), -(2**31), 2**31 - 1).astype(np.int32)
         multipliers = [quantize_multiplier(float(x_scale * s / y_scale)) for s in w_scale]
         g, name = self.graph, src.tensors[out].name
@@ -163,6 +209,9 @@ class _Quantizer:
             if node.op == Op.DEQUANTIZE:
                 self.input_requantize(node, where)
                 continue
+            if node.op in self.SEQUENCE_OPS:
+                self.SEQUENCE_OPS[node.op](self, node)
+                continue
             if node.inputs[0] not in self.mapped:
                 raise ProverError(f"{where}: its input is not an activation of the quantized graph")
             x = self.mapped[node.inputs[0]]
@@ -172,7 +221,7 @@ class _Quantizer:
                 if relu is not None:
                     fused.add(relu)
                 self.weighted(node, where, relu)
-            elif node.op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.RESHAPE):
+            elif node.op in (Op.MAXPOOL2D, Op.AVGPOOL2D, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE):
                 attrs = {key.name: value for key, value in node.attrs.items()}
                 self.activation(node.op, [x], node.output, self.qparams_of(x), **attrs)
             elif node.op == Op.RELU:
@@ -182,12 +231,170 @@ class _Quantizer:
                 self.lookup(node, x)
             elif node.op == Op.SOFTMAX and node.output == src.output:
                 self.mapped[node.output] = x
+            elif node.op == Op.SOFTMAX:
+                self.softmax(node)
             else:
                 raise ProverError(f"{where}: no int8 form for this node (f32 only)")
         if src.output not in self.mapped:
             raise ProverError("the graph output is not computed by a quantizable node")
         self.graph.output = self.mapped[src.output]
         return self.graph
+
+    def operand(self, tensor: int, scale_zp: tuple[float, int] | None = None) -> int:
+        """The int8 form of a source tensor: its mapped activation, or stored f32 data quantized
+        per tensor (with `scale_zp`, or its own min / max)."""
+        if tensor in self.mapped:
+            return self.mapped[tensor]
+        source = self.source.tensors[tensor]
+        if source.data is None:
+            raise ProverError(f"tensor {tensor} ({source.name}): not computed before its use")
+        data = source.data.astype(np.float64)
+        scale, zp = scale_zp or qparams(float(data.min()), float(data.max()))
+        q = np.clip(np.round(data / scale) + zp, -128, 127)
+        return self.graph.add_tensor(source.name, DType.I8, source.dims, q, (scale,), zp)
+
+    def requantized(self, x: int, scale_zp: tuple[float, int], name: str) -> int:
+        """x itself when it has these parameters, else a REQUANTIZE of it to them."""
+        if self.qparams_of(x) == scale_zp:
+            return x
+        (x_scale, x_zp), (scale, zp) = self.qparams_of(x), scale_zp
+        m0, shift = quantize_multiplier(x_scale / scale)
+        t = self.graph.tensors[x]
+        return self.graph.add_node(
+            Op.REQUANTIZE, [x], name, DType.I8, t.dims, (scale,), zp, X_ZP=x_zp, Y_ZP=zp, MULT=m0, SHIFT=shift
+        )
+
+    def output_qparams(self, node: Node) -> tuple[float, int]:
+        return qparams(*self.ranges[node.output])
+
+    def ids(self, node: Node) -> None:
+        """GATHER of the i32 graph input: the table quantized per tensor, whose parameters the
+        embeddings keep."""
+        src = self.source
+        if node.inputs[0] != src.input or src.tensors[src.input].dtype != DType.I32:
+            raise ProverError("GATHER: only of the graph input's token ids")
+        ids = src.tensors[src.input]
+        self.graph.input = self.mapped[src.input] = self.graph.add_tensor(ids.name, DType.I32, ids.dims)
+        table = self.operand(node.inputs[1])
+        self.activation(Op.GATHER, [self.graph.input, table], node.output, self.qparams_of(table))
+
+    def concat(self, node: Node) -> None:
+        """All inputs at the output's parameters (stored ones quantized so, activations requantized)."""
+        out = self.output_qparams(node)
+        name = self.source.tensors[node.output].name
+        parts = [
+            self.requantized(self.operand(t, out), out, f"{name}.in{i}")
+            for i, t in enumerate(node.inputs)
+            if t is not None
+        ]
+        self.activation(Op.CONCAT, parts, node.output, out, AXIS=node.attr(Attr.AXIS))
+
+    def add(self, node: Node) -> None:
+        """TFLite's int8 ADD: both inputs scaled by 2^20 / (2 max scale), summed, rescaled."""
+        a, b = (self.operand(t) for t in node.inputs)
+        (a_scale, a_zp), (b_scale, b_zp) = self.qparams_of(a), self.qparams_of(b)
+        y_scale, y_zp = self.output_qparams(node)
+        twice_max = 2 * max(a_scale, b_scale)
+        (am, ash), (bm, bsh) = (quantize_multiplier(s / twice_max) for s in (a_scale, b_scale))
+        ym, ysh = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * y_scale))
+        attrs = dict(A_ZP=a_zp, B_ZP=b_zp, Y_ZP=y_zp, LEFT_SHIFT=ADD_LEFT_SHIFT)
+        attrs |= dict(A_MULT=am, A_SHIFT=ash, B_MULT=bm, B_SHIFT=bsh, Y_MULT=ym, Y_SHIFT=ysh)
+        self.activation(Op.ADD, [a, b], node.output, (y_scale, y_zp), **attrs)
+
+    def matmul(self, node: Node) -> None:
+        a, b = (self.operand(t) for t in node.inputs)
+        (a_scale, a_zp), (b_scale, b_zp) = self.qparams_of(a), self.qparams_of(b)
+        y_scale, y_zp = self.output_qparams(node)
+        m0, shift = quantize_multiplier(a_scale * b_scale * bits_f32(node.attr(Attr.ALPHA)) / y_scale)
+        attrs = dict(A_ZP=a_zp, B_ZP=b_zp, Y_ZP=y_zp, Y_MULT=m0, Y_SHIFT=shift)
+        self.activation(
+            Op.MATMUL, [a, b], node.output, (y_scale, y_zp), TRANSPOSE_B=node.attr(Attr.TRANSPOSE_B), **attrs
+        )
+
+    def softmax(self, node: Node) -> None:
+        """The exp table of docs/arithmetic.md; the output at TFLite's 1/256, -128."""
+        x = self.mapped[node.inputs[0]]
+        x_scale, _ = self.qparams_of(x)
+        table = np.round(SOFTMAX_ONE * np.exp(-x_scale * np.arange(256, dtype=np.float64)))
+        exp = self.graph.add_tensor(f"{self.source.tensors[node.output].name}.exp", DType.I32, (256,), table)
+        causal = {"CAUSAL": 1} if node.attr(Attr.CAUSAL) else {}
+        self.activation(Op.SOFTMAX, [x, exp], node.output, SOFTMAX_QPARAMS, **causal)
+
+    def norm(self, node: Node) -> None:
+        """LAYERNORM / RMSNORM (docs/arithmetic.md): gamma as sign * 127 with its magnitude in the
+        per-channel multiplier, beta at gamma's scale * 2^-12, EPS in units of the integer variance."""
+        src = self.source
+        x = self.mapped[node.inputs[0]]
+        x_scale, x_zp = self.qparams_of(x)
+        y_scale, y_zp = self.output_qparams(node)
+        gamma = src.tensors[node.inputs[1]].data.astype(np.float64).reshape(-1)
+        beta_t = node.input(2)
+        beta = (
+            np.zeros_like(gamma)
+            if beta_t is None
+            else src.tensors[beta_t].data.astype(np.float64).reshape(-1)
+        )
+        row = len(gamma)
+        g_scale = np.where(gamma != 0, np.abs(gamma) / 127, 1.0)
+        step = g_scale * 2.0**-NORM_FRACTION_BITS
+        multipliers = [quantize_multiplier(float(s / y_scale)) for s in step]
+        eps = bits_f32(node.attr(Attr.EPS_F)) * row * row / (x_scale * x_scale)
+        name, g = src.tensors[node.output].name, self.graph
+        inputs: list[int | None] = [
+            x,
+            g.add_tensor(f"{name}.gamma", DType.I8, (row,), np.sign(gamma) * 127, tuple(g_scale)),
+            g.add_tensor(
+                f"{name}.beta", DType.I32, (row,), np.clip(np.round(beta / step), -(2**31), 2**31 - 1)
+            ),
+            g.add_tensor(f"{name}.mult", DType.I32, (row,), [m for m, _ in multipliers]),
+            g.add_tensor(f"{name}.shift", DType.I32, (row,), [s for _, s in multipliers]),
+        ]
+        attrs = dict(X_ZP=x_zp, Y_ZP=y_zp, EPS=int(min(round(eps), 2**31 - 1)))
+        self.activation(node.op, inputs, node.output, (y_scale, y_zp), **attrs)
+
+    def mul(self, node: Node) -> None:
+        """int8 MUL (gates): y = Y_ZP + MBQM((a - A_ZP)(b - B_ZP), a_scale b_scale / y_scale)."""
+        a, b = (self.operand(t) for t in node.inputs)
+        (a_scale, a_zp), (b_scale, b_zp) = self.qparams_of(a), self.qparams_of(b)
+        y_scale, y_zp = self.output_qparams(node)
+        m0, shift = quantize_multiplier(a_scale * b_scale / y_scale)
+        attrs = dict(A_ZP=a_zp, B_ZP=b_zp, Y_ZP=y_zp, Y_MULT=m0, Y_SHIFT=shift)
+        self.activation(Op.MUL, [a, b], node.output, (y_scale, y_zp), **attrs)
+
+    def rope(self, node: Node) -> None:
+        """ROPE with cos / sin as integers at 2^-14 (docs/arithmetic.md)."""
+        src, x = self.source, self.mapped[node.inputs[0]]
+        x_scale, x_zp = self.qparams_of(x)
+        y_scale, y_zp = self.output_qparams(node)
+        tables = []
+        for t in node.inputs[1:]:
+            table = src.tensors[t]
+            if table.data is None:
+                raise ProverError(f"ROPE: the {table.name} table must be stored data")
+            tables.append(
+                self.graph.add_tensor(table.name, DType.I32, table.dims, np.round(table.data * ROPE_ONE))
+            )
+        m0, shift = quantize_multiplier(x_scale / ROPE_ONE / y_scale)
+        attrs = dict(X_ZP=x_zp, Y_ZP=y_zp, MULT=m0, SHIFT=shift)
+        self.activation(Op.ROPE, [x, *tables], node.output, (y_scale, y_zp), **attrs)
+
+    def activation_table(self, node: Node) -> None:
+        """GELU / SILU as a LOOKUP table into the calibrated output range."""
+        x = self.mapped[node.inputs[0]]
+        self.lookup_into(node, x, self.output_qparams(node))
+
+    SEQUENCE_OPS: ClassVar[dict[Op, Callable[[_Quantizer, Node], None]]] = {
+        Op.GATHER: ids,
+        Op.CONCAT: concat,
+        Op.ADD: add,
+        Op.MATMUL: matmul,
+        Op.LAYERNORM: norm,
+        Op.RMSNORM: norm,
+        Op.GELU: activation_table,
+        Op.SILU: activation_table,
+        Op.MUL: mul,
+        Op.ROPE: rope,
+    }
 
     def sole_consumer(self, tensor: int) -> int | None:
         consumers = self.source.consumers(tensor)
@@ -223,18 +430,21 @@ class _Quantizer:
         )
 
     def lookup(self, node: Node, x: int) -> None:
+        self.lookup_into(node, x, TANH_QPARAMS if node.op == Op.TANH else SIGMOID_QPARAMS)
+
+    def lookup_into(self, node: Node, x: int, scale_zp: tuple[float, int]) -> None:
+        """An elementwise function as LOOKUP: table[q + 128] = clamp(round(f(real(q)) / y_scale) + y_zp)."""
         x_scale, x_zp = self.qparams_of(x)
         real = (np.arange(-128, 128, dtype=np.float64) - x_zp) * x_scale
-        if node.op == Op.TANH:
-            (y_scale, y_zp), y = TANH_QPARAMS, np.tanh(real)
-        else:
-            (y_scale, y_zp), y = SIGMOID_QPARAMS, 1 / (1 + np.exp(-real))
+        y = LOOKUP_FUNCTIONS[node.op](real)
+        y_scale, y_zp = scale_zp
         table = np.clip(np.round(y / y_scale) + y_zp, -128, 127).astype(np.int8)
         name = self.source.tensors[node.output].name
         table_tensor = self.graph.add_tensor(f"{name}.table", DType.I8, (256,), table)
         self.activation(Op.LOOKUP, [x, table_tensor], node.output, (y_scale, y_zp))
 
 
-def quantize(graph: Graph, calibration: np.ndarray) -> Graph:
-    """The int8 graph of an f32 graph, calibrated on `calibration` (raw inputs, (N, ...))."""
-    return _Quantizer(graph, calibrate(graph, calibration)).run()
+def quantize(graph: Graph, calibration: np.ndarray, method: str = "minmax") -> Graph:
+    """The int8 graph of an f32 graph, calibrated on `calibration` (raw inputs, (N, ...)) by
+    `method` (one of CALIBRATION_METHODS)."""
+    return _Quantizer(graph, calibrate(graph, calibration, method)).run()

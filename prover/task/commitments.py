@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prover.errors import ProverError
-from prover.model.graph import DType, Graph
+from prover.model.graph import DType, Graph, Op
 from prover.task import merkle
 from prover.task.node import activation_operands, node_file
 from vm.hashing import ZERO_HASHES, keccak
@@ -92,6 +92,10 @@ def check_graph_task(graph: Graph) -> None:
         raise ProverError("a graph task's output must be its last node's output")
     if any(tensor.dtype == DType.F32 for tensor in graph.tensors):
         raise ProverError("f32 models are not multi-phase: numpy's f32 is not bit-exact with the guest's")
+    if graph.tensors[graph.output].dtype != DType.I8 and graph.nodes[-1].op != Op.ANSWER:
+        raise ProverError(
+            "a graph task's output must be int8 (its answer: the class, then the output's bytes)"
+        )
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,32 @@
-"""A graph run (`prover graph`): the model's commitment and the native graph trace of one input,
-written to BASEDIR/graph.json, from which the chain commands play multi-phase games
-(docs/dispute-game.md, "Multi-phase games"). A base directory holds one kind of run: `prover graph`
-removes a single-phase golden image and run, `prover golden` removes graph.json.
+"""A graph task and its run for multi-phase games (docs/dispute-game.md, "Multi-phase games"),
+written to BASEDIR/graph.json, from which the chain commands play them: `prover golden` (or
+`prover golden --phases multi`) writes the task, `prover run` adds the claim, `prover graph` does
+both. A base directory holds one kind of run: a graph task removes a single-phase golden image and
+run, `prover golden --phases single` removes graph.json.
 
 graph.json: the model file (absolute path), the tile size, the tiled model's modelRoot, the input
-payload, the graph task's
-roots (single-node program, input, model), the nodes root and count, the claim (G_n, the output
-tensor's bytes and its 20-sibling proof at position n, the class), and a dishonest party's
-`fault_node` (its trace corrupts that node's output) or null.
+payload, the graph task's roots (single-node program, input, model), the nodes root and count and
+G_0; after the run, the claim (G_n, the output tensor's bytes and its 20-sibling proof at position
+n, the class) and a dishonest party's `fault_node` (its trace corrupts that node's output) or null.
+
+The model's commitment comes from the commitment cache (prover/task/commitment_cache.py): it is
+computed once per model file and tile size, not per command.
 """
 
 import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from prover.errors import ProverError
+from prover.model.answer import answered_class, with_answer
 from prover.model.graph import Graph
-from prover.model.modelfile import load_model, read_model
+from prover.model.modelfile import load_model
 from prover.model.tiling import DEFAULT_TILE_MACS, tile_graph
+from prover.task import merkle
 from prover.task.basedir import (
     CHECKPOINTS,
     FINAL_JSON,
@@ -30,7 +36,8 @@ from prover.task.basedir import (
     read_json,
     write_json,
 )
-from prover.task.commitments import ModelCommitment, check_graph_task, commit_model
+from prover.task.commitment_cache import cached_commitment
+from prover.task.commitments import ModelCommitment, PositionTree, check_graph_task, commit_model
 from prover.task.graph_trace import GraphTrace, trace_graph
 from prover.task.node import node_program_root
 from prover.task.run import load_task
@@ -40,12 +47,111 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-def commit_with_progress(graph: Graph, progress: bool) -> ModelCommitment:
-    total = sum(t.nbytes for t in graph.tensors if t.data is not None)
-    with tqdm(
-        desc="commit", total=total, unit="B", unit_scale=True, disable=not progress, leave=False
-    ) as bar:
-        return commit_model(graph, progress=bar.update)
+CLAIM_FIELDS = ("final_state", "output", "output_proof", "class", "fault_node")
+
+
+def warn_on_stderr(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def committed(
+    model_path: Path, graph: Graph, tile_macs: int, warn: Callable[[str], None], progress: bool = False
+) -> ModelCommitment:
+    """The commitment of the tiled model `graph` (the file at `model_path`), from the cache, or
+    computed (with a progress bar) and cached."""
+
+    def compute() -> ModelCommitment:
+        total = sum(t.nbytes for t in graph.tensors if t.data is not None)
+        with tqdm(
+            desc="commit", total=total, unit="B", unit_scale=True, disable=not progress, leave=False
+        ) as bar:
+            return commit_model(graph, progress=bar.update)
+
+    return cached_commitment(model_path, graph, tile_macs, warn, compute)
+
+
+def task_graph(graph: Graph, tile_macs: int = DEFAULT_TILE_MACS) -> Graph:
+    """The graph a graph task commits to: the model tiled (prover/model/tiling.py), then its
+    ANSWER node (prover/model/answer.py). Both sides must build it alike: it is the task's model."""
+    check_graph_task(graph)
+    return with_answer(tile_graph(graph, tile_macs))
+
+
+def write_graph_task(
+    basedir: Path,
+    model_path: Path,
+    graph: Graph,
+    payload: bytes,
+    tile_macs: int = DEFAULT_TILE_MACS,
+    warn: Callable[[str], None] = warn_on_stderr,
+    progress: bool = True,
+) -> dict[str, object]:
+    """Tile the model `graph` (LINEARs over `tile_macs` multiply-accumulates), append its ANSWER
+    node, commit to it per node, write graph.json's task (without a claim); returns it."""
+    commitment = committed(model_path, task_graph(graph, tile_macs), tile_macs, warn, progress)
+    input_root = merkle.region_root(payload)
+    first = PositionTree()
+    first.set(0, input_root)
+    task = {
+        "model": str(model_path.resolve()),
+        "model_root": _hex(commitment.model_root),
+        "tile_macs": tile_macs,
+        "input": _hex(payload),
+        "program_root": _hex(node_program_root()),
+        "input_root": _hex(input_root),
+        "nodes_root": _hex(commitment.nodes_root),
+        "node_count": commitment.node_count,
+        "initial_state": _hex(first.root()),
+    }
+    basedir.mkdir(parents=True, exist_ok=True)
+    for name in (FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT):
+        (basedir / name).unlink(missing_ok=True)
+    shutil.rmtree(basedir / CHECKPOINTS, ignore_errors=True)
+    write_json(basedir / GRAPH_JSON, task)
+    return task
+
+
+def read_graph_task(basedir: Path) -> dict:
+    return read_json(basedir / GRAPH_JSON, "a graph task (run `prover golden` first)")
+
+
+def committed_task(
+    record: dict, warn: Callable[[str], None], progress: bool = False
+) -> tuple[Graph, ModelCommitment]:
+    """The tiled model of graph.json's task and its commitment, checked against the recorded
+    modelRoot (a model file changed since is an error)."""
+    graph = task_graph(load_model(record["model"]), record["tile_macs"])
+    commitment = committed(Path(record["model"]), graph, record["tile_macs"], warn, progress)
+    if _hex(commitment.model_root) != record["model_root"]:
+        raise ProverError(f"{record['model']}: its modelRoot is no longer the one of the graph task")
+    return graph, commitment
+
+
+def run_graph(
+    basedir: Path,
+    fault_node: int | None = None,
+    warn: Callable[[str], None] = warn_on_stderr,
+    progress: bool = True,
+) -> dict[str, object]:
+    """Run graph.json's task natively (the numpy engine, node by node) and add its claim to
+    graph.json; returns it. `fault_node` (1-based) makes a dishonest run."""
+    record = read_graph_task(basedir)
+    task = {name: value for name, value in record.items() if name not in CLAIM_FIELDS}
+    graph, commitment = committed_task(task, warn, progress)
+    n = commitment.node_count
+    if fault_node is not None and not 1 <= fault_node <= n:
+        raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{n}")
+    trace = trace_graph(graph, bytes.fromhex(task["input"][2:]), fault_node)
+    run = {
+        **task,
+        "final_state": _hex(trace.state_hash_at(n)),
+        "output": _hex(trace.output),
+        "output_proof": [_hex(h) for h in trace.tree_at(n).proof(n)],
+        "class": answered_class(trace.output),
+        "fault_node": fault_node,
+    }
+    write_json(basedir / GRAPH_JSON, run)
+    return run
 
 
 def write_graph_run(
@@ -55,40 +161,17 @@ def write_graph_run(
     fault_node: int | None = None,
     tile_macs: int = DEFAULT_TILE_MACS,
     progress: bool = True,
+    warn: Callable[[str], None] = warn_on_stderr,
+    background: str = "auto",
 ) -> dict[str, object]:
-    """Tile the model (LINEARs over `tile_macs` multiply-accumulates), commit to it per node, trace
-    the graph on the input natively, write graph.json; returns it."""
-    model, payload, _ = load_task(model_path, data_path)
-    graph = tile_graph(read_model(model), tile_macs)
-    check_graph_task(graph)
-    if fault_node is not None and not 1 <= fault_node <= len(graph.nodes):
-        raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{len(graph.nodes)}")
-    commitment = commit_with_progress(graph, progress)
-    trace = trace_graph(graph, payload, fault_node)
-    n = commitment.node_count
-    output = trace.output
-    values = trace.values[graph.output][0]
-    run = {
-        "model": str(model_path.resolve()),
-        "model_root": _hex(commitment.model_root),
-        "tile_macs": tile_macs,
-        "input": _hex(payload),
-        "program_root": _hex(node_program_root()),
-        "input_root": _hex(trace.commitments[0]),
-        "nodes_root": _hex(commitment.nodes_root),
-        "node_count": n,
-        "final_state": _hex(trace.state_hash_at(n)),
-        "output": _hex(output),
-        "output_proof": [_hex(h) for h in trace.tree_at(n).proof(n)],
-        "class": int(np.argmax(values)),
-        "fault_node": fault_node,
-    }
-    basedir.mkdir(parents=True, exist_ok=True)
-    for name in (FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT):
-        (basedir / name).unlink(missing_ok=True)
-    shutil.rmtree(basedir / CHECKPOINTS, ignore_errors=True)
-    write_json(basedir / GRAPH_JSON, run)
-    return run
+    """`prover graph`: the graph task and its run in one go; returns graph.json. A --fault-node
+    outside the tiled model is refused before anything is written."""
+    task = load_task(model_path, data_path, background)
+    n = len(task_graph(task.graph, tile_macs).nodes)
+    if fault_node is not None and not 1 <= fault_node <= n:
+        raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{n}")
+    write_graph_task(basedir, model_path, task.graph, task.data, tile_macs, warn, progress)
+    return run_graph(basedir, fault_node, warn, progress)
 
 
 @dataclass(frozen=True)
@@ -101,14 +184,15 @@ class GraphRun:
     record: dict
 
 
-def load_graph_run(basedir: Path) -> GraphRun:
+def load_graph_run(basedir: Path, warn: Callable[[str], None] = warn_on_stderr) -> GraphRun:
     """graph.json's run, recomputed natively from the model file and the input (deterministic),
     and checked against the recorded modelRoot and claim."""
-    record = read_json(basedir / GRAPH_JSON, "a graph run (run `prover graph` first)")
-    graph = tile_graph(load_model(record["model"]), record["tile_macs"])
-    commitment = commit_model(graph)
-    if _hex(commitment.model_root) != record["model_root"]:
-        raise ProverError(f"{record['model']}: its modelRoot is no longer the one of {basedir / GRAPH_JSON}")
+    record = read_graph_task(basedir)
+    if "final_state" not in record:
+        raise ProverError(
+            f"{basedir / GRAPH_JSON}: no run of the graph task; run `prover run --basedir {basedir}`"
+        )
+    graph, commitment = committed_task(record, warn)
     trace = trace_graph(graph, bytes.fromhex(record["input"][2:]), record["fault_node"])
     if _hex(trace.state_hash_at(commitment.node_count)) != record["final_state"]:
         raise RuntimeError(f"{basedir / GRAPH_JSON}: the recomputed graph trace ends elsewhere")

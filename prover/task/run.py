@@ -18,7 +18,8 @@ from tqdm import tqdm
 from prover.errors import ProverError
 from prover.model.convention import Prepared
 from prover.model.data import prepare_input
-from prover.model.modelfile import read_model
+from prover.model.graph import Graph
+from prover.model.modelfile import ModelFormatError, load_model
 from prover.task.basedir import (
     CHECKPOINTS,
     FINAL_JSON,
@@ -45,34 +46,26 @@ DEFAULT_CHECKPOINT_INTERVAL = 100_000
 MAX_STEPS = 2_000_000_000  # a guest that has not exited by then is looping: the run is refused
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ProverError(f"{path}: cannot read the {what} ({exc.strerror})") from None
-
-
 class Task(NamedTuple):
-    model: bytes  # the model file
+    graph: Graph  # the model as its file has it, memory-mapped (a gigabyte file is not copied)
     data: bytes  # the input payload, as the guest reads it
     prepared: Prepared | None  # how the input was brought to the model's convention
 
 
 def load_task(model_path: Path, data_path: Path, background: str = "auto") -> Task:
-    """The model file's bytes and the input payload for it: `--data` converted by
+    """The model and the input payload for it: `--data` converted by
     prover.model.data.prepare_input for the model's input, as `prover predict` does (a PNG/JPEG
     resized to the input, a .npy, or raw bytes of the tensor's exact size; the other polarity than
     the model's inverted), then laid out as the guest reads it (the tensor's dtype, big-endian). A
     model the reader rejects is refused here: without its input tensor there is no way to convert
     the data."""
-    model = _read(model_path, "model")
     try:
-        graph = read_model(model)
-    except ProverError as exc:
-        raise ProverError(f"{model_path}: not a valid model: {exc}") from None
+        graph = load_model(model_path)
+    except ModelFormatError as exc:
+        raise ProverError(f"{model_path}: not a valid model: byte {exc.offset}: {exc.problem}") from None
     tensor = graph.tensors[graph.input]
     values, prepared = prepare_input(data_path, graph, background)
-    return Task(model, values.astype(tensor.dtype.numpy.newbyteorder(">")).tobytes(), prepared)
+    return Task(graph, values.astype(tensor.dtype.numpy.newbyteorder(">")).tobytes(), prepared)
 
 
 def write_golden(basedir: Path, model: bytes, data: bytes, program: Path = GUEST_ELF) -> dict[str, object]:
@@ -112,6 +105,7 @@ EXIT_CODES = {
     17: "ERR_OUT_OF_MEMORY",
     18: "ERR_GRAPH_IO",
     19: "ERR_HEADER",
+    20: "ERR_INDEX",
     0xF1: "INVALID_INSTRUCTION",
     0xF2: "DIVISION_BY_ZERO",
     0xF3: "UNALIGNED_ACCESS",

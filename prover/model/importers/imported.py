@@ -10,6 +10,14 @@ Layer kinds and their contents:
     subsample  arrays coef (c,), bias (c,); options kernel (h, w), stride (h, w)
     maxpool2d, avgpool2d   options kernel, stride, padding
     relu, tanh, sigmoid, flatten, softmax   nothing
+    tokens     nothing (a feature map as a sequence of its positions)
+    class_token    arrays token (dim,)
+    embedding      arrays weight (vocabulary, dim)
+    positions      arrays weight (tokens, dim)
+    layernorm      arrays weight, bias (dim,)
+    take_token     options index
+    transformer_block  arrays ln1.weight, ln1.bias, qkv.weight (3 dim, dim), qkv.bias, proj.*,
+                   ln2.*, fc1.* (mlp, dim), fc2.*; options heads, causal (0 or 1)
 """
 
 from __future__ import annotations

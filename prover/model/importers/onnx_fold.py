@@ -74,6 +74,48 @@ def _softmax(inputs: Sequence[np.ndarray], attributes: Attributes) -> np.ndarray
     return shifted / shifted.sum(axis=attributes.get("axis", -1), keepdims=True)
 
 
+def _slice(inputs: Sequence[np.ndarray], attributes: Attributes) -> np.ndarray:
+    data, starts, ends = inputs[0], inputs[1], inputs[2]
+    axes = inputs[3] if len(inputs) > 3 and inputs[3] is not None else range(len(starts))
+    steps = inputs[4] if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
+    index = [slice(None)] * data.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        index[int(axis)] = slice(int(start), int(end), int(step))
+    return data[tuple(index)]
+
+
+def _axes(inputs: Sequence[np.ndarray], attributes: Attributes) -> tuple[int, ...] | None:
+    """Squeeze's and Unsqueeze's axes: the second input since opset 13, an attribute before."""
+    axes = inputs[1] if len(inputs) > 1 and inputs[1] is not None else attributes.get("axes")
+    return None if axes is None else tuple(int(a) for a in np.ravel(axes))
+
+
+def _unsqueezed_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> list[int]:
+    rank = len(shape) + len(axes)
+    inserted = {a % rank for a in axes}
+    dims = iter(shape)
+    return [1 if i in inserted else next(dims) for i in range(rank)]
+
+
+def _constant_of_shape(inputs: Sequence[np.ndarray], attributes: Attributes) -> np.ndarray:
+    from onnx import numpy_helper
+
+    value = attributes.get("value")
+    fill = numpy_helper.to_array(value).reshape(()) if value is not None else np.float32(0)
+    return np.full([int(d) for d in inputs[0]], fill, fill.dtype)
+
+
+def _cast(inputs: Sequence[np.ndarray], attributes: Attributes) -> np.ndarray:
+    from onnx import helper
+
+    return inputs[0].astype(helper.tensor_dtype_to_np_dtype(attributes["to"]))
+
+
+def _trilu(inputs: Sequence[np.ndarray], attributes: Attributes) -> np.ndarray:
+    k = int(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else 0
+    return np.triu(inputs[0], k) if attributes.get("upper", 1) else np.tril(inputs[0], k)
+
+
 FOLDABLE: dict[str, Callable[[Sequence[np.ndarray], Attributes], np.ndarray]] = {
     "Identity": lambda inputs, _: inputs[0],
     "Add": lambda inputs, _: inputs[0] + inputs[1],
@@ -91,6 +133,24 @@ FOLDABLE: dict[str, Callable[[Sequence[np.ndarray], Attributes], np.ndarray]] = 
     "Transpose": lambda inputs, attributes: np.transpose(inputs[0], attributes.get("perm")),
     "Clip": _clip,
     "Round": lambda inputs, _: np.round(inputs[0]),  # half to even, as ONNX
+    "Shape": lambda inputs, attributes: np.array(inputs[0].shape, np.int64)[
+        attributes.get("start", 0) : attributes.get("end", inputs[0].ndim)
+    ],
+    "ConstantOfShape": _constant_of_shape,
+    "Slice": _slice,
+    "Concat": lambda inputs, attributes: np.concatenate(inputs, axis=attributes["axis"]),
+    "Squeeze": lambda inputs, attributes: np.squeeze(inputs[0], _axes(inputs, attributes)),
+    "Unsqueeze": lambda inputs, attributes: inputs[0].reshape(
+        _unsqueezed_shape(inputs[0].shape, _axes(inputs, attributes))
+    ),
+    "Gather": lambda inputs, attributes: np.take(inputs[0], inputs[1], axis=attributes.get("axis", 0)),
+    "Expand": lambda inputs, _: np.broadcast_to(
+        inputs[0], np.broadcast_shapes(inputs[0].shape, tuple(int(d) for d in inputs[1]))
+    ).copy(),
+    "Equal": lambda inputs, _: np.equal(inputs[0], inputs[1]),
+    "Where": lambda inputs, _: np.where(inputs[0], inputs[1], inputs[2]),
+    "Cast": _cast,
+    "Trilu": _trilu,
     "QuantizeLinear": _quantize_linear,
     "DequantizeLinear": _dequantize_linear,
 }

@@ -44,81 +44,117 @@ def import_torch(
 ) -> ImportedModel:
     """`module`'s layers (with `state_dict`'s weights if given) as a chain; `input_shape` is one
     input without the batch dimension: (features,) or (channels, height, width)."""
-    from torch import nn
-
-    from prover.model.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample
-
     if state_dict is not None:
         try:
             module.load_state_dict(state_dict)
         except (RuntimeError, KeyError) as exc:
             raise ProverError(f"the state_dict does not fit the module: {exc}".splitlines()[0]) from None
     chain = LayerChain()
+    from prover.model.importers.torch_transformer import CausalLM, VisionTransformer
+
+    if isinstance(module, VisionTransformer | CausalLM):
+        _add_transformer(chain, module)
+        return chain.finish(input_shape)
     for name, layer in _leaves(module):
-
-        def array(tensor: Any) -> np.ndarray:
-            return tensor.detach().cpu().numpy()
-
-        if isinstance(layer, PixelNormalize):
-            chain.normalize(layer.scale, layer.offset, where=name)
-        elif isinstance(layer, nn.Linear):
-            bias = array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
-            chain.add("linear", {"weight": array(layer.weight), "bias": bias})
-        elif isinstance(layer, nn.Conv2d):
-            if (
-                layer.padding_mode != "zeros"
-                or _pair(layer.dilation) != (1, 1)
-                or isinstance(layer.padding, str)
-            ):
-                raise ProverError(
-                    f"layer {name}: only zero-padded, undilated, explicit-padding convs are supported"
-                )
-            weight = array(layer.masked_weight() if isinstance(layer, MaskedConv2d) else layer.weight)
-            bias = array(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels)
-            arrays = {"weight": weight, "bias": bias}
-            if isinstance(layer, MaskedConv2d):
-                arrays["mask"] = array(layer.mask)
-            pad_h, pad_w = _pair(layer.padding)
-            chain.add(
-                "conv2d",
-                arrays,
-                stride=_pair(layer.stride),
-                padding=(pad_h, pad_w, pad_h, pad_w),
-                groups=layer.groups,
-            )
-        elif isinstance(layer, Subsample):
-            chain.add(
-                "subsample",
-                {"coef": array(layer.coef), "bias": array(layer.bias)},
-                kernel=_pair(layer.kernel_size),
-                stride=_pair(layer.stride),
-            )
-        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-            kind = "maxpool2d" if isinstance(layer, nn.MaxPool2d) else "avgpool2d"
-            pad_h, pad_w = _pair(layer.padding)
-            if layer.ceil_mode or (kind == "avgpool2d" and layer.count_include_pad and (pad_h or pad_w)):
-                raise ProverError(
-                    f"layer {name}: ceil_mode and count_include_pad with padding are not supported"
-                )
-            if kind == "maxpool2d" and _pair(layer.dilation) != (1, 1):
-                raise ProverError(f"layer {name}: dilated pooling is not supported")
-            chain.add(
-                kind,
-                kernel=_pair(layer.kernel_size),
-                stride=_pair(layer.stride or layer.kernel_size),
-                padding=(pad_h, pad_w, pad_h, pad_w),
-            )
-        elif isinstance(layer, (nn.ReLU, nn.Tanh, nn.Sigmoid)):
-            chain.add(type(layer).__name__.lower())
-        elif isinstance(layer, nn.Softmax):
-            if layer.dim not in (-1, 1):
-                raise ProverError(f"layer {name}: Softmax must be over the last dimension")
-            chain.add("softmax")
-        elif isinstance(layer, nn.Flatten):
-            chain.add("flatten")
-        elif not isinstance(layer, (nn.Dropout, nn.Identity)):
-            raise ProverError(f"layer {name}: {type(layer).__name__} is not supported")
+        _add_leaf(chain, name, layer)
     return chain.finish(input_shape)
+
+
+def _array(tensor: Any) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def _add_transformer(chain: LayerChain, model: Any) -> None:
+    """A VisionTransformer or CausalLM (prover.model.importers.torch_transformer) as the chain of
+    sequence layers of prover.model.sequence_layers."""
+    from prover.model.importers.torch_transformer import VisionTransformer
+
+    if isinstance(model, VisionTransformer):
+        _add_leaf(chain, "normalize", model.normalize)
+        for name, layer in _leaves(model.stem):
+            _add_leaf(chain, f"stem.{name}", layer)
+        _add_leaf(chain, "patch", model.patch)
+        chain.add("tokens")
+        chain.add("class_token", {"token": _array(model.cls).reshape(-1)})
+    else:
+        chain.add("embedding", {"weight": _array(model.embed.weight)})
+    chain.add("positions", {"weight": _array(model.pos)[0]})
+    for block in model.blocks:
+        arrays = {
+            f"{part}.{kind}": _array(getattr(getattr(block, part), kind))
+            for part in ("ln1", "ln2", "fc1", "fc2")
+            for kind in ("weight", "bias")
+        }
+        for part in ("qkv", "proj"):
+            for kind in ("weight", "bias"):
+                arrays[f"{part}.{kind}"] = _array(getattr(getattr(block.attn, part), kind))
+        chain.add("transformer_block", arrays, heads=block.attn.heads, causal=int(block.attn.causal))
+    chain.add("layernorm", {"weight": _array(model.norm.weight), "bias": _array(model.norm.bias)})
+    if isinstance(model, VisionTransformer):
+        chain.add("take_token", index=0)
+    head = model.head
+    bias = _array(head.bias) if head.bias is not None else np.zeros(head.out_features)
+    chain.add("linear", {"weight": _array(head.weight), "bias": bias})
+
+
+def _add_leaf(chain: LayerChain, name: str, layer: Any) -> None:
+    from torch import nn
+
+    from prover.model.importers.torch_layers import MaskedConv2d, PixelNormalize, Subsample
+
+    if isinstance(layer, PixelNormalize):
+        chain.normalize(layer.scale, layer.offset, where=name)
+    elif isinstance(layer, nn.Linear):
+        bias = _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
+        chain.add("linear", {"weight": _array(layer.weight), "bias": bias})
+    elif isinstance(layer, nn.Conv2d):
+        if layer.padding_mode != "zeros" or _pair(layer.dilation) != (1, 1) or isinstance(layer.padding, str):
+            raise ProverError(
+                f"layer {name}: only zero-padded, undilated, explicit-padding convs are supported"
+            )
+        weight = _array(layer.masked_weight() if isinstance(layer, MaskedConv2d) else layer.weight)
+        bias = _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels)
+        arrays = {"weight": weight, "bias": bias}
+        if isinstance(layer, MaskedConv2d):
+            arrays["mask"] = _array(layer.mask)
+        pad_h, pad_w = _pair(layer.padding)
+        chain.add(
+            "conv2d",
+            arrays,
+            stride=_pair(layer.stride),
+            padding=(pad_h, pad_w, pad_h, pad_w),
+            groups=layer.groups,
+        )
+    elif isinstance(layer, Subsample):
+        chain.add(
+            "subsample",
+            {"coef": _array(layer.coef), "bias": _array(layer.bias)},
+            kernel=_pair(layer.kernel_size),
+            stride=_pair(layer.stride),
+        )
+    elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        kind = "maxpool2d" if isinstance(layer, nn.MaxPool2d) else "avgpool2d"
+        pad_h, pad_w = _pair(layer.padding)
+        if layer.ceil_mode or (kind == "avgpool2d" and layer.count_include_pad and (pad_h or pad_w)):
+            raise ProverError(f"layer {name}: ceil_mode and count_include_pad with padding are not supported")
+        if kind == "maxpool2d" and _pair(layer.dilation) != (1, 1):
+            raise ProverError(f"layer {name}: dilated pooling is not supported")
+        chain.add(
+            kind,
+            kernel=_pair(layer.kernel_size),
+            stride=_pair(layer.stride or layer.kernel_size),
+            padding=(pad_h, pad_w, pad_h, pad_w),
+        )
+    elif isinstance(layer, (nn.ReLU, nn.Tanh, nn.Sigmoid)):
+        chain.add(type(layer).__name__.lower())
+    elif isinstance(layer, nn.Softmax):
+        if layer.dim not in (-1, 1):
+            raise ProverError(f"layer {name}: Softmax must be over the last dimension")
+        chain.add("softmax")
+    elif isinstance(layer, nn.Flatten):
+        chain.add("flatten")
+    elif not isinstance(layer, (nn.Dropout, nn.Identity)):
+        raise ProverError(f"layer {name}: {type(layer).__name__} is not supported")
 
 
 def _factory(spec: str) -> Any:

@@ -23,7 +23,7 @@ GUEST_DIR = Path(__file__).resolve().parent
 GUEST_ELF = GUEST_DIR / "guest.elf"
 NODE_ELF = GUEST_DIR / "node.elf"
 NODE_PROGRAM_FLAGS = ("-DNODE_PROGRAM",)
-SOURCES = ("start.c", "interp.c", "model.c", "check.c", "ops_int8.c", "ops_f32.c", "softmath.c")
+SOURCES = ("start.c", "interp.c", "model.c", "check.c", "ops_int8.c", "ops_f32.c", "ops_move.c", "softmath.c")
 LINKER_SCRIPT = "guest.ld"
 
 COMPILE_FLAGS = (

@@ -16,8 +16,11 @@ static const arity_t ARITY[OP_LAST + 1] = {
     [OP_LINEAR] = {2, 5},    [OP_CONV2D] = {2, 6},  [OP_MAXPOOL2D] = {1, 1}, [OP_AVGPOOL2D] = {1, 1},
     [OP_SUBSAMPLE] = {3, 3}, [OP_RELU] = {1, 1},    [OP_TANH] = {1, 1},      [OP_SIGMOID] = {1, 1},
     [OP_LOOKUP] = {2, 2},    [OP_RESHAPE] = {1, 1}, [OP_ADD] = {2, 2},       [OP_MUL] = {2, 2},
-    [OP_CLIP] = {1, 1},      [OP_SOFTMAX] = {1, 1}, [OP_QUANTIZE] = {1, 1},  [OP_DEQUANTIZE] = {1, 1},
-    [OP_REQUANTIZE] = {1, 1}, [OP_CONCAT] = {1, MAX_INPUTS},
+    [OP_CLIP] = {1, 1},      [OP_SOFTMAX] = {1, 2}, [OP_QUANTIZE] = {1, 1},  [OP_DEQUANTIZE] = {1, 1},
+    [OP_REQUANTIZE] = {1, 1}, [OP_MATMUL] = {2, 2}, [OP_TRANSPOSE] = {1, 1}, [OP_SLICE] = {1, 1},
+    [OP_CONCAT] = {2, 6},    [OP_GATHER] = {2, 2},  [OP_LAYERNORM] = {2, 5}, [OP_RMSNORM] = {2, 5},
+    [OP_GELU] = {1, 1},      [OP_SILU] = {1, 1},    [OP_ROPE] = {3, 3},
+    [OP_ANSWER] = {1, 1},
 };
 
 static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
@@ -53,6 +56,16 @@ static int activation_range_ok(const node_t *node) {
 }
 
 static int shift_ok(i32 shift) { return in_range(shift, -31, 31); }
+/* LINEAR / CONV2D in int8: the activation range and a weight zero point that fits int8. */
+static int weighted_attrs_ok(const node_t *node) {
+    return activation_range_ok(node) && in_range(node->attrs[A_W_ZP], -128, 127);
+}
+
+/* ROUNDING 0 (double, gemmlowp) or 1 (single, TFLite: shifts up to 30 only). */
+static int rounding_ok(const node_t *node) { return in_range(node->attrs[A_ROUNDING], 0, 1); }
+static int requant_shift_ok(const node_t *node, i32 shift) {
+    return in_range(shift, -31, 31 - node->attrs[A_ROUNDING]);
+}
 
 /* Output extent of a window sliding over `in` positions; 0 when the window does not fit. */
 static u32 window_out(u32 in, i32 k, i32 stride, i32 pad_a, i32 pad_b) {
@@ -74,7 +87,7 @@ static int check_linear(const model_t *m, const node_t *node, const tensor_t *y)
     if (x->dtype == DT_I8) {
         if (w->dtype != DT_I8 || y->dtype != DT_I8 || !vector_ok(bias, DT_I32, out)) return ERR_SHAPE;
         if (!requant_ok(mult, shift, out)) return ERR_SHAPE;
-        return activation_range_ok(node) ? OK : ERR_ATTRIBUTE;
+        return weighted_attrs_ok(node) ? OK : ERR_ATTRIBUTE;
     }
     if (x->dtype == DT_F32 && w->dtype == DT_F32 && y->dtype == DT_F32 && vector_ok(bias, DT_F32, out) &&
         !mult && !shift)
@@ -99,7 +112,8 @@ static int check_conv2d(const model_t *m, const node_t *node, const tensor_t *y)
     if (x->dtype == DT_I8) {
         if (w->dtype != DT_I8 || y->dtype != DT_I8 || !vector_ok(bias, DT_I32, cout)) return ERR_SHAPE;
         if (!requant_ok(mult, shift, cout)) return ERR_SHAPE;
-        return activation_range_ok(node) ? OK : ERR_ATTRIBUTE;
+        if (mask && node->attrs[A_W_ZP] != 0) return ERR_ATTRIBUTE;
+        return weighted_attrs_ok(node) ? OK : ERR_ATTRIBUTE;
     }
     if (x->dtype == DT_F32 && w->dtype == DT_F32 && y->dtype == DT_F32 && vector_ok(bias, DT_F32, cout) &&
         !mult && !shift)
@@ -122,25 +136,6 @@ static int check_window(const node_t *node, const tensor_t *x, const tensor_t *y
 }
 
 /* ADD and MUL: b has a's shape, or one element (broadcast). */
-/* CONCAT: operands 1..k present (none after an absent one), each of y's dtype and of y's dims
- * past dims[0]; their dims[0] add up to y's. */
-static int check_concat(const model_t *m, const node_t *node, const tensor_t *y) {
-    u64 rows = 0;
-    int ended = 0;
-    for (u32 i = 0; i < MAX_INPUTS; i++) {
-        const tensor_t *t = operand(m, node, i);
-        if (!t) {
-            ended = 1;
-            continue;
-        }
-        if (ended || t->dtype != y->dtype || t->dims[1] != y->dims[1] || t->dims[2] != y->dims[2] ||
-            t->dims[3] != y->dims[3])
-            return ERR_SHAPE;
-        rows += t->dims[0];
-    }
-    return rows == y->dims[0] ? OK : ERR_SHAPE;
-}
-
 static int check_binary(const model_t *m, const node_t *node, const tensor_t *y) {
     const tensor_t *a = operand(m, node, 0), *b = operand(m, node, 1);
     if (a->dtype != b->dtype || y->dtype != a->dtype || !same_dims(a, y)) return ERR_SHAPE;
@@ -161,6 +156,106 @@ static int check_unary(const tensor_t *x, const tensor_t *y, u32 from_any, u32 t
     return y->dtype == (to == NONE ? x->dtype : to) ? OK : ERR_SHAPE;
 }
 
+/* MATMUL: y (J, M, H, N) from a (K, M, H, N) and b (K, J, HB, N) with TRANSPOSE_B, else (J, K, HB, N);
+ * HB divides H (groups of a's heads share one head of b). */
+static int check_matmul(const model_t *m, const node_t *node, const tensor_t *y) {
+    const tensor_t *a = operand(m, node, 0), *b = operand(m, node, 1);
+    const i32 *at = node->attrs;
+    if ((a->dtype != DT_I8 && a->dtype != DT_F32) || b->dtype != a->dtype || y->dtype != a->dtype) return ERR_SHAPE;
+    if (at[A_TRANSPOSE_B] != 0 && at[A_TRANSPOSE_B] != 1) return ERR_ATTRIBUTE;
+    u32 b_k = at[A_TRANSPOSE_B] ? b->dims[0] : b->dims[1], b_cols = at[A_TRANSPOSE_B] ? b->dims[1] : b->dims[0];
+    if (b_k != a->dims[0] || b->dims[3] != a->dims[3] || a->dims[2] % b->dims[2] != 0) return ERR_SHAPE;
+    if (!has_dims(y, b_cols, a->dims[1], a->dims[2], a->dims[3])) return ERR_SHAPE;
+    if (a->dtype == DT_I8 && (!activation_range_ok(node) || !shift_ok(at[A_Y_SHIFT]))) return ERR_ATTRIBUTE;
+    return OK;
+}
+
+/* TRANSPOSE, SLICE, CONCAT: one dtype; output dims as moved by PERM, or by AXIS (and START). */
+static int check_move(const model_t *m, const node_t *node, const tensor_t *y) {
+    const tensor_t *x = operand(m, node, 0);
+    const i32 *at = node->attrs;
+    if (node->op == OP_TRANSPOSE) {
+        u32 perm = (u32)at[A_PERM], used = 0;
+        if (perm > 255) return ERR_ATTRIBUTE;
+        for (u32 d = 0; d < 4; d++) used |= 1u << ((perm >> (2 * d)) & 3);
+        if (used != 15) return ERR_ATTRIBUTE;
+        if (y->dtype != x->dtype) return ERR_SHAPE;
+        for (u32 d = 0; d < 4; d++)
+            if (y->dims[d] != x->dims[(perm >> (2 * d)) & 3]) return ERR_SHAPE;
+        return OK;
+    }
+    i32 axis = at[A_AXIS];
+    if (!in_range(axis, 0, 3)) return ERR_ATTRIBUTE;
+    u32 total = 0;
+    for (u32 i = 0; i < MAX_INPUTS; i++) {
+        const tensor_t *part = operand(m, node, i);
+        if (!part) continue;
+        if (part->dtype != y->dtype) return ERR_SHAPE;
+        for (u32 d = 0; d < 4; d++)
+            if (d != (u32)axis && part->dims[d] != y->dims[d]) return ERR_SHAPE;
+        total += part->dims[axis]; /* at most 6 dims < 2^31 each: no overflow in u32 */
+    }
+    if (node->op == OP_CONCAT) return total == y->dims[axis] ? OK : ERR_SHAPE;
+    i32 start = at[A_START];
+    if (start < 0 || (u32)start > x->dims[axis] || y->dims[axis] > x->dims[axis] - (u32)start) return ERR_ATTRIBUTE;
+    return OK;
+}
+
+/* GATHER: i32 ids (up to 3 dims), a 2-D table (E, V); y (E, ids...) in the table's dtype. */
+static int check_gather(const model_t *m, const node_t *node, const tensor_t *y) {
+    const tensor_t *ids = operand(m, node, 0), *table = operand(m, node, 1);
+    if (ids->dtype != DT_I32 || table->dims[2] != 1 || table->dims[3] != 1 || ids->dims[3] != 1 ||
+        y->dtype != table->dtype)
+        return ERR_SHAPE;
+    return has_dims(y, table->dims[0], ids->dims[0], ids->dims[1], ids->dims[2]) ? OK : ERR_SHAPE;
+}
+
+/* LAYERNORM / RMSNORM: rows of dims[0] <= MAX_NORM; gamma, beta and (int8) mult / shift like LINEAR's. */
+static int check_norm(const model_t *m, const node_t *node, const tensor_t *y) {
+    const tensor_t *x = operand(m, node, 0), *gamma = operand(m, node, 1), *beta = operand(m, node, 2);
+    const tensor_t *mult = operand(m, node, 3), *shift = operand(m, node, 4);
+    u32 row = x->dims[0];
+    if (row > MAX_NORM || !same_dims(x, y) || y->dtype != x->dtype) return ERR_SHAPE;
+    if (x->dtype == DT_I8) {
+        if (!vector_ok(gamma, DT_I8, row) || !vector_ok(beta, DT_I32, row) || !requant_ok(mult, shift, row))
+            return ERR_SHAPE;
+        return activation_range_ok(node) && in_range(node->attrs[A_X_ZP], -128, 127) && node->attrs[A_EPS] >= 0
+                   ? OK
+                   : ERR_ATTRIBUTE;
+    }
+    if (x->dtype == DT_F32 && vector_ok(gamma, DT_F32, row) && vector_ok(beta, DT_F32, row) && !mult && !shift)
+        return OK;
+    return ERR_SHAPE;
+}
+
+/* ROPE: x (DH, T, ...) with DH even; cos and sin (DH / 2, T), i32 for int8 x, f32 for f32. */
+static int check_rope(const model_t *m, const node_t *node, const tensor_t *y) {
+    const tensor_t *x = operand(m, node, 0);
+    u32 table = x->dtype == DT_I8 ? DT_I32 : DT_F32;
+    if ((x->dtype != DT_I8 && x->dtype != DT_F32) || x->dims[0] % 2 || !same_dims(x, y) || y->dtype != x->dtype)
+        return ERR_SHAPE;
+    for (u32 i = 1; i <= 2; i++) {
+        const tensor_t *t = operand(m, node, i);
+        if (t->dtype != table || !has_dims(t, x->dims[0] / 2, x->dims[1], 1, 1)) return ERR_SHAPE;
+    }
+    if (x->dtype == DT_I8 && (!activation_range_ok(node) || !shift_ok(node->attrs[A_SHIFT]))) return ERR_ATTRIBUTE;
+    return OK;
+}
+
+/* SOFTMAX: f32, or int8 with its i32 exp table of 256 entries; CAUSAL 0 or 1, and a causal row has
+ * at least as many keys (dims[0]) as there are queries (dims[1]). */
+static int check_softmax(const model_t *m, const node_t *node, const tensor_t *y) {
+    const tensor_t *x = operand(m, node, 0), *table = operand(m, node, 1);
+    if (!same_dims(x, y) || y->dtype != x->dtype) return ERR_SHAPE;
+    if (x->dtype == DT_I8) {
+        if (!table || !vector_ok(table, DT_I32, 256)) return ERR_SHAPE;
+    } else if (x->dtype != DT_F32 || table) {
+        return ERR_SHAPE;
+    }
+    i32 causal = node->attrs[A_CAUSAL];
+    return (causal == 0 || causal == 1) && (!causal || x->dims[0] >= x->dims[1]) ? OK : ERR_ATTRIBUTE;
+}
+
 #define BIT(dt) (1u << (dt))
 #define INT8_OR_F32 (BIT(DT_I8) | BIT(DT_F32))
 
@@ -174,6 +269,7 @@ int node_check(const model_t *m, const node_t *node) {
     const tensor_t *x = operand(m, node, 0), *y = &m->tensors[node->output];
     const i32 *a = node->attrs;
     int err;
+    if (!rounding_ok(node)) return ERR_ATTRIBUTE;
     switch (node->op) {
     case OP_LINEAR:
         return check_linear(m, node, y);
@@ -195,8 +291,24 @@ int node_check(const model_t *m, const node_t *node) {
         return err ? err : (x->dtype == DT_I8 && !in_range(a[A_X_ZP], -128, 127) ? ERR_ATTRIBUTE : OK);
     case OP_TANH:
     case OP_SIGMOID:
-    case OP_SOFTMAX:
+    case OP_GELU:
+    case OP_SILU:
         return check_unary(x, y, BIT(DT_F32), DT_F32);
+    case OP_SOFTMAX:
+        return check_softmax(m, node, y);
+    case OP_MATMUL:
+        return check_matmul(m, node, y);
+    case OP_TRANSPOSE:
+    case OP_SLICE:
+    case OP_CONCAT:
+        return check_move(m, node, y);
+    case OP_GATHER:
+        return check_gather(m, node, y);
+    case OP_LAYERNORM:
+    case OP_RMSNORM:
+        return check_norm(m, node, y);
+    case OP_ROPE:
+        return check_rope(m, node, y);
     case OP_LOOKUP:
         err = check_unary(x, y, BIT(DT_I8), DT_I8);
         return err ? err : (vector_ok(operand(m, node, 1), DT_I8, 256) ? OK : ERR_SHAPE);
@@ -215,9 +327,11 @@ int node_check(const model_t *m, const node_t *node) {
     case OP_REQUANTIZE:
         err = check_unary(x, y, BIT(DT_U8) | BIT(DT_I8), DT_I8);
         if (err) return err;
-        return activation_range_ok(node) && shift_ok(a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
-    case OP_CONCAT:
-        return check_concat(m, node, y);
+        return activation_range_ok(node) && requant_shift_ok(node, a[A_SHIFT]) ? OK : ERR_ATTRIBUTE;
+    case OP_ANSWER: /* int8 in, u8 [4 + x's bytes] out, one dim */
+        if (x->dtype != DT_I8 || y->dtype != DT_U8 || y->count != 4 + x->nbytes || y->dims[0] != y->count)
+            return ERR_SHAPE;
+        return OK;
     }
     return ERR_NODE;
 }

@@ -39,10 +39,11 @@ enum guest_status {
     ERR_OUTPUT_TENSOR = 13, /* a node output that has stored data, is the graph input or is produced twice */
     ERR_SHAPE = 14,         /* shapes or dtypes that do not fit the op */
     ERR_ATTRIBUTE = 15,     /* an attribute value out of range (stride 0, window larger than input...) */
-    ERR_QUANT_PARAM = 16,   /* a requantization shift outside [-31, 31] */
+    ERR_QUANT_PARAM = 16,   /* a requantization shift outside [-31, 31] ([-31, 30] with ROUNDING 1) */
     ERR_OUT_OF_MEMORY = 17, /* the activation arena is exhausted */
     ERR_GRAPH_IO = 18,      /* graph input/output index invalid, or the output is never computed */
     ERR_HEADER = 19,        /* data_start not a multiple of 32 or past the end of the file */
+    ERR_INDEX = 20,         /* a GATHER token id outside the table */
 };
 
 /* Memory map (docs/memory-map.md). */
@@ -64,21 +65,27 @@ enum guest_status {
 #define MAX_NODES 4096u
 #define MAX_STR 255u
 #define MAX_INPUTS 6u
+#define MAX_NORM 16384u        /* LAYERNORM / RMSNORM row length: the int8 sum of squares stays < 2^61 */
+#define SOFTMAX_ONE 0x100000u  /* int8 SOFTMAX: exp table entries lie in 0..2^20 */
+#define PERM_IDENTITY 0xE4u    /* TRANSPOSE's default: output dim i is input dim i */
+#define F32_ONE 0x3F800000u    /* MATMUL's default ALPHA */
 
 enum dtype { DT_F32 = 0, DT_I8 = 1, DT_U8 = 2, DT_I32 = 3 };
 
 enum op {
     OP_LINEAR = 1, OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D, OP_SUBSAMPLE, OP_RELU, OP_TANH, OP_SIGMOID,
     OP_LOOKUP, OP_RESHAPE, OP_ADD, OP_MUL, OP_CLIP, OP_SOFTMAX, OP_QUANTIZE, OP_DEQUANTIZE,
-    OP_REQUANTIZE, OP_CONCAT,
-    OP_LAST = OP_CONCAT
+    OP_REQUANTIZE, OP_MATMUL, OP_TRANSPOSE, OP_SLICE, OP_CONCAT, OP_GATHER, OP_LAYERNORM, OP_RMSNORM,
+    OP_GELU, OP_SILU, OP_ROPE, OP_ANSWER,
+    OP_LAST = OP_ANSWER
 };
 
 enum attr {
     A_STRIDE_H = 1, A_STRIDE_W, A_PAD_TOP, A_PAD_LEFT, A_PAD_BOTTOM, A_PAD_RIGHT, A_GROUPS,
     A_KERNEL_H, A_KERNEL_W, A_X_ZP, A_Y_ZP, A_ACT_MIN, A_ACT_MAX, A_A_ZP, A_B_ZP, A_LEFT_SHIFT,
     A_A_MULT, A_A_SHIFT, A_B_MULT, A_B_SHIFT, A_Y_MULT, A_Y_SHIFT, A_MULT, A_SHIFT, A_SCALE, A_ZP,
-    A_MIN_F, A_MAX_F, A_OFFSET,
+    A_MIN_F, A_MAX_F, A_OFFSET, A_PERM, A_AXIS, A_START, A_CAUSAL, A_TRANSPOSE_B, A_EPS, A_EPS_F,
+    A_ALPHA, A_ROUNDING, A_W_ZP,
     A_COUNT /* one past the last key */
 };
 
@@ -125,6 +132,9 @@ int guest_run(const u8 *input_region, const u8 *model_region, u8 *output_region,
 int guest_run_node(const u8 *const *input_regions, u32 n_regions, const u8 *model_region,
                    u8 *output_region, u8 *arena_base, u32 arena_size);
 
+/* interp.c: the first index of a tensor's maximum (the class of the output region's payload). */
+u32 argmax(const tensor_t *t);
+
 /* model.c: parse and validate the file; the tensors and nodes live in the arena. With
  * `single_node`, the file must hold exactly one node, producing the output tensor, and the node's
  * operands without stored data count as given (the node's activation inputs). */
@@ -136,11 +146,15 @@ int node_check(const model_t *model, const node_t *node);
 /* ops_int8.c / ops_f32.c: execute one validated node into its (allocated) output tensor. */
 int run_int8(const model_t *model, const node_t *node, arena_t *scratch);
 void run_f32(const model_t *model, const node_t *node);
+/* ops_move.c: TRANSPOSE, SLICE, CONCAT and GATHER, for any dtype (elements are moved, not changed). */
+int run_move(const model_t *model, const node_t *node);
 
 /* softmath.c: the f32 functions the guest needs, in software-float-friendly C. */
 float guest_expf(float x);
 float guest_tanhf(float x);
 float guest_sigmoidf(float x);
+float guest_sqrtf(float x);
+float guest_erff(float x);
 i32 round_half_even_clamped(float x); /* to the nearest integer, ties to even, clamped to +-2^30 */
 
 /* Big-endian access. __builtin_memcpy with a constant size compiles to a (possibly unaligned)

@@ -27,7 +27,7 @@ static int greater(const tensor_t *t, u32 i, u32 j) {
     }
 }
 
-static u32 argmax(const tensor_t *t) {
+u32 argmax(const tensor_t *t) {
     u32 best = 0;
     for (u32 i = 1; i < t->count; i++)
         if (greater(t, i, best)) best = i;
@@ -40,22 +40,6 @@ static int payload_length(const u8 *region, u32 *len) {
     return *len <= REGION_SIZE - REGION_HEADER;
 }
 
-/* CONCAT along dims[0]: each row of y (one value of dims[1..3]) is the operands' rows in turn.
- * Bytes are copied as they are, so it serves every dtype. */
-static void concat(const model_t *m, const node_t *node, tensor_t *y) {
-    u32 size = y->nbytes / y->count, outer = y->count / y->dims[0];
-    u8 *dst = y->data;
-    for (u32 r = 0; r < outer; r++) {
-        for (u32 i = 0; i < MAX_INPUTS && node->inputs[i] != NONE; i++) {
-            const tensor_t *t = &m->tensors[node->inputs[i]];
-            u32 n = t->dims[0] * size;
-            const u8 *src = t->data + r * n;
-            for (u32 b = 0; b < n; b++) dst[b] = src[b];
-            dst += n;
-        }
-    }
-}
-
 static int execute(model_t *m, arena_t *arena) {
     for (u32 n = 0; n < m->n_nodes; n++) {
         const node_t *node = &m->nodes[n];
@@ -66,8 +50,9 @@ static int execute(model_t *m, arena_t *arena) {
         }
         y->data = arena_alloc(arena, y->nbytes);
         if (!y->data) return ERR_OUT_OF_MEMORY;
-        if (node->op == OP_CONCAT) {
-            concat(m, node, y);
+        if (node->op == OP_TRANSPOSE || node->op == OP_SLICE || node->op == OP_CONCAT || node->op == OP_GATHER) {
+            int err = run_move(m, node);
+            if (err) return err;
             continue;
         }
         if (x->dtype == DT_F32 || node->op == OP_DEQUANTIZE) {

@@ -96,7 +96,9 @@ static int parse_node(cursor_t *c, node_t *node) {
     node->attrs[A_GROUPS] = 1;
     node->attrs[A_ACT_MIN] = -128;
     node->attrs[A_ACT_MAX] = 127;
-    u32 seen = 0; /* bit k: key k already given (A_COUNT <= 32) */
+    node->attrs[A_PERM] = PERM_IDENTITY;
+    node->attrs[A_ALPHA] = (i32)F32_ONE;
+    u64 seen = 0; /* bit k: key k already given (A_COUNT <= 64) */
     u32 n_attrs = read_u32(c);
     if (c->err) return c->err;
     if (n_attrs >= A_COUNT) return ERR_NODE; /* more than the distinct keys: a repeat */
@@ -105,7 +107,7 @@ static int parse_node(cursor_t *c, node_t *node) {
         i32 value = (i32)read_u32(c);
         if (c->err) return c->err;
         if (key == 0 || key >= A_COUNT || (seen >> key) & 1) return ERR_NODE;
-        seen |= 1u << key;
+        seen |= (u64)1 << key;
         node->attrs[key] = value;
     }
     return OK;

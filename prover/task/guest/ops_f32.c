@@ -100,22 +100,88 @@ static void pool(const model_t *m, const node_t *node) {
     }
 }
 
-/* Softmax along dims[0] (one row per index of the outer dims), shifted by the row maximum. */
+/* Softmax along dims[0] (one row per index of the outer dims), shifted by the row maximum; with
+ * CAUSAL, row r is query i = r mod dims[1] and sees keys j < i + 1 + dims[0] - dims[1], the others
+ * give 0. */
 static void softmax(const model_t *m, const node_t *node) {
     const tensor_t *x = operand(m, node, 0);
     tensor_t *y = &m->tensors[node->output];
-    u32 row = x->dims[0], rows = x->count / row;
+    u32 row = x->dims[0], queries = x->dims[1], rows = x->count / row;
     for (u32 r = 0; r < rows; r++) {
-        u32 base = r * row;
+        u32 base = r * row, seen = node->attrs[A_CAUSAL] ? r % queries + 1 + row - queries : row;
         float max = at(x, base), sum = 0.0f;
-        for (u32 i = 1; i < row; i++) max = at(x, base + i) > max ? at(x, base + i) : max;
-        for (u32 i = 0; i < row; i++) {
+        for (u32 i = 1; i < seen; i++) max = at(x, base + i) > max ? at(x, base + i) : max;
+        for (u32 i = 0; i < seen; i++) {
             float e = guest_expf(at(x, base + i) - max);
             store_f32(y->data + 4 * (base + i), e);
             sum += e;
         }
-        for (u32 i = 0; i < row; i++) store_f32(y->data + 4 * (base + i), at(y, base + i) / sum);
+        for (u32 i = 0; i < seen; i++) store_f32(y->data + 4 * (base + i), at(y, base + i) / sum);
+        for (u32 i = seen; i < row; i++) store_f32(y->data + 4 * (base + i), 0.0f);
     }
+}
+
+/* y[n][h][m][j] = ALPHA * sum_k a[n][h][m][k] * b[n][h / (H / HB)][j][k] (or [k][j]), k in order. */
+static void matmul(const model_t *m, const node_t *node) {
+    const tensor_t *ta = operand(m, node, 0), *tb = operand(m, node, 1);
+    tensor_t *y = &m->tensors[node->output];
+    u32 k_len = ta->dims[0], rows = ta->dims[1], heads = ta->dims[2], batch = ta->dims[3];
+    u32 cols = y->dims[0], b_heads = tb->dims[2], group = heads / b_heads;
+    u32 k_step = node->attrs[A_TRANSPOSE_B] ? 1 : cols, j_step = node->attrs[A_TRANSPOSE_B] ? k_len : 1;
+    float alpha = bits_to_f32((u32)node->attrs[A_ALPHA]);
+    for (u32 n = 0; n < batch; n++)
+        for (u32 h = 0; h < heads; h++) {
+            u32 a_head = (n * heads + h) * rows * k_len, b_head = (n * b_heads + h / group) * k_len * cols;
+            for (u32 r = 0; r < rows; r++)
+                for (u32 j = 0; j < cols; j++) {
+                    float acc = 0.0f;
+                    for (u32 k = 0; k < k_len; k++)
+                        acc += at(ta, a_head + r * k_len + k) * at(tb, b_head + j * j_step + k * k_step);
+                    store_f32(y->data + 4 * (((n * heads + h) * rows + r) * cols + j), acc * alpha);
+                }
+        }
+}
+
+/* LAYERNORM: (x - mean) / sqrt(var + EPS_F) * gamma + beta over rows of dims[0]; RMSNORM: mean 0. */
+static void norm(const model_t *m, const node_t *node) {
+    const tensor_t *x = operand(m, node, 0), *gamma = operand(m, node, 1), *beta = operand(m, node, 2);
+    tensor_t *y = &m->tensors[node->output];
+    u32 n = x->dims[0], rows = x->count / n;
+    float eps = bits_to_f32((u32)node->attrs[A_EPS_F]);
+    for (u32 r = 0; r < rows; r++) {
+        u32 base = r * n;
+        float mean = 0.0f, var = 0.0f;
+        if (node->op == OP_LAYERNORM) {
+            for (u32 i = 0; i < n; i++) mean += at(x, base + i);
+            mean = mean / (float)n;
+        }
+        for (u32 i = 0; i < n; i++) {
+            float d = at(x, base + i) - mean;
+            var += d * d;
+        }
+        float root = guest_sqrtf(var / (float)n + eps);
+        for (u32 i = 0; i < n; i++) {
+            float v = (at(x, base + i) - mean) / root * at(gamma, i);
+            store_f32(y->data + 4 * (base + i), beta ? v + at(beta, i) : v);
+        }
+    }
+}
+
+/* ROPE: (x[2i], x[2i+1]) of position t -> (xa cos - xb sin, xa sin + xb cos), cos = cos[t][i]. */
+static void rope(const model_t *m, const node_t *node) {
+    const tensor_t *x = operand(m, node, 0), *cos = operand(m, node, 1), *sin = operand(m, node, 2);
+    tensor_t *y = &m->tensors[node->output];
+    u32 dh = x->dims[0], half = dh / 2, positions = x->dims[1], planes = x->dims[2] * x->dims[3];
+    for (u32 p = 0; p < planes; p++)
+        for (u32 t = 0; t < positions; t++) {
+            u32 base = (p * positions + t) * dh;
+            for (u32 i = 0; i < half; i++) {
+                float xa = at(x, base + 2 * i), xb = at(x, base + 2 * i + 1);
+                float c = at(cos, t * half + i), s = at(sin, t * half + i);
+                store_f32(y->data + 4 * (base + 2 * i), xa * c - xb * s);
+                store_f32(y->data + 4 * (base + 2 * i + 1), xa * s + xb * c);
+            }
+        }
 }
 
 static i32 integer_at(const tensor_t *t, u32 i) {
@@ -156,6 +222,12 @@ static void elementwise(const model_t *m, const node_t *node) {
         case OP_SIGMOID:
             r = guest_sigmoidf(v);
             break;
+        case OP_GELU:
+            r = 0.5f * v * (1.0f + guest_erff(v * 0.70710678f));
+            break;
+        case OP_SILU:
+            r = v * guest_sigmoidf(v);
+            break;
         case OP_CLIP: {
             float lo = bits_to_f32((u32)a[A_MIN_F]), hi = bits_to_f32((u32)a[A_MAX_F]);
             r = v < lo ? lo : (v > hi ? hi : v);
@@ -187,6 +259,16 @@ void run_f32(const model_t *m, const node_t *node) {
         break;
     case OP_SOFTMAX:
         softmax(m, node);
+        break;
+    case OP_MATMUL:
+        matmul(m, node);
+        break;
+    case OP_LAYERNORM:
+    case OP_RMSNORM:
+        norm(m, node);
+        break;
+    case OP_ROPE:
+        rope(m, node);
         break;
     default:
         elementwise(m, node);

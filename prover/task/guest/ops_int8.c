@@ -29,6 +29,19 @@ static i32 mbqm(i32 x, i32 m0, i32 shift) {
     return rdbpot(srdhm((i32)((u32)x << left), m0), right);
 }
 
+/* TFLite's single rounding (ROUNDING 1): (x * M0 + 2^(30 - shift)) >> (31 - shift) in 64 bits, the
+ * result wrapped to 32; shift in [-31, 30] (checked). Computed as ((p >> (total - 1)) + 1) >> 1, the
+ * same value: adding the constant to the product would compile to `madd`, which the VM lacks. */
+static i32 mbqm_single(i32 x, i32 m0, i32 shift) {
+    u32 total = (u32)(31 - shift);
+    i64 halves = ((i64)x * (i64)m0) >> (total - 1);
+    return (i32)(u32)(u64)((halves + 1) >> 1);
+}
+
+static i32 mbqm_rounded(i32 x, i32 m0, i32 shift, i32 rounding) {
+    return rounding ? mbqm_single(x, m0, shift) : mbqm(x, m0, shift);
+}
+
 static i32 wrap_sub(i32 a, i32 b) { return (i32)((u32)a - (u32)b); }
 static i32 wrap_add(i32 a, i32 b) { return (i32)((u32)a + (u32)b); }
 
@@ -37,7 +50,7 @@ static const i8 *i8_data(const tensor_t *t) { return (const i8 *)t->data; }
 /* The per-channel (or per-tensor) requantization of LINEAR and CONV2D. */
 typedef struct {
     const tensor_t *mult, *shift;
-    i32 y_zp, act_min, act_max;
+    i32 y_zp, act_min, act_max, rounding;
 } requant_t;
 
 typedef struct {
@@ -47,13 +60,14 @@ typedef struct {
 static int requant_init(requant_t *q, const tensor_t *mult, const tensor_t *shift, const node_t *node) {
     for (u32 c = 0; c < shift->count; c++) {
         i32 s = load_i32(shift->data + 4 * c);
-        if (s < -31 || s > 31) return ERR_QUANT_PARAM;
+        if (s < -31 || s > 31 - node->attrs[A_ROUNDING]) return ERR_QUANT_PARAM;
     }
     q->mult = mult;
     q->shift = shift;
     q->y_zp = node->attrs[A_Y_ZP];
     q->act_min = node->attrs[A_ACT_MIN];
     q->act_max = node->attrs[A_ACT_MAX];
+    q->rounding = node->attrs[A_ROUNDING];
     return OK;
 }
 
@@ -64,7 +78,8 @@ static multiplier_t channel_multiplier(const requant_t *q, u32 channel) {
 }
 
 static u8 requant(const requant_t *q, multiplier_t m, u32 acc) {
-    return (u8)clamp_i32(wrap_add(q->y_zp, mbqm((i32)acc, m.m0, m.shift)), q->act_min, q->act_max);
+    i32 scaled = mbqm_rounded((i32)acc, m.m0, m.shift, q->rounding);
+    return (u8)clamp_i32(wrap_add(q->y_zp, scaled), q->act_min, q->act_max);
 }
 
 /* The inner loops of LINEAR and CONV2D, where nearly all VM steps of an int8 inference go:
@@ -105,12 +120,19 @@ static u32 dot(const i32 *x, const i8 *w, u32 n) {
     return acc;
 }
 
+static u32 sum(const i32 *x, u32 n) {
+    u32 total = 0;
+    for (u32 i = 0; i < n; i++) total += (u32)x[i];
+    return total;
+}
+
 static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
     return node->inputs[i] == NONE ? 0 : &m->tensors[node->inputs[i]];
 }
 
-/* acc[o] = bias[o] + sum_i (x[i] - X_ZP) * W[o][i]: x is centred once into int32 so that the inner
- * loop is a plain dot product. */
+/* acc[o] = bias[o] + sum_i (x[i] - X_ZP) * (W[o][i] - W_ZP): x is centred once into int32 so that
+ * the inner loop is a plain dot product; a weight zero point takes W_ZP * sum_i (x[i] - X_ZP) off
+ * each accumulator (the same value modulo 2^32). */
 static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
     const tensor_t *x = operand(m, node, 0), *w = operand(m, node, 1), *bias = operand(m, node, 2);
     tensor_t *y = &m->tensors[node->output];
@@ -123,16 +145,17 @@ static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
     for (u32 b = 0; b < n; b++) {
         const i8 *xb = i8_data(x) + b * in;
         for (u32 i = 0; i < in; i++) xc[i] = wrap_sub(xb[i], node->attrs[A_X_ZP]);
+        u32 start = node->attrs[A_W_ZP] ? 0 - (u32)node->attrs[A_W_ZP] * sum(xc, in) : 0;
         u8 *yb = y->data + b * out;
         u32 o = 0;
         for (; o + 4 <= out; o += 4) {
             u32 acc[4];
-            for (u32 k = 0; k < 4; k++) acc[k] = bias ? load_u32(bias->data + 4 * (o + k)) : 0;
+            for (u32 k = 0; k < 4; k++) acc[k] = start + (bias ? load_u32(bias->data + 4 * (o + k)) : 0);
             dot4(xc, i8_data(w) + o * in, in, in, acc);
             for (u32 k = 0; k < 4; k++) yb[o + k] = requant(&q, channel_multiplier(&q, o + k), acc[k]);
         }
         for (; o < out; o++) {
-            u32 acc = (bias ? load_u32(bias->data + 4 * o) : 0) + dot(xc, i8_data(w) + o * in, in);
+            u32 acc = start + (bias ? load_u32(bias->data + 4 * o) : 0) + dot(xc, i8_data(w) + o * in, in);
             yb[o] = requant(&q, channel_multiplier(&q, o), acc);
         }
     }
@@ -143,7 +166,8 @@ static int linear(const model_t *m, const node_t *node, arena_t *scratch) {
  * of (x - X_ZP), so padded positions contribute nothing, as the spec requires; each group's
  * windows are then copied into rows of `patches` and every output is one long dot product with
  * the output channel's weights. A connectivity mask becomes zero weights in a per-channel copy
- * (a zero term adds nothing). */
+ * (a zero term adds nothing). A weight zero point takes W_ZP * (the patch's sum) off each
+ * accumulator, as in LINEAR. */
 static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
     const tensor_t *x = operand(m, node, 0), *w = operand(m, node, 1), *bias = operand(m, node, 2);
     const tensor_t *mask = operand(m, node, 5);
@@ -165,7 +189,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
     i32 *xc = arena_alloc(scratch, (u32)padded_bytes);
     i32 *patches = arena_alloc(scratch, (u32)patch_bytes);
     i8 *masked = arena_alloc(scratch, 4 * row); /* four weight rows with the mask applied */
-    if (!xc || !patches || !masked) return ERR_OUT_OF_MEMORY;
+    u32 *starts = arena_alloc(scratch, 4 * positions); /* -W_ZP * sum of each patch */
+    if (!xc || !patches || !masked || !starts) return ERR_OUT_OF_MEMORY;
 
     for (u32 b = 0; b < batch; b++) {
         const i8 *xb = i8_data(x) + b * width * height * cin;
@@ -186,6 +211,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
                             const i32 *src = xc + ((g * cin_group + ci) * ph + oy * stride_h + r) * pw + ox * stride_w;
                             for (u32 s = 0; s < kw; s++) *patch++ = src[s];
                         }
+            if (a[A_W_ZP])
+                for (u32 p = 0; p < positions; p++) starts[p] = 0 - (u32)a[A_W_ZP] * sum(patches + p * row, row);
             /* Output channels in blocks of four (dot4), the remainder one by one. */
             for (u32 co = g * cout_group, last = co + cout_group, block; co < last; co += block) {
                 block = last - co >= 4 ? 4 : 1;
@@ -207,6 +234,8 @@ static int conv2d(const model_t *m, const node_t *node, arena_t *scratch) {
                 u8 *yco = y->data + (b * cout + co) * positions;
                 for (u32 p = 0; p < positions; p++) {
                     u32 acc[4] = {acc0[0], acc0[1], acc0[2], acc0[3]};
+                    if (a[A_W_ZP])
+                        for (u32 k = 0; k < 4; k++) acc[k] += starts[p];
                     if (block == 4) {
                         dot4(patches + p * row, weights, row, row, acc);
                     } else {
@@ -267,12 +296,12 @@ static void relu_clip(const i8 *x, u8 *y, u32 count, i32 lo, i32 hi) {
 }
 
 static void requantize(const tensor_t *x, u8 *y, const i32 *a) {
-    i32 x_zp = a[A_X_ZP], y_zp = a[A_Y_ZP], m0 = a[A_MULT], shift = a[A_SHIFT];
+    i32 x_zp = a[A_X_ZP], y_zp = a[A_Y_ZP], m0 = a[A_MULT], shift = a[A_SHIFT], rounding = a[A_ROUNDING];
     i32 lo = a[A_ACT_MIN], hi = a[A_ACT_MAX];
     int is_unsigned = x->dtype == DT_U8;
     for (u32 i = 0, n = x->count; i < n; i++) {
         i32 v = is_unsigned ? (i32)x->data[i] : (i32)(i8)x->data[i];
-        y[i] = (u8)clamp_i32(wrap_add(y_zp, mbqm(wrap_sub(v, x_zp), m0, shift)), lo, hi);
+        y[i] = (u8)clamp_i32(wrap_add(y_zp, mbqm_rounded(wrap_sub(v, x_zp), m0, shift, rounding)), lo, hi);
     }
 }
 
@@ -292,6 +321,184 @@ static void add_mul(u32 op, const tensor_t *ta, const tensor_t *tb, u8 *y, const
     }
 }
 
+/* y = clamp(Y_ZP + MBQM(acc, Y_MULT, Y_SHIFT), ACT_MIN, ACT_MAX): the attribute-multiplier
+ * requantization of MATMUL (ROPE uses MULT / SHIFT). */
+static u8 requant_attrs(const i32 *a, u32 acc, i32 m0, i32 shift) {
+    return (u8)clamp_i32(wrap_add(a[A_Y_ZP], mbqm((i32)acc, m0, shift)), a[A_ACT_MIN], a[A_ACT_MAX]);
+}
+
+/* acc = sum_k (a[k] - A_ZP) * (b[k] - B_ZP) = sum_k xc[k] * b[k] - B_ZP * sum_k xc[k] modulo 2^32, so
+ * the inner loop is dot4 over b's raw int8 rows. Each head of b is laid out as rows [j][k] once
+ * (copied when b is [k][j]) and serves its group of a's heads. */
+static int matmul(const model_t *m, const node_t *node, arena_t *scratch) {
+    const tensor_t *ta = operand(m, node, 0), *tb = operand(m, node, 1);
+    tensor_t *y = &m->tensors[node->output];
+    const i32 *a = node->attrs;
+    u32 k_len = ta->dims[0], rows = ta->dims[1], heads = ta->dims[2], batch = ta->dims[3];
+    u32 cols = y->dims[0], b_heads = tb->dims[2], group = heads / b_heads, head_size = k_len * cols;
+    i32 *xc = arena_alloc(scratch, 4 * k_len);
+    i8 *bt = arena_alloc(scratch, head_size);
+    if (!xc || !bt) return ERR_OUT_OF_MEMORY;
+    for (u32 n = 0; n < batch; n++)
+        for (u32 hb = 0; hb < b_heads; hb++) {
+            const i8 *bh = i8_data(tb) + (n * b_heads + hb) * head_size;
+            if (a[A_TRANSPOSE_B]) {
+                for (u32 i = 0; i < head_size; i++) bt[i] = bh[i];
+            } else {
+                for (u32 k = 0; k < k_len; k++)
+                    for (u32 j = 0; j < cols; j++) bt[j * k_len + k] = bh[k * cols + j];
+            }
+            for (u32 h = hb * group; h < (hb + 1) * group; h++)
+                for (u32 r = 0; r < rows; r++) {
+                    const i8 *xr = i8_data(ta) + ((n * heads + h) * rows + r) * k_len;
+                    u32 sum = 0;
+                    for (u32 k = 0; k < k_len; k++) {
+                        xc[k] = wrap_sub(xr[k], a[A_A_ZP]);
+                        sum += (u32)xc[k];
+                    }
+                    u32 correction = sum * (u32)a[A_B_ZP];
+                    u8 *yr = y->data + ((n * heads + h) * rows + r) * cols;
+                    u32 j = 0;
+                    for (; j + 4 <= cols; j += 4) {
+                        u32 acc[4] = {0, 0, 0, 0};
+                        dot4(xc, bt + j * k_len, k_len, k_len, acc);
+                        for (u32 i = 0; i < 4; i++)
+                            yr[j + i] = requant_attrs(a, acc[i] - correction, a[A_Y_MULT], a[A_Y_SHIFT]);
+                    }
+                    for (; j < cols; j++)
+                        yr[j] = requant_attrs(a, dot(xc, bt + j * k_len, k_len) - correction, a[A_Y_MULT],
+                                              a[A_Y_SHIFT]);
+                }
+        }
+    return OK;
+}
+
+/* 64-bit arithmetic without the instructions the VM lacks (docs/machine.md). A 32 x 32 -> 64-bit
+ * product is kept out of line: inlined, clang fuses it with a following 64-bit add into madd /
+ * maddu. 64-bit division is shift-and-subtract: compiler_rt's __udivdi3 traps on zero with teq. */
+__attribute__((noinline)) static u64 mul_u64(u32 a, u32 b) { return (u64)a * b; }
+
+/* a * b for a * (b >> 32) < 2^32 (both callers' operands are bounded so). */
+static u64 mul_u32_u64(u32 a, u64 b) { return mul_u64(a, (u32)b) + ((u64)(a * (u32)(b >> 32)) << 32); }
+
+static u64 div_u64(u64 num, u64 den) { /* floor(num / den), den > 0 */
+    u64 quotient = 0, remainder = 0;
+    int bit = 63;
+    while (bit >= 0 && !((num >> bit) & 1)) bit--;
+    for (; bit >= 0; bit--) {
+        remainder = (remainder << 1) | ((num >> bit) & 1);
+        if (remainder >= den) {
+            remainder -= den;
+            quotient |= (u64)1 << bit;
+        }
+    }
+    return quotient;
+}
+
+/* Rows along dims[0]; with CAUSAL, row r is query i = r mod dims[1] and sees keys j < i + 1 + dims[0] -
+ * dims[1]. e_j = table[max - x_j], q_j = (e_j * floor(2^40 / sum e) + 2^31) >> 32, y_j = min(q_j - 128,
+ * 127); unseen keys give -128. e_j <= 2^20 and the reciprocal <= 2^40: mul_u32_u64's bound holds. */
+static int softmax(const tensor_t *x, const tensor_t *table, u8 *y, i32 causal) {
+    const u8 *t = table->data;
+    for (u32 i = 0; i < 256; i++) {
+        i32 e = load_i32(t + 4 * i);
+        if (e < 0 || e > (i32)SOFTMAX_ONE || (i == 0 && e == 0)) return ERR_QUANT_PARAM;
+    }
+    const i8 *xv = i8_data(x);
+    u32 keys = x->dims[0], queries = x->dims[1], rows = x->count / keys;
+    for (u32 r = 0; r < rows; r++) {
+        const i8 *xr = xv + r * keys;
+        u8 *yr = y + r * keys;
+        u32 seen = causal ? r % queries + 1 + keys - queries : keys;
+        i32 top = -128;
+        for (u32 j = 0; j < seen; j++) top = xr[j] > top ? xr[j] : top;
+        u64 sum = 0;
+        for (u32 j = 0; j < seen; j++) sum += load_u32(t + 4 * (u32)(top - xr[j]));
+        u64 reciprocal = div_u64((u64)1 << 40, sum);
+        for (u32 j = 0; j < seen; j++) {
+            u64 q = (mul_u32_u64(load_u32(t + 4 * (u32)(top - xr[j])), reciprocal) + ((u64)1 << 31)) >> 32;
+            yr[j] = (u8)(q >= 255 ? 127 : (i32)q - 128);
+        }
+        for (u32 j = seen; j < keys; j++) yr[j] = (u8)-128;
+    }
+    return OK;
+}
+
+static u64 isqrt64(u64 v) { /* floor(sqrt(v)), bit by bit */
+    u64 root = 0, bit = (u64)1 << 62;
+    while (bit > v) bit >>= 2;
+    for (; bit; bit >>= 2) {
+        if (v >= root + bit) {
+            v -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+    }
+    return root;
+}
+
+/* LAYERNORM / RMSNORM (docs/arithmetic.md): d = n (x - X_ZP) - sum (sum = 0 for RMSNORM),
+ * r = isqrt(floor(sum d^2 / n) + EPS), z = RDBPOT(d * floor(2^40 / r), 28) (z = 0 when r = 0), then
+ * y = requant(z * gamma + beta) with LINEAR's per-channel multipliers. RDBPOT rounds half away from
+ * zero, so z is computed on |d| (< 2^23, and floor(2^40 / r) < 2^41: mul_u32_u64's bound holds). */
+static int norm(const model_t *m, const node_t *node, arena_t *scratch) {
+    const tensor_t *x = operand(m, node, 0), *gamma = operand(m, node, 1), *beta = operand(m, node, 2);
+    tensor_t *y = &m->tensors[node->output];
+    requant_t q;
+    int err = requant_init(&q, operand(m, node, 3), operand(m, node, 4), node);
+    if (err) return err;
+    u32 n = x->dims[0], rows = x->count / n;
+    i32 x_zp = node->attrs[A_X_ZP];
+    i32 *d = arena_alloc(scratch, 4 * n);
+    if (!d) return ERR_OUT_OF_MEMORY;
+    for (u32 r = 0; r < rows; r++) {
+        const i8 *xr = i8_data(x) + r * n;
+        i32 sum = 0;
+        for (u32 i = 0; i < n; i++) {
+            d[i] = xr[i] - x_zp; /* |x - X_ZP| <= 255 (check.c bounds X_ZP) */
+            sum += d[i];
+        }
+        if (node->op == OP_RMSNORM) sum = 0;
+        u64 squares = 0;
+        for (u32 i = 0; i < n; i++) {
+            d[i] = (i32)n * d[i] - sum;
+            u32 magnitude = d[i] < 0 ? (u32)-d[i] : (u32)d[i];
+            squares += mul_u64(magnitude, magnitude);
+        }
+        u64 root = isqrt64(div_u64(squares, n) + (u64)node->attrs[A_EPS]);
+        u64 inverse = root ? div_u64((u64)1 << 40, root) : 0;
+        u8 *yr = y->data + r * n;
+        for (u32 i = 0; i < n; i++) {
+            u32 magnitude = d[i] < 0 ? (u32)-d[i] : (u32)d[i];
+            u32 z = (u32)((mul_u32_u64(magnitude, inverse) + ((u64)1 << 27)) >> 28);
+            if (d[i] < 0) z = -z;
+            u32 acc = z * (u32)(i32)i8_data(gamma)[i] + (beta ? load_u32(beta->data + 4 * i) : 0);
+            yr[i] = requant(&q, channel_multiplier(&q, i), acc);
+        }
+    }
+    return OK;
+}
+
+/* ROPE: (x[2i], x[2i+1]) of position t rotated by cos[t][i], sin[t][i] (integers, e.g. 2^14 scale). */
+static void rope(const model_t *m, const node_t *node) {
+    const tensor_t *x = operand(m, node, 0), *cos = operand(m, node, 1), *sin = operand(m, node, 2);
+    u8 *y = m->tensors[node->output].data;
+    const i32 *a = node->attrs;
+    u32 dh = x->dims[0], half = dh / 2, positions = x->dims[1], planes = x->dims[2] * x->dims[3];
+    for (u32 p = 0; p < planes; p++)
+        for (u32 t = 0; t < positions; t++) {
+            u32 base = (p * positions + t) * dh;
+            for (u32 i = 0; i < half; i++) {
+                u32 xa = (u32)wrap_sub(i8_data(x)[base + 2 * i], a[A_X_ZP]);
+                u32 xb = (u32)wrap_sub(i8_data(x)[base + 2 * i + 1], a[A_X_ZP]);
+                u32 c = load_u32(cos->data + 4 * (t * half + i)), s = load_u32(sin->data + 4 * (t * half + i));
+                y[base + 2 * i] = requant_attrs(a, xa * c - xb * s, a[A_MULT], a[A_SHIFT]);
+                y[base + 2 * i + 1] = requant_attrs(a, xa * s + xb * c, a[A_MULT], a[A_SHIFT]);
+            }
+        }
+}
+
 int run_int8(const model_t *m, const node_t *node, arena_t *scratch) {
     switch (node->op) {
     case OP_LINEAR:
@@ -301,6 +508,14 @@ int run_int8(const model_t *m, const node_t *node, arena_t *scratch) {
     case OP_MAXPOOL2D:
     case OP_AVGPOOL2D:
         pool(m, node);
+        return OK;
+    case OP_MATMUL:
+        return matmul(m, node, scratch);
+    case OP_LAYERNORM:
+    case OP_RMSNORM:
+        return norm(m, node, scratch);
+    case OP_ROPE:
+        rope(m, node);
         return OK;
     default:
         break;
@@ -324,6 +539,12 @@ int run_int8(const model_t *m, const node_t *node, arena_t *scratch) {
     case OP_ADD:
     case OP_MUL:
         add_mul(node->op, x, operand(m, node, 1), y, a);
+        return OK;
+    case OP_SOFTMAX:
+        return softmax(x, operand(m, node, 1), y, a[A_CAUSAL]);
+    case OP_ANSWER: /* [u32 class][x's bytes]: what the whole-graph program's output region holds */
+        store_u32(y, argmax(x));
+        for (u32 i = 0; i < x->nbytes; i++) y[4 + i] = x->data[i];
         return OK;
     default:
         return ERR_NODE; /* check.c sends no other op here */

@@ -61,3 +61,26 @@ float guest_tanhf(float x) {
 }
 
 float guest_sigmoidf(float x) { return 1.0f / (1.0f + guest_expf(-x)); }
+
+/* sqrt(x) by Newton's iteration from an exponent-halving first guess (a few ulp). */
+float guest_sqrtf(float x) {
+    if (x != x || x < 0.0f) return bits_to_f32(0x7FC00000u);
+    if (x == 0.0f || x > 3.4e38f) return x;
+    float r = bits_to_f32(0x1FBD1DF5u + (f32_to_bits(x) >> 1));
+    for (int i = 0; i < 4; i++) r = 0.5f * (r + x / r);
+    return r;
+}
+
+/* erf(x) by Abramowitz and Stegun 7.1.26 (absolute error < 1.5e-7), odd. */
+float guest_erff(float x) {
+    if (x != x) return x;
+    float ax = x < 0.0f ? -x : x;
+    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float e = 1.0f - p * t * guest_expf(-ax * ax);
+    return x < 0.0f ? -e : e;
+}
