@@ -8,11 +8,20 @@ from watch_scenario import WATCHER, check_chain, play
 
 pytest.importorskip("ray", reason="ray is not installed (the optional extra `ray`, also in `dev`)")
 pytestmark = pytest.mark.slow
+# The challenge window: long enough for a Ray instance to start and its actor to run the task
+# before claim 2's window closes, on a loaded machine (it took over 30 s beside another test).
+RAY_WINDOW_S = 150
 
 
 def test_the_watcher_on_a_local_ray_instance(tmp_path_factory, tmp_path):
     with running_node() as rpc:
-        outcome = play(rpc, tmp_path_factory, tmp_path, ("--account", str(WATCHER), "--ray", "local"))
+        outcome = play(
+            rpc,
+            tmp_path_factory,
+            tmp_path,
+            ("--account", str(WATCHER), "--ray", "local"),
+            window=RAY_WINDOW_S,
+        )
         check_chain(rpc, outcome)
     (log,) = outcome.logs
     assert {line["claim"]: line["verdict"] for line in log.events("verdict")} == {1: "agree", 2: "disagree"}

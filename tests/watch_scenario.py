@@ -107,7 +107,10 @@ def play(
         # What the watcher said, for the failure's report.
         for log in logs:
             print("\n".join(json.dumps(line) for line in log.lines[-30:]), "\n".join(log.err_lines[-30:]))
-        print([game.claim(claim) for claim in (1, 2)], [game.game(number) for number in (1, 2)])
+        print(
+            [game.claim(claim) for claim in (1, 2)],
+            [game.game(n) for n in range(1, game.call("gameCount") + 1)],
+        )
         raise
     finally:
         for liar in liars:
