@@ -95,7 +95,7 @@ def play(
             except AssertionError:
                 logs[-1].stop(9)
                 logs.append(WatcherProcess(rpc, *watcher_options))
-        wait_until(settled, WAIT_TIMEOUT_S, "the chain settled")
+        wait_until(settled, window + WAIT_TIMEOUT_S, "the chain settled")
         url = logs[-1].wait_for("serving")["url"]
         wait_until(lambda: "prover_watch_games_open 0.0" in metrics(url), 30, "no open game in the metrics")
         exported = metrics(url)
