@@ -29,6 +29,7 @@ COMMAND_MODULES = {
         "finalize",
         "withdraw",
     ),
+    "prover.cli.watch": ("watch",),
 }
 
 

@@ -14,8 +14,10 @@ from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.output import Output, Record
 from prover.task.basedir import GRAPH_JSON
 from prover.task.graph_run import run_graph, write_graph_run, write_graph_task
+from prover.task.guest.build import GUEST_ELF
 from prover.task.phases import AUTO, CHOICES, MULTI, choose_phases
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
+from prover.watch.store import Store
 
 
 def task_options(model_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -85,6 +87,13 @@ def phases_options(command: Callable[..., None]) -> Callable[..., None]:
 @task_options(".ggml model file")
 @phases_options
 @background_option
+@click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Single-phase: also put the program, the model and the input in this content-addressed "
+    "store (`prover watch`).",
+)
 @json_option
 def golden_command(
     model_path: Path,
@@ -93,12 +102,13 @@ def golden_command(
     phases: str,
     tile_macs: int,
     background: str,
+    store_dir: Path | None,
     out: Output,
 ) -> None:
     """The task: for the multi-phase game, the model's commitment per node and the input (G_0);
     for the single-phase game, the golden image in VM memory (S0). Writes graph.json or
     golden.json (--json: it, with "phases" and how the input was prepared)."""
-    task = _golden(basedir, model_path, data_path, phases, tile_macs, background, out)
+    task = _golden(basedir, model_path, data_path, phases, tile_macs, background, out, store_dir)
     if task["phases"] == MULTI:
         text = (
             f"G_0 {task['initial_state']}: multi-phase task over {task['node_count']} nodes\n"
@@ -117,21 +127,26 @@ def _golden(
     tile_macs: int,
     background: str,
     out: Output,
+    store_dir: Path | None = None,
 ) -> dict:
     """The task written into `basedir` (graph.json or golden.json), with "phases" and "input": how
-    the input was prepared."""
+    the input was prepared; a single-phase task's data also put in the store at `store_dir`."""
     given = load_task(model_path, data_path, background)
     chosen, why = choose_phases(given.graph, phases, str(model_path))
     if why is not None:
         out.note(why)
     if given.prepared is not None and given.prepared.note:
         out.note(given.prepared.note)
+    if chosen == MULTI and store_dir is not None:
+        raise ProverError("--store: `prover watch` re-executes single-phase tasks only; add --phases single")
     if chosen == MULTI:
         task = write_graph_task(
             basedir, model_path, given.graph, given.data, tile_macs, out.warn, progress=not out.as_json
         )
     else:
         task = write_golden(basedir, _read_model(model_path), given.data)
+        if store_dir is not None:
+            Store(store_dir).put_task(GUEST_ELF, _read_model(model_path), given.data)
     return {**task, "phases": chosen, "input": given.prepared.to_json() if given.prepared else None}
 
 

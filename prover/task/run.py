@@ -36,6 +36,7 @@ from prover.task.golden import (
     top_tree_siblings,
     verify_output_proof,
 )
+from prover.task.guest.build import GUEST_ELF
 from vm import Machine, SnapshotError
 from vm.fast import SharedBlocksRunner
 from vm.snapshot import load_snapshot, save_snapshot
@@ -67,11 +68,11 @@ def load_task(model_path: Path, data_path: Path, background: str = "auto") -> Ta
     return Task(graph, values.astype(tensor.dtype.numpy.newbyteorder(">")).tobytes(), prepared)
 
 
-def write_golden(basedir: Path, model: bytes, data: bytes) -> dict[str, object]:
+def write_golden(basedir: Path, model: bytes, data: bytes, program: Path = GUEST_ELF) -> dict[str, object]:
     """Build the golden image and write its snapshot and golden.json into `basedir`; returns the JSON.
     An earlier run's results in `basedir` (final.json, checkpoints) belong to another image: they
     are removed."""
-    image = build_golden(model, data)
+    image = build_golden(model, data, program)
     basedir.mkdir(parents=True, exist_ok=True)
     (basedir / FINAL_JSON).unlink(missing_ok=True)
     (basedir / GRAPH_JSON).unlink(missing_ok=True)  # a base directory holds one kind of run
