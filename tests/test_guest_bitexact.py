@@ -33,7 +33,7 @@ from vm.fast import FastExecutor, SharedBlocksRunner
 from vm.instructions import execute
 
 REPO = Path(__file__).resolve().parent.parent
-INT8_MODELS = ["mlp_int8", "lenet5_int8"]
+INT8_MODELS = ["mlp_int8", "lenet5_int8", "vit_int8"]
 FAST_IMAGES = [0, 1]  # the non-slow subset, among the shipped samples
 SLOW_IMAGES = 200
 

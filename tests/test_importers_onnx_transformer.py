@@ -11,12 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 from onnx import helper, numpy_helper  # noqa: E402
+from transformer_modules import small_lm, small_vit  # noqa: E402
 
 from prover.errors import ProverError  # noqa: E402
 from prover.model import engine  # noqa: E402
 from prover.model.importers.onnx_import import import_onnx  # noqa: E402
 from prover.model.importers.torch_import import import_torch  # noqa: E402
-from prover.model.importers.torch_transformer import CausalLM, VisionTransformer  # noqa: E402
 from prover.model.modelfile import write_model  # noqa: E402
 
 # torch.onnx.export's ways of writing the same module: the TorchScript exporter at its default
@@ -26,22 +26,9 @@ from prover.model.modelfile import write_model  # noqa: E402
 EXPORTERS = ["torchscript", "torchscript-opset17", "dynamo"]
 
 
-def vit() -> VisionTransformer:
-    torch.manual_seed(0)
-    model = VisionTransformer((1, 28, 28), 7, 32, 2, 4, 64, 10, 1 / 255, -1.0, stem=(4,)).eval()
-    with torch.no_grad():
-        model.cls.normal_()
-    return model
-
-
-def lm() -> CausalLM:
-    torch.manual_seed(1)
-    return CausalLM(256, 16, 32, 2, 4, 64).eval()
-
-
 MODELS = {
-    "vit": (vit, (1, 28, 28), torch.float32),
-    "lm": (lm, (16,), torch.int64),
+    "vit": (small_vit, (1, 28, 28), torch.float32),
+    "lm": (small_lm, (16,), torch.int64),
 }
 
 

@@ -27,6 +27,8 @@ from prover.model.sequence_layers import (
 from prover.task.guest.native import NativeGuest
 
 torch = pytest.importorskip("torch")
+from transformer_modules import small_lm, small_vit  # noqa: E402
+
 from prover.model.importers.torch_import import import_torch  # noqa: E402
 from prover.model.importers.torch_transformer import CausalLM, VisionTransformer  # noqa: E402
 
@@ -35,17 +37,12 @@ __all__ = ["native_guest"]  # the fixture, imported for this module
 
 @pytest.fixture(scope="module")
 def vit() -> VisionTransformer:
-    torch.manual_seed(0)
-    model = VisionTransformer((1, 28, 28), 7, 32, 2, 4, 64, 10, 1 / 255, -1.0, stem=(4,)).eval()
-    with torch.no_grad():
-        model.cls.normal_()
-    return model
+    return small_vit()
 
 
 @pytest.fixture(scope="module")
 def lm() -> CausalLM:
-    torch.manual_seed(1)
-    return CausalLM(256, 16, 32, 2, 4, 64).eval()
+    return small_lm()
 
 
 def pixels(count: int, seed: int = 0) -> np.ndarray:

@@ -137,6 +137,11 @@ def fresh_machine(program: Path) -> Machine:
     return machine
 
 
+def program_root(program: Path) -> bytes:
+    """The root of slot 0 of a fresh machine holding the ELF `program` (a task's programRoot)."""
+    return sibling_slot_root(fresh_machine(program).memory.proof(INPUT_BASE))
+
+
 @dataclass(frozen=True)
 class GoldenImage:
     """A task's initial machine and the commitments a contract sees."""

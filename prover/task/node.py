@@ -19,7 +19,6 @@ from prover.model.graph import Graph, Node, Tensor
 from prover.model.modelfile import write_model
 from prover.task import merkle
 from prover.task.golden import (
-    INPUT_BASE,
     MODEL_BASE,
     OUTPUT_BASE,
     REGION_HEADER,
@@ -29,8 +28,8 @@ from prover.task.golden import (
     ZERO_HASHES,
     fresh_machine,
     fresh_state_hash,
+    program_root,
     region_bytes,
-    sibling_slot_root,
     top_tree_root,
 )
 from prover.task.guest.build import NODE_ELF
@@ -106,7 +105,7 @@ def node_initial_state_hash(program_root: bytes, node_root: bytes, input_roots: 
 @cache
 def node_program_root(program: Path = NODE_ELF) -> bytes:
     """The root of slot 0 holding the single-node program's segments."""
-    return sibling_slot_root(fresh_machine(program).memory.proof(INPUT_BASE))
+    return program_root(program)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,7 @@ from pathlib import Path
 
 from prover.errors import ProverError
 from prover.files import write_atomically
-from prover.task.golden import INPUT_BASE, fresh_machine, region_root, sibling_slot_root
-
-
-def program_root(program: Path) -> bytes:
-    """The root of slot 0 of a fresh machine holding the ELF `program` (the task's programRoot)."""
-    return sibling_slot_root(fresh_machine(program).memory.proof(INPUT_BASE))
+from prover.task.golden import program_root, region_root
 
 
 @dataclass(frozen=True)
