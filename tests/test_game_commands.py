@@ -228,16 +228,18 @@ def test_lost_or_corrupted_files_are_derived_again_with_one_line_each(parties):
 def test_a_damaged_deployment_is_refused_before_any_move(parties):
     """deployment.json is checked against the chain before a move depends on it: the game's and
     the verifier's code, the game's parameters, the chain id and the block event queries start
-    at. (Each damage below would otherwise misdirect moves or hide the opponent's.)"""
+    at (no event of the game before it). (Each damage below would otherwise misdirect moves or hide
+    the opponent's.)"""
     ok(parties.submitter_does("submit"))
     good = json.loads(parties.deployment.read_text())
+    after = connect(parties.rpc).eth.block_number  # the task's and the claim's events lie before it
     damages = [
         ({"dispute_game": good["mips"]}, "is not DisputeGame (not the committed build's code)"),
         ({"mips": good["dispute_game"]}, "is not MIPS (not the committed build's code)"),
         ({"k": 2}, "does not have the recorded k 2 (chain: 16)"),
         ({"challenge_bond": 1}, "does not have the recorded challenge_bond 1 (chain:"),
         ({"chain_id": 5}, "made on chain 5, but the node at"),
-        ({"block": good["block"] + 1}, f"existed before the recorded block {good['block'] + 1}"),
+        ({"block": after}, f"the DisputeGame has events before the recorded block {after}"),
         ({"block": 10**9}, "block 1000000000 is not a block of this chain"),
     ]
     block = connect(parties.rpc).eth.block_number

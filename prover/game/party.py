@@ -83,17 +83,17 @@ class Party:
         return deployment
 
     def _block_problem(self, game: DisputeGame, block: Any) -> str | None:
-        """Event queries start at the recorded block: one after the deployment would miss moves.
-        The game's code must be absent just before it (a node without that old state cannot say)."""
+        """Event queries start at the recorded block: the game's events before it would be missed.
+        (A node without logs that old cannot say; then nothing is found.)"""
         if not isinstance(block, int) or not 0 <= block <= self.w3.eth.block_number:
             return f"block {block!r} is not a block of this chain"
         if block == 0:
             return None
         try:
-            earlier = self.w3.eth.get_code(game.address, block_identifier=block - 1)
+            earlier = self.w3.eth.get_logs({"address": game.address, "fromBlock": 0, "toBlock": block - 1})
         except (ValueError, Web3Exception):
             return None
-        return f"the DisputeGame existed before the recorded block {block}" if earlier else None
+        return f"the DisputeGame has events before the recorded block {block}" if earlier else None
 
     def dispute_game(self) -> DisputeGame:
         """The deployment's DisputeGame, checked against the chain (verified_deployment)."""
