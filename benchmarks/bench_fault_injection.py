@@ -4,14 +4,16 @@ every one of at least 200).
 The games of tests/fault_injection.py (whose docstring says what is injected and what is checked
 after each game): a JSON-RPC proxy that holds, delays and drops transactions; agents of both sides
 killed with SIGKILL and started again; the honest party's checkpoints, trace index, golden image,
-golden.json and final.json corrupted while its agent is down; one game in five abandoned by the
-liar (won by a timeout claimed by the wall clock). Mostly the tiny run (k = 2 or 8), every
-`--real-every`-th game the MLP or LeNet-5 at k = 16. Prints a line per game and the totals: games
+golden.json and final.json (in multi-phase games graph.json, its copy and the commitment cache)
+corrupted while its agent is down; one game in five abandoned by the liar (won by a timeout
+claimed by the wall clock). Mostly the tiny run (k = 2 or 8), every `--real-every`-th game the
+MLP or LeNet-5 at k = 16, every `--multi-every`-th (first) a multi-phase game of one of them
+(the liar corrupts a random node). Prints a line per game and the totals: games
 won by the honest side, by timeout, moves, kills, restarts, repairs (warning lines), each kind of
 corruption and proxy fault, wall time per game, the load average.
 
     .venv/bin/python benchmarks/bench_fault_injection.py [--games 200] [--seed 1]
-        [--real-every 10] [--at-once 2]
+        [--real-every 10] [--multi-every 4] [--at-once 2]
 """
 
 import argparse
@@ -47,6 +49,7 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--real-every", type=int, default=10, help="every n-th game a real model")
+    parser.add_argument("--multi-every", type=int, default=4, help="every n-th game multi-phase")
     parser.add_argument("--at-once", type=int, default=2, help="games played at the same time")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -56,7 +59,8 @@ def main() -> None:
         runs = {"tiny": tiny_run(Directory(work)), "mlp": honest_run("mlp", Directory(work))}
         runs["lenet5"] = honest_run("lenet5", Directory(work))
         steps = {name: json.loads((run / "final.json").read_text())["steps"] for name, run in runs.items()}
-        chosen = plans(rng, runs, steps, args.games, args.real_every)
+        graph_runs = tuple(honest_run(name, Directory(work), phases="multi") for name in ("mlp", "lenet5"))
+        chosen = plans(rng, runs, steps, args.games, args.real_every, graph_runs, args.multi_every)
         began = time.monotonic()
         done = Counter()
 
@@ -64,7 +68,7 @@ def main() -> None:
             done["games"] += 1
             plan = report.plan
             print(
-                f"game {done['games']:4d}: {plan.run.name:13s} k={plan.k:2d} honest {plan.honest:10s} "
+                f"game {done['games']:4d}: {plan.run.name:19s} k={plan.k:2d} honest {plan.honest:10s} "
                 f"won by {report.winner}{' (timeout)' if report.by_timeout else ''}; {report.moves} moves, "
                 f"{report.kills} kills, {report.restarts} restarts, {len(report.warnings)} repairs, "
                 f"{report.seconds:.1f} s",

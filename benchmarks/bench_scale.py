@@ -55,7 +55,6 @@ from prover.task.graph_run import committed, task_graph
 from prover.task.graph_trace import trace_graph
 from prover.task.node import node_file, node_image, node_program_root
 from prover.task.run import output_payload
-from vm.fast import SharedBlocksRunner
 from vm.trace import Trace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,8 +181,8 @@ def single_phase_dispute(model: bytes, payload: bytes, k: int) -> dict:
     traces = []
     for _ in range(2):  # each party runs the whole model
         image = build_golden(model, payload)
-        runner = SharedBlocksRunner()
-        traces.append((image, Trace.record(image.machine, interval=100_000, runner=runner), runner.machine))
+        trace = Trace.record(image.machine, interval=100_000)
+        traces.append((image, trace, trace.machine_at(trace.steps)))
     (image, honest, final), (_, other, _) = traces
     task = chain.game.create_task(
         image.program_root, image.input_root, image.model_root, sender=chain.submitter

@@ -35,7 +35,6 @@ from prover.model.modelfile import read_model  # noqa: E402
 from prover.task.golden import GoldenTemplate  # noqa: E402
 from prover.task.guest.native import NativeGuest, build_library  # noqa: E402
 from prover.task.run import MAX_STEPS, output_payload  # noqa: E402
-from vm.fast import SharedBlocksRunner  # noqa: E402
 
 CHUNK = 100  # images per unit of work and per progress update
 
@@ -67,13 +66,12 @@ def check_chunk(job: tuple[Path, Path | None, int, np.ndarray, np.ndarray]) -> C
     model_path, library, first, images, labels = job
     model = model_path.read_bytes()
     template = GoldenTemplate(model)
-    runner = SharedBlocksRunner()
     native = NativeGuest(library) if library is not None else None
     data, expected = expected_payloads(model, images)
     result = ChunkResult(first, len(images))
     for offset, (payload, want, label) in enumerate(zip(data, expected, labels, strict=True)):
         image = template.image(payload)
-        result.steps.append(runner(image.machine, MAX_STEPS))
+        result.steps.append(image.machine.run(MAX_STEPS))
         machine = image.machine
         output = output_payload(machine)
         index = first + offset

@@ -33,7 +33,6 @@ from prover.model.litert import interpreter_logits  # noqa: E402
 from prover.model.modelfile import write_model  # noqa: E402
 from prover.task.golden import GoldenTemplate  # noqa: E402
 from prover.task.run import MAX_STEPS, output_payload  # noqa: E402
-from vm.fast import SharedBlocksRunner  # noqa: E402
 
 CHUNK = 500  # images per engine call
 
@@ -41,11 +40,10 @@ CHUNK = 500  # images per engine call
 def vm_logits(graph: Graph, images: np.ndarray) -> np.ndarray:
     """The guest's output tensor for each image, run to its exit in the VM (fast executor)."""
     template = GoldenTemplate(write_model(graph))
-    runner = SharedBlocksRunner()
     rows = []
     for image in tqdm(images, desc="VM", unit="image", mininterval=10):
         golden = template.image(image.astype(np.uint8).tobytes())
-        runner(golden.machine, MAX_STEPS)
+        golden.machine.run(MAX_STEPS)
         if golden.machine.state.exit_code != 0:
             raise SystemExit(f"the guest exited with {golden.machine.state.exit_code}")
         rows.append(np.frombuffer(output_payload(golden.machine)[4:], np.int8).astype(np.int64))

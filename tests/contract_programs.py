@@ -33,7 +33,6 @@ from prover.task.golden import (
 )
 from prover.task.guest.build import COMPILE_FLAGS, GUEST_DIR, LINK_FLAGS, compiler_command
 from vm import Machine, State, StepWitness
-from vm.fast import FastExecutor
 from vm.instructions import STORE_OPCODES, data_address
 
 M32 = 0xFFFFFFFF
@@ -298,6 +297,6 @@ def guest_witnesses(count: int, seed: int, window: int = 250) -> Iterator[StepWi
     for first in range(0, count, window):
         image = images(1, seed=rng.randrange(1 << 30))[0]
         machine = build_golden(model, image).machine
-        FastExecutor(machine).run(rng.randint(0, GUEST_RUN_STEPS - window))
+        machine.run(rng.randint(0, GUEST_RUN_STEPS - window))
         for _ in range(min(window, count - first)):
             yield machine.step()

@@ -83,21 +83,22 @@ def spawn(*args: str, rpc: str) -> subprocess.Popen:
     )
 
 
-def honest_run(name: str, factory: pytest.TempPathFactory) -> Path:
-    """The golden image and run of model `name` on MNIST test image 0, the shipped PNG (made once
-    per session)."""
+def honest_run(name: str, factory: pytest.TempPathFactory, phases: str = "single") -> Path:
+    """The task and run of model `name` on MNIST test image 0, the shipped PNG (made once per
+    session): the golden image run in the VM (`phases` "single"), or the graph run of the
+    multi-phase game ("multi", the default of `prover run` for int8 models)."""
     root = factory.getbasetemp()
     if "PYTEST_XDIST_WORKER" in os.environ:
         root = root.parent
-    basedir = root / f"honest-{name}"
-    with open(root / f"honest-{name}.lock", "w") as lock:
+    basedir = root / (f"honest-{name}" if phases == "single" else f"honest-{name}-{phases}")
+    with open(root / f"{basedir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        # final.json is written last (atomically): with it, the run is whole.
-        if not (basedir / "final.json").exists():
+        done = root / f"{basedir.name}.done"  # written once the run is whole
+        if not done.exists():
             digit = sample_digit(0)
             run = ("run", "--model", str(MODELS[name]), "--data", str(digit), "--basedir", str(basedir))
-            run += ("--phases", "single")  # the single-phase game (the default for int8: multi)
-            ok(prover_here(*run, "--json"))
+            ok(prover_here(*run, "--phases", phases, "--json"))
+            done.touch()
     return basedir
 
 

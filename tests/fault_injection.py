@@ -15,7 +15,6 @@ After each game (`check_game`): the honest side won; every move on chain is one 
 twice; the bonds are credited as docs/dispute-game.md says; and both agents, started once more
 after the end, report the result and exit 0."""
 
-import itertools
 import json
 import os
 import random
@@ -26,14 +25,14 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import requests
-from dispute_helpers import CHALLENGER, REPO, SUBMITTER, Match, ok
+from dispute_helpers import CHALLENGER, REPO, SUBMITTER, Match, ok, prover_here
 
 from prover.chain.connect import connect
 from prover.chain.contracts import DisputeGame
@@ -164,8 +163,14 @@ def checkpoint(basedir: Path, rng: random.Random) -> Path:
     return rng.choice(sorted((basedir / "checkpoints").glob("checkpoint-*.snap")))
 
 
+def commitment_cache(basedir: Path, rng: random.Random) -> Path:
+    """The party's cached model commitment (its agents' PROVER_COMMITMENT_CACHE, `FaultyGame`)."""
+    return rng.choice(sorted((basedir.parent / f"cache-{basedir.name}").glob("*.commit")))
+
+
 Corruption = tuple[Callable[[Path, random.Random], Path], Callable[[Path, random.Random], None]]
-CORRUPTIONS: dict[str, Corruption] = {
+# The files of a single-phase run (a golden image run in the VM) ...
+VM_CORRUPTIONS: dict[str, Corruption] = {
     "checkpoint state header bit": (checkpoint, flip_state_header),
     "checkpoint page bit": (checkpoint, flip_page),
     "checkpoint compressed bit": (checkpoint, flip_compressed),
@@ -183,13 +188,50 @@ CORRUPTIONS: dict[str, Corruption] = {
     "final.json bit": (lambda d, _: d / "final.json", flip_any),
     "final.json truncated": (lambda d, _: d / "final.json", truncate),
 }
+# ... and of a multi-phase one (a graph run: graph.json and its copy, the model's commitment).
+GRAPH_CORRUPTIONS: dict[str, Corruption] = {
+    "graph.json bit": (lambda d, _: d / "graph.json", flip_any),
+    "graph.json truncated": (lambda d, _: d / "graph.json", truncate),
+    "graph.json deleted": (lambda d, _: d / "graph.json", delete),
+    "graph.json copy bit": (lambda d, _: d / "graph.json.copy", flip_any),
+    "graph.json copy deleted": (lambda d, _: d / "graph.json.copy", delete),
+    "commitment cache bit": (commitment_cache, flip_any),
+    "commitment cache truncated": (commitment_cache, truncate),
+    "commitment cache deleted": (commitment_cache, delete),
+}
+CORRUPTIONS = {**VM_CORRUPTIONS, **GRAPH_CORRUPTIONS}
 
 
-def corrupt(basedir: Path, kind: str, rng: random.Random) -> None:
+def corrupt(basedir: Path, kind: str, rng: random.Random) -> bool:
+    """Corrupt the party's file of `kind`; False when it has no such file (yet)."""
     where, how = CORRUPTIONS[kind]
-    path = where(basedir, rng)
-    if path.exists():
-        how(path, rng)
+    try:
+        path = where(basedir, rng)
+    except IndexError:  # no commitment cached yet: its agent has not loaded the run
+        return False
+    if not path.exists():
+        return False
+    how(path, rng)
+    return True
+
+
+class Corruptions:
+    """Every kind in turn, so that a few games see them all; a kind whose file is not there (yet)
+    keeps its turn for the next corruption."""
+
+    def __init__(self, kinds: list[str], rng: random.Random) -> None:
+        self.queue = sorted(kinds)
+        rng.shuffle(self.queue)
+        self.lock = threading.Lock()
+
+    def apply(self, basedir: Path, rng: random.Random) -> str | None:
+        with self.lock:
+            for kind in list(self.queue):
+                if corrupt(basedir, kind, rng):
+                    self.queue.remove(kind)
+                    self.queue.append(kind)
+                    return kind
+            return None
 
 
 # ---------------------------------------------------------------- agents
@@ -233,8 +275,9 @@ class Agent:
 
 @dataclass(frozen=True)
 class GamePlan:
-    """One game: the run both parties start from, the arity, which side lies (from which step),
-    how many times agents are killed, and whether the liar walks away for good (a short clock)."""
+    """One game: the run both parties start from, the arity, which side lies (from which step; in
+    a multi-phase game, from which node of the graph and which step of that node's VM run), how
+    many times agents are killed, and whether the liar walks away for good (a short clock)."""
 
     run: Path
     k: int
@@ -243,6 +286,11 @@ class GamePlan:
     kills: int
     abandon: bool
     clock: int
+    fault_node: int | None = None  # a multi-phase game (the run is a graph run)
+
+    @property
+    def phases(self) -> str:
+        return "single" if self.fault_node is None else "multi"
 
 
 @dataclass
@@ -274,7 +322,7 @@ class FaultyGame(Match):
         plan: GamePlan,
         work: Path,
         rng: random.Random,
-        corruptions: Iterator[str],
+        corruptions: dict[str, Corruptions],
     ) -> None:
         super().__init__(node, plan.run, work, "--k", str(plan.k), "--clock", str(plan.clock))
         self.proxy = proxy
@@ -285,6 +333,10 @@ class FaultyGame(Match):
         self.dirs = {"defender": self.submitter, "challenger": self.challenger}
         self.accounts = {"defender": SUBMITTER, "challenger": CHALLENGER}
         self.liar = "challenger" if plan.honest == "defender" else "defender"
+        if plan.fault_node is not None:  # the liar's graph run corrupts that node's output
+            with IN_PROCESS:
+                liar_run = ("run", "--basedir", str(self.dirs[self.liar]), "--json")
+                ok(prover_here(*liar_run, "--fault-node", str(plan.fault_node)))
         fault = ("--fault-step", str(plan.fault_step))
         ok(self.here("submit", SUBMITTER, self.submitter, *(fault if self.liar == "defender" else ())))
         self.agents: list[Agent] = []
@@ -297,7 +349,8 @@ class FaultyGame(Match):
         args = ("--side", side, "--json", "--poll", "0.05")
         if side == "challenger" and self.liar == "challenger":
             args += ("--fault-step", str(self.plan.fault_step))
-        options = ("--basedir", str(self.dirs[side]), "--account", str(self.accounts[side]))
+        basedir = self.dirs[side]
+        options = ("--basedir", str(basedir), "--account", str(self.accounts[side]))
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -312,7 +365,12 @@ class FaultyGame(Match):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(os.environ, PROVER_RPC=self.proxy.url),
+            # Each party its own commitment cache, which is corrupted like its other files.
+            env=dict(
+                os.environ,
+                PROVER_RPC=self.proxy.url,
+                PROVER_COMMITMENT_CACHE=str(basedir.parent / f"cache-{basedir.name}"),
+            ),
             cwd=REPO,
         )
         agent = Agent(side, process)
@@ -380,9 +438,9 @@ class FaultyGame(Match):
         return self.start(side)
 
     def corrupt(self) -> None:
-        kind = next(self.corruptions)
-        corrupt(self.dirs[self.plan.honest], kind, self.rng)
-        self.report.corruptions.append(kind)
+        kind = self.corruptions[self.plan.phases].apply(self.dirs[self.plan.honest], self.rng)
+        if kind is not None:
+            self.report.corruptions.append(kind)
 
     def describe(self) -> str:
         return "; ".join(f"{a.side} killed={a.killed} {a.lines[-3:]} {a.stderr[-500:]}" for a in self.agents)
@@ -392,11 +450,14 @@ class FaultyGame(Match):
 
 
 def chain_moves(game: DisputeGame, w3: Any, game_id: int) -> list[tuple[str, tuple, bytes]]:
-    """The game's moves on chain: (kind, what it names, transaction) in order."""
+    """The game's moves on chain: (kind, what it names, transaction) in order. What a move names
+    starts with its phase: "graph" up to and including the node's opening, "vm" after it (a
+    single-phase game is all "vm"), as the agents' lines say."""
     moves = []
     for name, kind in (
         ("Bisected", "bisect"),
         ("Selected", "select"),
+        ("NodeOpened", "open_node"),
         ("Stepped", "step"),
         ("GameResolved", "timeout"),
     ):
@@ -409,21 +470,30 @@ def chain_moves(game: DisputeGame, w3: Any, game_id: int) -> list[tuple[str, tup
             key = {
                 "bisect": (args.get("left"), args.get("right")),
                 "select": (args.get("left"), args.get("right")),
-            }.get(kind, (args["step"],) if kind == "step" else ())
-            moves.append((kind, key, bytes(log["transactionHash"]), log["blockNumber"]))
-    return [(kind, key, tx) for kind, key, tx, _ in sorted(moves, key=lambda move: move[3])]
+                "open_node": (args.get("node"),),
+                "step": (args.get("step"),),
+            }.get(kind, ())
+            moves.append((kind, key, bytes(log["transactionHash"]), (log["blockNumber"], log["logIndex"])))
+    moves.sort(key=lambda move: move[3])
+    phase = "graph" if any(kind == "open_node" for kind, *_ in moves) else "vm"
+    keyed = []
+    for kind, key, tx, _ in moves:
+        keyed.append((kind, (phase, *key), tx))
+        if kind == "open_node":
+            phase = "vm"
+    return keyed
 
 
 def logged_key(line: dict) -> tuple:
     """What a `move` or `sending` line names, as chain_moves keys it."""
     kind = line["kind"]
-    if kind == "bisect":
-        return tuple(line["interval"])
-    if kind == "select":
-        return tuple(line["piece"])
-    if kind == "step":
-        return (line["step"],)
-    return ()
+    named = {
+        "bisect": lambda: tuple(line["interval"]),
+        "select": lambda: tuple(line["piece"]),
+        "open_node": lambda: (line["node"],),
+        "step": lambda: (line["step"],),
+    }.get(kind, tuple)()
+    return (line["phase"], *named)
 
 
 def check_game(match: FaultyGame, report: GameReport) -> None:
@@ -490,25 +560,46 @@ def check_game(match: FaultyGame, report: GameReport) -> None:
         assert result["withdrawable"] == credited[submitter if side == "defender" else challenger]
 
 
+MAX_VM_FAULT_STEP = 1_000_000  # a multi-phase liar's VM run lies from a step below this (or its last)
+
+
 def plans(
-    rng: random.Random, runs: dict[str, Path], steps: dict[str, int], count: int, real_every: int
+    rng: random.Random,
+    runs: dict[str, Path],
+    steps: dict[str, int],
+    count: int,
+    real_every: int,
+    graph_runs: tuple[Path, ...] = (),
+    multi_every: int = 0,
 ) -> list[GamePlan]:
     """`count` games: mostly the tiny run at k = 2 (13 rounds) or k = 8 (5 rounds), every
-    `real_every`-th one a real model at k = 16; both directions; one in five abandoned by the liar
-    (a 20 s clock, claimed by timeout)."""
+    `real_every`-th one a real model at k = 16, every `multi_every`-th one (before that) a
+    multi-phase game of one of `graph_runs` at k = 16 whose liar corrupts a random node; both
+    directions; one in five abandoned by the liar (a 20 s clock, claimed by timeout)."""
     chosen = []
     for number in range(count):
-        name = "tiny" if (number + 1) % real_every else rng.choice([name for name in runs if name != "tiny"])
+        fault_node = None
+        if multi_every and (number + 1) % multi_every == 0:
+            run = rng.choice(graph_runs)
+            fault_node = rng.randint(1, json.loads((run / "graph.json").read_text())["node_count"])
+            fault_step, k = rng.randrange(1, MAX_VM_FAULT_STEP), 16
+        else:
+            name = (
+                "tiny" if (number + 1) % real_every else rng.choice([name for name in runs if name != "tiny"])
+            )
+            run, fault_step = runs[name], rng.randrange(1, steps[name])
+            k = (2, 8)[number // 2 % 2] if name == "tiny" else 16
         abandon = number % 5 == 4
         chosen.append(
             GamePlan(
-                run=runs[name],
-                k=(2, 8)[number // 2 % 2] if name == "tiny" else 16,
+                run=run,
+                k=k,
                 honest=("defender", "challenger")[number % 2],
-                fault_step=rng.randrange(1, steps[name]),
+                fault_step=fault_step,
                 kills=1 if abandon else rng.randint(1, 2),
                 abandon=abandon,
                 clock=20 if abandon else 3600,
+                fault_node=fault_node,
             )
         )
     return chosen
@@ -525,9 +616,10 @@ def play_games(
     """Every planned game on one node behind one proxy, `at_once` at a time (each on its own
     deployment), each checked; the reports in plan order and the proxy's fault counts."""
     proxy = FaultyProxy(node, rng)
-    kinds = sorted(CORRUPTIONS)
-    rng.shuffle(kinds)
-    corruptions = itertools.cycle(kinds)  # every kind in turn, so that a few games see them all
+    corruptions = {
+        "single": Corruptions(list(VM_CORRUPTIONS), rng),
+        "multi": Corruptions(list(GRAPH_CORRUPTIONS), rng),
+    }
     reports: dict[int, GameReport] = {}
     failures: list[BaseException] = []
     numbered = iter(list(enumerate(chosen)))

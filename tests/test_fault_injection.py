@@ -1,8 +1,10 @@
 """The honest side wins every game under injected faults (tests/fault_injection.py): a proxy that
 holds, delays and drops transactions, agents of both sides killed with SIGKILL and started again,
-the honest party's local files corrupted while its agent is down, liars that walk away. Twenty
-games: eighteen of the tiny run at k = 2 (13 rounds each) and two of the MLP at k = 16; every
-kind of corruption at least once. benchmarks/bench_fault_injection.py plays 200 or more."""
+the honest party's local files corrupted while its agent is down, liars that walk away. Twenty-four
+games: eighteen single-phase (seventeen of the tiny run at k = 2 or 8, one of the MLP at k = 16) and
+six multi-phase games of the MLP at k = 16 (the liar corrupts a random node; graph.json, its copy
+and the commitment cache are corrupted); every kind of corruption at least once.
+benchmarks/bench_fault_injection.py plays 200 or more."""
 
 import json
 import random
@@ -12,7 +14,7 @@ from dispute_helpers import honest_run, tiny_run
 from fault_injection import CORRUPTIONS, plans, play_games
 from node_process import running_node
 
-GAMES = 20
+GAMES = 24
 SEED = 20
 
 
@@ -20,13 +22,15 @@ def test_the_honest_side_wins_every_game_under_faults(tmp_path_factory, tmp_path
     rng = random.Random(SEED)
     runs = {"tiny": tiny_run(tmp_path_factory), "mlp": honest_run("mlp", tmp_path_factory)}
     steps = {name: json.loads((run / "final.json").read_text())["steps"] for name, run in runs.items()}
-    chosen = plans(rng, runs, steps, GAMES, real_every=10)
+    graph_runs = (honest_run("mlp", tmp_path_factory, phases="multi"),)
+    chosen = plans(rng, runs, steps, GAMES, real_every=10, graph_runs=graph_runs, multi_every=4)
+    assert Counter(plan.phases for plan in chosen) == {"single": 18, "multi": 6}
     with running_node() as node:
         reports, faults = play_games(node, tmp_path, chosen, rng, progress=lambda report: None)
     # play_games checks every game (the winner, the moves on chain against the logs, the bonds).
     assert [report.winner for report in reports] == [plan.honest for plan in chosen]
     assert sum(report.by_timeout for report in reports) == sum(plan.abandon for plan in chosen)
     corrupted = Counter(kind for report in reports for kind in report.corruptions)
-    assert set(corrupted) == set(CORRUPTIONS)
+    assert set(corrupted) == set(CORRUPTIONS), set(CORRUPTIONS) - set(corrupted)
     assert all(faults[fault] for fault in ("delay", "drop", "drop_reply")), faults
     assert sum(report.kills for report in reports) >= GAMES

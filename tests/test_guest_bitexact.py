@@ -1,19 +1,16 @@
 """The trained int8 models (models/*_int8.ggml) in the VM equal the numpy reference engine bit for
-bit: the whole output region (u32 class, then all ten int8 logits) of a full fast-executor run from
-the image's initial state, on MNIST test images.
+bit: the whole output region (u32 class, then all ten int8 logits) of a full run of the machine
+(the native executor, Machine.run) from the image's initial state, on MNIST test images.
 
 The expected payload is written here from docs/memory-map.md (class = first index of the maximum,
 then the output tensor's bytes), not taken from prover code, so the check does not share a bug with
 the code it checks.
 
-Cost: the MLP takes 1.55 M steps per image, LeNet-5 2.96 M. The first run of an executor compiles
-its blocks (0.3 s, more than the 0.18 s of a compiled MLP run); the slow tests therefore run the
-200 images through vm.fast.SharedBlocksRunner, which keeps the compiled blocks from one image
-to the next, and lay the images out with prover.task.golden.GoldenTemplate (program and model pages
-hashed once). Every image is still a fresh machine run from its own S0 to its exit; the fast tests
-check on a few images that this path ends in exactly the final state of the plain path
-(build_golden and a new FastExecutor per image), and the tests at the end that the block sharing
-stops when a program writes to its code.
+Cost: the MLP takes 1.55 M steps per image, LeNet-5 2.96 M, the ViT 12.0 M. The slow tests lay the
+images out with prover.task.golden.GoldenTemplate (program and model pages hashed once). Every
+image is still a fresh machine run from its own S0 to its exit; the fast tests check on a few
+images that this path ends in exactly the final state of the plain path (build_golden), and the
+tests at the end that programs which store into their own code end as the reference stepper says.
 """
 
 from collections.abc import Callable
@@ -29,7 +26,6 @@ from prover.model.modelfile import load_model
 from prover.task.golden import INPUT_BASE, GoldenImage, GoldenTemplate, build_golden, sibling_slot_root
 from prover.task.run import output_payload
 from vm import Machine
-from vm.fast import FastExecutor, SharedBlocksRunner
 from vm.instructions import execute
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,20 +49,19 @@ def engine_payloads(name: str, images: np.ndarray) -> list[bytes]:
 
 @pytest.mark.parametrize("name", INT8_MODELS)
 def test_int8_model_in_the_vm_equals_the_engine(name: str) -> None:
-    """The plain path (build_golden, a new FastExecutor) equals the engine, and the shared path of
-    the slow tests ends in the very same final state."""
+    """The plain path (build_golden) equals the engine, and the template path of the slow tests
+    ends in the very same final state."""
     model = (REPO / "models" / f"{name}.ggml").read_bytes()
-    template, runner = GoldenTemplate(model), SharedBlocksRunner()
+    template = GoldenTemplate(model)
     images = sample_images()[0][FAST_IMAGES]
     for image, want in zip(images, engine_payloads(name, images), strict=True):
         plain = build_golden(model, image.tobytes())
-        FastExecutor(plain.machine).run(None)
+        plain.machine.run()
         assert (plain.machine.state.exit_code, output_payload(plain.machine)) == (0, want)
         shared = template.image(image.tobytes())
         assert shared.to_json() == plain.to_json()  # S0, the three roots, the memory map
-        runner(shared.machine)
+        shared.machine.run()
         assert shared.machine.state.encode() == plain.machine.state.encode()
-    assert runner.fresh_executors == 1  # the later images did reuse the first one's blocks
 
 
 @pytest.mark.slow
@@ -77,19 +72,18 @@ def test_int8_model_in_the_vm_equals_the_engine_on_200_images(
 ) -> None:
     images = mnist[0]
     model = (REPO / "models" / f"{name}.ggml").read_bytes()
-    template, runner = GoldenTemplate(model), SharedBlocksRunner()
+    template = GoldenTemplate(model)
 
     mismatches = []
     for index, want in enumerate(engine_payloads(name, images[:SLOW_IMAGES])):
         image = template.image(images[index].tobytes())
-        runner(image.machine)
+        image.machine.run()
         if (image.machine.state.exit_code, output_payload(image.machine)) != (0, want):
             mismatches.append(index)
     assert mismatches == []
-    assert runner.fresh_executors == 1
 
 
-# ---------------------------------------------------------------------------- SharedBlocksRunner's guard
+# -------------------------------------------------------------- programs that store into their code
 
 BASE = 0x00400000
 PAGE = 0x1000
@@ -139,8 +133,7 @@ def self_modifying_same_page() -> dict[int, bytes]:
 
 def modifies_another_page(value: int) -> dict[int, bytes]:
     """The next page holds `ori $a0, $zero, 1` + exit. With a non-zero first input word, the program
-    first overwrites that `ori` with `ori $a0, $zero, value`; then it jumps there. A block compiled
-    for an image that wrote would be stale for an image that did not (same program, other input)."""
+    first overwrites that `ori` with `ori $a0, $zero, value`; then it jumps there."""
     target = BASE + PAGE
     program = [
         0x3C0C0000 | (INPUT_BASE >> 16),  # lui $t4, hi(INPUT_BASE)
@@ -160,7 +153,7 @@ def modifies_another_page(value: int) -> dict[int, bytes]:
 
 def modifies_and_restores() -> dict[int, bytes]:
     """self_modifying_same_page, then the replaced word is stored back before the exit: the code
-    ends as it began, only the invalidation (a store into a page holding blocks) shows."""
+    ends as it began."""
     old, new = 0x34040001, 0x34040007
     return {
         BASE: words(
@@ -179,38 +172,18 @@ def modifies_and_restores() -> dict[int, bytes]:
     }
 
 
-# A run that leaves its code modified passes no blocks on; one that restores it may (its surviving
-# blocks were compiled from the restored bytes, the next image's own).
-@pytest.mark.parametrize(
-    ("program", "executors"), [(self_modifying_same_page, 2), (modifies_and_restores, 1)]
-)
-def test_shared_blocks_runner_after_a_store_into_code(
-    program: Callable[[], dict[int, bytes]], executors: int
-) -> None:
-    runner = SharedBlocksRunner()
+@pytest.mark.parametrize("program", [self_modifying_same_page, modifies_and_restores])
+def test_a_program_that_stores_into_its_code(program: Callable[[], dict[int, bytes]]) -> None:
     for _ in range(2):
         image = image_of(program())
-        runner(image.machine)
+        image.machine.run()
         assert image.machine.state.exited and image.machine.state.exit_code == 7
         assert image.machine.state.encode() == reference_state(program())
-    assert runner.fresh_executors == executors
 
 
-def test_shared_blocks_runner_drops_blocks_compiled_from_modified_code() -> None:
-    runner = SharedBlocksRunner()
-    for value, exit_code in ((9, 9), (0, 1)):  # a stale block would exit with 9 again
+def test_a_program_that_stores_into_another_code_page() -> None:
+    for value, exit_code in ((9, 9), (0, 1)):
         image = image_of(modifies_another_page(value))
-        runner(image.machine)
+        image.machine.run()
         assert image.machine.state.exited and image.machine.state.exit_code == exit_code
         assert image.machine.state.encode() == reference_state(modifies_another_page(value))
-    assert runner.fresh_executors == 2
-
-
-def test_shared_blocks_runner_shares_blocks_of_unmodified_code() -> None:
-    code = {BASE: words(0x34040003, *EXIT)}
-    runner = SharedBlocksRunner()
-    for _ in range(3):
-        image = image_of(code)
-        runner(image.machine)
-        assert image.machine.state.encode() == reference_state(code)
-    assert runner.fresh_executors == 1

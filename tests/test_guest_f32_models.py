@@ -31,7 +31,6 @@ from prover.model.modelfile import load_model
 from prover.task.golden import build_golden
 from prover.task.guest.native import NativeGuest
 from prover.task.run import output_payload
-from vm.fast import FastExecutor
 
 __all__ = ["native_guest"]  # the fixture, imported for this module
 
@@ -76,7 +75,7 @@ def test_f32_model_in_the_vm_equals_native_and_gives_the_engine_class(
     image = sample_images()[0][VM_IMAGE[name]]
     model = (REPO / "models" / f"{name}.ggml").read_bytes()
     machine = build_golden(model, image.tobytes()).machine
-    FastExecutor(machine).run(None)
+    machine.run()
     output = output_payload(machine)
     native = native_guest.run(model, image.tobytes())
     assert (machine.state.exit_code, output) == (0, native.output)

@@ -21,7 +21,6 @@ from prover.model.data import load_mnist
 from prover.task.golden import build_golden
 from prover.task.guest.native import NativeGuest
 from prover.task.run import output_payload
-from vm.fast import FastExecutor
 
 __all__ = ["native_guest"]  # the fixture, imported for this module
 
@@ -106,7 +105,7 @@ def test_converted_opml_model_in_the_vm(
     expected = direct_mlp(images, *weights).argmax(axis=1)
     for image, want in zip(images, expected, strict=True):
         machine = build_golden(model, image.tobytes()).machine
-        FastExecutor(machine).run(None)
+        machine.run()
         output = output_payload(machine)
         assert (machine.state.exit_code, output) == (0, native_guest.run(model, image.tobytes()).output)
         assert int.from_bytes(output[:4], "big") == want

@@ -11,7 +11,6 @@ from test_guest_models import DEQUANTIZE, F32, LINEAR, RELU, U8, Graph, f32_bits
 from prover.model.data import load_mnist
 from prover.task.golden import OUTPUT_BASE, REGION_HEADER, build_golden
 from prover.task.guest.native import NativeGuest
-from vm.fast import FastExecutor
 
 torch = pytest.importorskip("torch")
 
@@ -60,7 +59,7 @@ def test_trained_f32_mlp_in_the_vm(native_guest: NativeGuest) -> None:
     model, _ = trained_f32_mlp()
     images, labels = sample_images()
     machine = build_golden(model, images[0].tobytes()).machine
-    FastExecutor(machine).run(None)
+    machine.run()
     length = machine.memory.read_word(OUTPUT_BASE)
     output = machine.memory.read(OUTPUT_BASE + REGION_HEADER, length)
     assert (machine.state.exit_code, output) == (0, native_guest.run(model, images[0].tobytes()).output)

@@ -6,14 +6,13 @@ from test_guest_models import f32_convnet, f32_mlp, images, int8_convnet, int8_m
 
 from prover.task.golden import OUTPUT_BASE, REGION_HEADER, build_golden
 from prover.task.guest.native import NativeGuest
-from vm.fast import FastExecutor
 
 __all__ = ["native_guest"]  # the fixture, imported for this module
 
 
 def run_in_vm(model: bytes, data: bytes) -> tuple[int, bytes]:
     machine = build_golden(model, data).machine
-    FastExecutor(machine).run(None)
+    machine.run()
     assert machine.state.exited
     length = machine.memory.read_word(OUTPUT_BASE)
     return machine.state.exit_code, machine.memory.read(OUTPUT_BASE + REGION_HEADER, length)

@@ -22,7 +22,6 @@ from prover.model.litert import interpreter_logits
 from prover.model.modelfile import load_model, write_model
 from prover.task.golden import GoldenTemplate
 from prover.task.run import output_payload
-from vm.fast import SharedBlocksRunner
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "models" / "tflite"
@@ -55,11 +54,11 @@ def test_vm_equals_the_reference_kernels(name: str, mnist: tuple[np.ndarray, np.
     graph = import_tflite(path)
     images = mnist[0][:IMAGES]
     reference = interpreter_logits(path, graph, images)
-    template, runner = GoldenTemplate(write_model(graph)), SharedBlocksRunner()
+    template = GoldenTemplate(write_model(graph))
     mismatches = []
     for index, image in enumerate(images):
         golden = template.image(image.tobytes())
-        runner(golden.machine)
+        golden.machine.run()
         payload = output_payload(golden.machine)
         logits = np.frombuffer(payload[4:], np.int8).astype(np.int64)
         if golden.machine.state.exit_code != 0 or not np.array_equal(logits, reference[index]):

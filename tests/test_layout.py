@@ -119,8 +119,8 @@ def test_the_checks_can_fail(tmp_path):
     source = tmp_path / "lazy.py"
     source.write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import vm.machine\n"
-        "def f():\n    from prover.game.agent import next_move\n    import vm.fast\n"
+        "def f():\n    from prover.game.agent import next_move\n    import vm.native\n"
     )
-    known = {"prover.game.agent", "vm.fast", "vm.machine", "prover.game"}
-    assert imported(source, known) == {"prover.game.agent", "vm.fast"}
+    known = {"prover.game.agent", "vm.native", "vm.machine", "prover.game"}
+    assert imported(source, known) == {"prover.game.agent", "vm.native"}
     assert cycles_in({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a -> b -> c -> a"]

@@ -14,7 +14,6 @@ from prover.model.generate import LanguageModel
 from prover.model.modelfile import load_model
 from prover.task.golden import GoldenTemplate
 from prover.task.run import output_payload
-from vm.fast import SharedBlocksRunner
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "models" / "lm_int8.ggml"
@@ -27,14 +26,14 @@ def payload(values: np.ndarray) -> bytes:
 
 def check_passes(count: int) -> None:
     lm = LanguageModel(load_model(MODEL))
-    template, runner = GoldenTemplate(MODEL.read_bytes()), SharedBlocksRunner()
+    template = GoldenTemplate(MODEL.read_bytes())
     tokens, mismatches = list(PROMPT), []
     for index in range(count):
         window = lm.window(tokens)
         token, outputs = lm.next_token(tokens)
         assert np.array_equal(outputs, engine.run(lm.graph, window[None])[0])
         image = template.image(window.astype(">i4").tobytes())
-        runner(image.machine)
+        image.machine.run()
         if (image.machine.state.exit_code, output_payload(image.machine)) != (0, payload(outputs)):
             mismatches.append(index)
         tokens.append(token)

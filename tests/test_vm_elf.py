@@ -9,7 +9,6 @@ from vm_guest import build_c, zig_available
 
 from vm import ElfError, Machine
 from vm.elf import load_segments
-from vm.fast import FastExecutor
 
 pytestmark = pytest.mark.skipif(not zig_available(), reason="ziglang is not installed")
 
@@ -41,7 +40,7 @@ def test_runs_a_compiled_program(elf: Path) -> None:
     assert machine.stdout() == b"sum done\n"
     fast = Machine.from_elf(elf)
     fast.state.registers[29] = 0x7FFFD000
-    FastExecutor(fast).run()
+    fast.run()
     assert fast.state.encode() == machine.state.encode()
 
 

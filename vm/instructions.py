@@ -2,7 +2,7 @@
 
 `execute` runs up to `max_steps` steps of a machine in place. It is the one definition of the
 semantics in Python: `Machine.step()` calls it for one step (after taking the witness) and
-`Machine.run()` for many; the fast executor is tested against it.
+`Machine.run_reference()` for many; the native executor (vm/native.c) is tested against it.
 
 The loop keeps the state in local variables (CPython is several times faster with locals than with
 attribute access) and is laid out as the contract is: fetch, then decode by opcode (SPECIAL by

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from vm.elf import load_segments
-from vm.fast import FastExecutor
 from vm.instructions import execute
 from vm.memory import Memory
+from vm.native import NativeExecutor
 from vm.state import State
 from vm.witness import StepWitness, step_proof
 
@@ -59,9 +59,9 @@ class Machine:
         return StepWitness(state_data, proof, self.state_hash())
 
     def run(self, max_steps: int | None = None) -> int:
-        """Run until exit or `max_steps` steps with the fast executor (compiled basic blocks, the
-        same states as the reference stepper); returns the steps run. A trace's runner signature."""
-        return FastExecutor(self).run(max_steps)
+        """Run until exit or `max_steps` steps with the native executor (vm/native.c: the same
+        states as the reference stepper); returns the steps run. A trace's runner signature."""
+        return NativeExecutor(self).run(max_steps)
 
     def run_reference(self, max_steps: int | None = None) -> int:
         """Run with the reference stepper (vm/instructions.py, line by line what the contract

@@ -54,13 +54,14 @@ def page_root(page: bytes) -> bytes:
 class Memory:
     """Byte-addressed big-endian memory with Merkle proofs."""
 
-    __slots__ = ("_nodes", "dirty", "pages")
+    __slots__ = ("_nodes", "dirty", "native", "pages")
 
     def __init__(self) -> None:
         self.pages: dict[int, bytearray] = {}
         self.dirty: set[int] = set()
         # _nodes[level] for level in PAGE_LEVEL..TREE_DEPTH (lower indices unused).
         self._nodes: list[dict[int, bytes]] = [{} for _ in range(TREE_DEPTH + 1)]
+        self.native: object | None = None  # the native executor's page table (vm/native.py)
 
     @classmethod
     def from_pages(cls, pages: dict[int, bytes], page_roots: dict[int, bytes]) -> Memory:

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vm import fast
 from vm.errors import SnapshotError, VmError
 from vm.files import write_atomically
 from vm.hashing import keccak
@@ -42,8 +41,8 @@ class Checkpoint:
     pages: dict[int, bytes]  # every page of memory (shared page objects)
 
 
-# runner(machine, n) runs n steps (fewer if the machine exits) and returns the steps run. The fast
-# executor by default: its states are bit-identical to the reference stepper's (tests/test_vm_fast.py).
+# runner(machine, n) runs n steps (fewer if the machine exits) and returns the steps run. The native
+# executor by default: its states are bit-identical to the reference stepper's (tests/test_vm_native.py).
 Runner = Callable[[Machine, int], int]
 
 
@@ -76,21 +75,19 @@ class Trace:
         progress: Callable[[int], None] | None = None,
     ) -> Trace:
         """Run a copy of `machine` to its exit (or `max_steps` steps) with a checkpoint every
-        `interval` steps. `runner` runs the chunks and later replays (default: one FastExecutor for
-        the recording, Machine.run per replay). `progress(steps)` is called per checkpoint."""
+        `interval` steps. `runner` runs the chunks and later replays (default: Machine.run, the
+        native executor). `progress(steps)` is called per checkpoint."""
         if interval < 1:
             raise VmError(f"checkpoint interval {interval} must be at least 1")
         run = machine.copy()
-        # One executor for the whole run keeps its compiled blocks from chunk to chunk.
-        run_chunk = runner if runner is not None else lambda _, steps: executor.run(steps)
-        executor = fast.FastExecutor(run)
+        runner = runner or Machine.run
         memory = run.memory
         pages = {index: bytes(page) for index, page in memory.pages.items()}
         checkpoints = [Checkpoint(run.state.encode(), dict(pages))]
         done = 0
         while not run.state.exited and (max_steps is None or done < max_steps):
             chunk = interval if max_steps is None else min(interval, max_steps - done)
-            executed = run_chunk(run, chunk)
+            executed = runner(run, chunk)
             done += executed
             for index in memory.dirty:
                 pages[index] = bytes(memory.pages[index])
@@ -99,7 +96,7 @@ class Trace:
                 checkpoints.append(Checkpoint(state_data, dict(pages)))
             if progress is not None:
                 progress(done)
-        return cls(interval, checkpoints, run.state.encode(), runner or Machine.run)
+        return cls(interval, checkpoints, run.state.encode(), runner)
 
     # ------------------------------------------------------------------ queries
 

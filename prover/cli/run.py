@@ -17,6 +17,7 @@ from prover.task.graph_run import run_graph, write_graph_run, write_graph_task
 from prover.task.guest.build import GUEST_ELF
 from prover.task.phases import AUTO, CHOICES, MULTI, choose_phases
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
+from prover.task.sealed import sealed_exists
 from prover.watch.store import Store
 
 
@@ -192,7 +193,7 @@ def run_command(
         raise ProverError("--model and --data go together (the task and its run in one go)")
     if model_path is not None and data_path is not None:
         _golden(basedir, model_path, data_path, phases, tile_macs, background, out)
-    if (basedir / GRAPH_JSON).exists():
+    if sealed_exists(basedir / GRAPH_JSON):
         run = run_graph(basedir, fault_node, out.warn, progress=not out.as_json)
         out.emit(Record({**run, "phases": MULTI}, _claim_text(run)))
         return

@@ -38,7 +38,6 @@ from prover.task.commitments import ModelCommitment
 from prover.task.golden import OUTPUT_BASE, region_bytes, top_tree_siblings
 from prover.task.graph_trace import GraphTrace
 from prover.task.node import node_file, node_image, node_output, node_program_root
-from vm.fast import SharedBlocksRunner
 from vm.trace import Trace as VmTrace
 
 CHECKPOINT_INTERVAL = 10_000  # steps between a node run's checkpoints: a query replays fewer
@@ -86,7 +85,6 @@ class GraphParty:
     commitment: ModelCommitment
     trace: GraphTrace
     vm_fault_step: int | None = None
-    runner: SharedBlocksRunner = field(default_factory=SharedBlocksRunner)
     _runs: dict[int, NodeRun] = field(default_factory=dict)
 
     def node_run(self, node: int) -> NodeRun:
@@ -97,7 +95,7 @@ class GraphParty:
 
     def _run(self, node: int) -> NodeRun:
         image = node_image(node_file(self.graph, node - 1), self.trace.node_inputs(node))
-        honest = VmTrace.record(image.machine, interval=CHECKPOINT_INTERVAL, runner=self.runner)
+        honest = VmTrace.record(image.machine, interval=CHECKPOINT_INTERVAL)
         final = honest.machine_at(honest.steps)
         own_output = self.trace.payload(self.graph.nodes[node - 1].output)
         if node_output(final) == own_output and self.vm_fault_step is None:

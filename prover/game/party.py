@@ -19,6 +19,7 @@ from prover.chain.contracts import DisputeGame, MipsVerifier
 from prover.errors import ProverError
 from prover.game.agent import FaultyTrace, Trace
 from prover.task.basedir import GRAPH_JSON, read_json, write_json
+from prover.task.sealed import sealed_exists
 from prover.task.verified import Report, verified_run
 from vm.machine import Machine
 from vm.trace import Trace as VmTrace
@@ -158,7 +159,7 @@ class Run:
 def is_graph_party(basedir: Path) -> bool:
     """Whether the base directory holds a graph task (`prover golden`, by default for an int8
     model): it plays multi-phase games."""
-    return (basedir / GRAPH_JSON).exists()
+    return sealed_exists(basedir / GRAPH_JSON)
 
 
 def task_file(basedir: Path) -> Path:
@@ -248,11 +249,11 @@ def load_graph_run_of(basedir: Path, report: Report) -> tuple[Run, Trace]:
     return run, GraphParty(native.graph, native.commitment, native.trace, fault_step)
 
 
-def graph_ops(basedir: Path) -> list[str]:
+def graph_ops(basedir: Path, report: Report) -> list[str]:
     """The op of each node (1-based: index node - 1) of a graph party's model, for `status`."""
     # Imported here, as in load_graph_run_of.
     from prover.model.modelfile import load_model
-    from prover.task.graph_run import task_graph
+    from prover.task.graph_run import read_graph_task, task_graph
 
-    graph = read_json(basedir / GRAPH_JSON, "a graph task (run `prover golden` first)")
+    graph = read_graph_task(basedir, report)
     return [node.op.name for node in task_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]

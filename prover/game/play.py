@@ -377,7 +377,7 @@ def status(party: Party, out: Output, game_id: int | None) -> None:
         claims = [claim_status(game, cid, now) for cid in range(1, game.call("claimCount") + 1)]
     else:
         game_ids, claims = [game_id], []
-    node_ops = graph_ops(party.basedir) if is_graph_party(party.basedir) else None
+    node_ops = graph_ops(party.basedir, out.warn) if is_graph_party(party.basedir) else None
     games = [game_status(game, party, gid, k, node_ops) for gid in game_ids]
     balance = game.balance_of(party.sender)
     report = {

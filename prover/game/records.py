@@ -163,8 +163,17 @@ def make_move(
 
 
 def describe_move(move: Move, view: GameView, k: int) -> tuple[dict[str, Any], str]:
-    """A move made on `view`: its fields (its kind, the interval it was made on and what it names)
-    and what a person reads."""
+    """A move made on `view`: its fields (its kind, the phase and interval it was made on, and
+    what it names) and what a person reads."""
+    fields, text = _move_fields(move, view, k)
+    return {**fields, "phase": phase_of(view)}, text
+
+
+def phase_of(view: GameView) -> str:
+    return "graph" if view.graph_phase else "vm"
+
+
+def _move_fields(move: Move, view: GameView, k: int) -> tuple[dict[str, Any], str]:
     interval = [view.left, view.right]
     if isinstance(move, Bisect):
         count = len(move.hashes)
@@ -256,7 +265,7 @@ def game_status(
         "winner": record.winner.value if record.winner else None,
         "by_timeout": record.by_timeout,
         "gas": {side.value: gas for side, gas in record.gas.items()},
-        "phase": "graph" if view.graph_phase else "vm",
+        "phase": phase_of(view),
         "node": view.node or None,
         "op": node_ops[view.node - 1] if node_ops and view.node else None,
     }

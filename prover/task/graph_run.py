@@ -8,6 +8,7 @@ graph.json: the model file (absolute path), the tile size, the tiled model's mod
 payload, the graph task's roots (single-node program, input, model), the nodes root and count and
 G_0; after the run, the claim (G_n, the output tensor's bytes and its 20-sibling proof at position
 n, the class) and a dishonest party's `fault_node` (its trace corrupts that node's output) or null.
+It is kept with a copy and a digest (prover/task/sealed.py): the input payload is nowhere else.
 
 The model's commitment comes from the commitment cache (prover/task/commitment_cache.py): it is
 computed once per model file and tile size, not per command.
@@ -33,14 +34,13 @@ from prover.task.basedir import (
     GOLDEN_JSON,
     GOLDEN_SNAPSHOT,
     GRAPH_JSON,
-    read_json,
-    write_json,
 )
 from prover.task.commitment_cache import cached_commitment
 from prover.task.commitments import ModelCommitment, PositionTree, check_graph_task, commit_model
 from prover.task.graph_trace import GraphTrace, trace_graph
 from prover.task.node import node_program_root
 from prover.task.run import load_task
+from prover.task.sealed import read_sealed, write_sealed
 
 
 def _hex(data: bytes) -> str:
@@ -107,12 +107,13 @@ def write_graph_task(
     for name in (FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT):
         (basedir / name).unlink(missing_ok=True)
     shutil.rmtree(basedir / CHECKPOINTS, ignore_errors=True)
-    write_json(basedir / GRAPH_JSON, task)
+    write_sealed(basedir / GRAPH_JSON, task)
     return task
 
 
-def read_graph_task(basedir: Path) -> dict:
-    return read_json(basedir / GRAPH_JSON, "a graph task (run `prover golden` first)")
+def read_graph_task(basedir: Path, warn: Callable[[str], None]) -> dict:
+    """graph.json, from its copy if it is damaged (prover/task/sealed.py)."""
+    return read_sealed(basedir / GRAPH_JSON, "a graph task (run `prover golden` first)", warn)
 
 
 def committed_task(
@@ -135,7 +136,7 @@ def run_graph(
 ) -> dict[str, object]:
     """Run graph.json's task natively (the numpy engine, node by node) and add its claim to
     graph.json; returns it. `fault_node` (1-based) makes a dishonest run."""
-    record = read_graph_task(basedir)
+    record = read_graph_task(basedir, warn)
     task = {name: value for name, value in record.items() if name not in CLAIM_FIELDS}
     graph, commitment = committed_task(task, warn, progress)
     n = commitment.node_count
@@ -150,7 +151,7 @@ def run_graph(
         "class": answered_class(trace.output),
         "fault_node": fault_node,
     }
-    write_json(basedir / GRAPH_JSON, run)
+    write_sealed(basedir / GRAPH_JSON, run)
     return run
 
 
@@ -187,7 +188,7 @@ class GraphRun:
 def load_graph_run(basedir: Path, warn: Callable[[str], None] = warn_on_stderr) -> GraphRun:
     """graph.json's run, recomputed natively from the model file and the input (deterministic),
     and checked against the recorded modelRoot and claim."""
-    record = read_graph_task(basedir)
+    record = read_graph_task(basedir, warn)
     if "final_state" not in record:
         raise ProverError(
             f"{basedir / GRAPH_JSON}: no run of the graph task; run `prover run --basedir {basedir}`"
@@ -195,5 +196,8 @@ def load_graph_run(basedir: Path, warn: Callable[[str], None] = warn_on_stderr) 
     graph, commitment = committed_task(record, warn)
     trace = trace_graph(graph, bytes.fromhex(record["input"][2:]), record["fault_node"])
     if _hex(trace.state_hash_at(commitment.node_count)) != record["final_state"]:
-        raise RuntimeError(f"{basedir / GRAPH_JSON}: the recomputed graph trace ends elsewhere")
+        raise ProverError(
+            f"{basedir / GRAPH_JSON}: the graph run recomputed from the model and the input does not "
+            "end in the claim's state; run `prover run` again"
+        )
     return GraphRun(graph, commitment, trace, record)

@@ -3,59 +3,30 @@ built for this host with the pinned `zig cc` the guest is built with, loaded thr
 
 `region_root(payload)` here is the same function as `prover.task.golden.region_root` (a test
 compares them), hashing a 100 MB payload in about a second instead of a Python loop over millions
-of leaves. The library is built once per source version into the user's cache directory
-($XDG_CACHE_HOME or ~/.cache, `opml-prover/`), named by the sha256 of the source and flags.
+of leaves. The library is built once per source version into the user's cache directory (vm/clib.py).
 """
 
 import ctypes
-import hashlib
-import os
-import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from prover.errors import ProverError
-from prover.files import write_atomically
+from vm.clib import load_library
+from vm.errors import VmError
 
 SOURCE = Path(__file__).resolve().parent / "merkle.c"
-FLAGS = ("-O3", "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC")
 SLOT_LEVEL = 23  # a memory slot of 2^28 bytes (docs/memory-map.md)
 REGION_HEADER = 32
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "opml-prover"
-
-
-def library_path() -> Path:
-    """Where the built library for the current source lives (built on first use)."""
-    digest = hashlib.sha256(SOURCE.read_bytes() + "\0".join(FLAGS).encode()).hexdigest()[:16]
-    return _cache_dir() / f"merkle-{digest}.so"
-
-
-def build_library(out: Path) -> Path:
-    """Compile merkle.c for the host with `zig cc` into `out` (atomically)."""
-    temporary = out.with_name(out.name + f".{os.getpid()}.build")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "ziglang", "cc", *FLAGS, str(SOURCE), "-o", str(temporary)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ProverError(f"building {SOURCE.name} with zig cc failed: {result.stderr.strip()}")
-    write_atomically(out, temporary.read_bytes())
-    temporary.unlink()
-    return out
-
-
 @cache
 def _library() -> ctypes.CDLL:
-    path = library_path()
-    if not path.exists():
-        build_library(path)
-    library = ctypes.CDLL(str(path))
+    try:
+        library = load_library(SOURCE)
+    except VmError as exc:
+        raise ProverError(str(exc)) from None
     library.region_root.restype = ctypes.c_int
     library.region_root.argtypes = [
         ctypes.c_char_p,  # header leaf (32 bytes)

@@ -37,8 +37,8 @@ from prover.task.golden import (
     verify_output_proof,
 )
 from prover.task.guest.build import GUEST_ELF
+from prover.task.sealed import remove_sealed
 from vm import Machine, SnapshotError
-from vm.fast import SharedBlocksRunner
 from vm.snapshot import load_snapshot, save_snapshot
 from vm.trace import Trace
 
@@ -75,7 +75,7 @@ def write_golden(basedir: Path, model: bytes, data: bytes, program: Path = GUEST
     image = build_golden(model, data, program)
     basedir.mkdir(parents=True, exist_ok=True)
     (basedir / FINAL_JSON).unlink(missing_ok=True)
-    (basedir / GRAPH_JSON).unlink(missing_ok=True)  # a base directory holds one kind of run
+    remove_sealed(basedir / GRAPH_JSON)  # a base directory holds one kind of run
     shutil.rmtree(basedir / CHECKPOINTS, ignore_errors=True)
     save_snapshot(image.machine, basedir / GOLDEN_SNAPSHOT)
     golden = image.to_json()
@@ -137,18 +137,16 @@ def run_task(basedir: Path, interval: int = DEFAULT_CHECKPOINT_INTERVAL, progres
 def record_run(basedir: Path, machine: Machine, interval: int, progress: bool) -> dict:
     """Run the golden image `machine` to its exit with a checkpoint every `interval` steps (saved in
     basedir/checkpoints), write final.json and return it."""
-    runner = SharedBlocksRunner()
     with tqdm(desc="run", unit="step", unit_scale=True, disable=not progress, leave=False) as bar:
         trace = Trace.record(
             machine,
             interval=interval,
             max_steps=MAX_STEPS,
-            runner=runner,
             progress=lambda done: bar.update(done - bar.n),
         )
-    final_machine = runner.machine
-    if not trace.exited or final_machine is None:
+    if not trace.exited:
         raise ProverError(f"the guest did not exit within {MAX_STEPS} steps")
+    final_machine = trace.machine_at(trace.steps)  # replayed from the last checkpoint
     if final_machine.state.encode() != trace.final_state:
         raise RuntimeError("the runner's machine is not the trace's final state")
     checkpoints = basedir / CHECKPOINTS

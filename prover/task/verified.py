@@ -22,7 +22,6 @@ from prover.task.basedir import CHECKPOINTS, FINAL_JSON, GOLDEN_JSON, GOLDEN_SNA
 from prover.task.golden import golden_of_machine, initial_state_hash
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, final_report, record_run
 from vm import Machine, SnapshotError
-from vm.fast import SharedBlocksRunner
 from vm.snapshot import load_snapshot, save_snapshot
 from vm.trace import Trace, checkpoint_name
 
@@ -110,11 +109,11 @@ def _verified_trace(basedir: Path, machine: Machine, report: Report) -> Trace:
     """The run's checkpointed trace, every checkpoint checked; recomputed from the last good
     checkpoint, or from the golden image `machine` when the index itself is lost."""
     try:
-        return Trace.load(basedir / CHECKPOINTS, runner=SharedBlocksRunner(), start=machine, report=report)
+        return Trace.load(basedir / CHECKPOINTS, start=machine, report=report)
     except SnapshotError as exc:
         report(f"{exc}; running the golden image again")
     record_run(basedir, machine, DEFAULT_CHECKPOINT_INTERVAL, progress=False)
-    return Trace.load(basedir / CHECKPOINTS, runner=SharedBlocksRunner())
+    return Trace.load(basedir / CHECKPOINTS)
 
 
 def _verified_final(basedir: Path, trace: Trace, report: Report) -> dict:
