@@ -212,3 +212,39 @@ def test_a_whole_guest_run_stopped_at_random_steps(model: str) -> None:
         assert executor.run(chunk) == reference.run_reference(chunk)
         assert native.state.encode() == reference.state.encode()
     assert native.stdout() == reference.stdout() and native.state.exit_code == 0
+
+
+EDGE_VALUES = (
+    0,
+    1,
+    2,
+    31,
+    32,
+    0x7FFF,
+    0x8000,
+    0xFFFF,
+    0x7FFFFFFF,
+    0x80000000,
+    0x80000001,
+    0xFFFFFFFE,
+    0xFFFFFFFF,
+)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_every_instruction_word_on_edge_values(seed: int) -> None:
+    """One step of random instruction words (any opcode, funct and fields, so invalid ones too)
+    on registers holding edge values: the same state as the reference, trap or not, 1,000 per seed."""
+    rng = random.Random(seed)
+    for _ in range(1_000):
+        words = [rng.getrandbits(32) if rng.random() < 0.3 else random_instruction(rng, 0), NOP]
+        machines = [Machine.from_bytes(code(words), addr=CODE, pc=CODE) for _ in range(2)]
+        values = [rng.choice(EDGE_VALUES) if rng.random() < 0.7 else rng.getrandbits(32) for _ in range(32)]
+        for machine in machines:
+            machine.memory.write(DATA - 64, bytes(range(128)))
+            machine.state.registers[1:] = values[1:]
+            machine.state.registers[DATA_BASE], machine.state.registers[ODD_BASE] = DATA, DATA + 1
+            machine.state.lo, machine.state.hi = values[0], values[5]
+        machines[0].run_reference(1)
+        NativeExecutor(machines[1]).run(1)
+        assert snapshot(machines[1]) == snapshot(machines[0]), hex(words[0])
