@@ -146,8 +146,13 @@ class Match:
         self.deployment = work / "deployment.json"
         self.submitter = party_dir(run, work / "submitter")
         self.challenger = party_dir(run, work / "challenger")
-        self.steps = json.loads((run / "final.json").read_text())["steps"]
+        self.run = run
         ok(self.here("deploy", DEPLOYER, work, *deploy_options))
+
+    @property
+    def steps(self) -> int:
+        """The VM steps of a single-phase run (its final.json)."""
+        return json.loads((self.run / "final.json").read_text())["steps"]
 
     def _options(self, account: int, basedir: Path) -> tuple[str, ...]:
         return ("--basedir", str(basedir), "--account", str(account), "--deployment", str(self.deployment))

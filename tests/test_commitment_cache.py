@@ -12,6 +12,7 @@ import pytest
 from dispute_helpers import MODELS, ok, prover_here
 
 from prover.model.data import sample_digit
+from prover.model.graph import Attr
 from prover.model.modelfile import load_model
 from prover.model.tiling import tile_graph
 from prover.task.commitment_cache import HEADER, cache_dir, cached_commitment, file_digest
@@ -82,6 +83,23 @@ def test_a_changed_model_file_is_not_taken_for_the_old_one(cache: Path, tmp_path
     changed = Counted(model)
     assert same(changed(), commit_model(changed.graph)) and changed.computed == 1
     assert changed.warnings == []  # another digest: another cache file, nothing stale was read
+
+
+def test_a_cache_of_another_task_graph_is_not_taken(cache: Path, tmp_path: Path) -> None:
+    """The same model file and tile size, but a task graph built otherwise (another version of the
+    tiling or of the ANSWER node, say): its own cache file, never the other's commitment, which
+    would pass every check of the file and still be another modelRoot."""
+    model = tmp_path / "m.ggml"
+    shutil.copy(MODELS["mlp"], model)
+    first = Counted(model)
+    first()
+    other = Counted(model)
+    other.graph.nodes[0].attrs = {
+        **other.graph.nodes[0].attrs,
+        Attr.Y_ZP: 1,
+    }  # as another version would build it
+    assert same(other(), commit_model(other.graph)) and other.computed == 1 and other.warnings == []
+    assert len(list(cache.glob("*.commit"))) == 2
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,12 @@ files are most of a command's work otherwise).
 
 The cache lives in $XDG_CACHE_HOME/opml-prover/commitments (else ~/.cache/...), or in
 $PROVER_COMMITMENT_CACHE:
-- `<sha256 of the model file>-<tile_macs>.commit`: the commitment of that content at that tile
-  size (a copy or a move of the file finds it again);
+- `<sha256 of the model file>-<tile_macs>-<scheme>.commit`: the commitment of that content at that
+  tile size (a copy or a move of the file finds it again); `scheme` is a digest of what else the
+  commitment depends on: the tiled task graph's structure (its nodes, attributes and tensor shapes:
+  how the model was tiled and answered) and the sources of the code that lays out and hashes node
+  files, so that a cache written by another version of this package is never taken for this one's
+  (it would be self-consistent and still wrong: an honest party would commit to another modelRoot);
 - `path-<sha256 of the file's real path>.txt`: the file's size, mtime_ns and inode when its digest
   was taken, so that an unchanged file is not read whole again to find its digest (a changed stat
   means the digest is taken again, a changed content means another cache file; a file modified
@@ -91,6 +95,32 @@ def file_digest(path: Path) -> str:
     return digest
 
 
+# The code a commitment's bytes depend on (node files' layout, their region roots, the nodes tree).
+SCHEME_SOURCES = tuple(
+    Path(__file__).resolve().parent.parent / name
+    for name in ("task/commitments.py", "task/node.py", "task/merkle.c", "model/modelfile.py")
+)
+
+
+def scheme_digest(graph: Graph) -> str:
+    """16 hex digits of sha256 over the structure of `graph` (everything but the weights' bytes,
+    which the model file's digest covers) and the SCHEME_SOURCES."""
+    structure = [
+        [(t.name, int(t.dtype), t.dims, t.scales, t.zero_point, t.data is None) for t in graph.tensors],
+        [
+            (int(n.op), n.inputs, n.output, sorted((int(k), v) for k, v in n.attrs.items()))
+            for n in graph.nodes
+        ],
+        graph.input,
+        graph.output,
+        sorted(graph.metadata.items()),
+    ]
+    digest = hashlib.sha256(repr(structure).encode())
+    for source in SCHEME_SOURCES:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def encode(commitment: ModelCommitment, digest: str, size: int, tile_macs: int) -> bytes:
     body = b"".join(commitment.node_roots)
     header = HEADER.pack(
@@ -143,7 +173,7 @@ def cached_commitment(
     when it holds a good one, else `compute()`d (commit_model) and stored."""
     digest = file_digest(path)
     size = Path(path).stat().st_size
-    cached = cache_dir() / f"{digest}-{tile_macs}.commit"
+    cached = cache_dir() / f"{digest}-{tile_macs}-{scheme_digest(graph)}.commit"
     if cached.exists():
         try:
             with open(cached, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:

@@ -37,6 +37,10 @@ def _golden_json_problem(golden: object) -> str | None:
         roots = [bytes.fromhex(golden[name][2:]) for name in ROOTS]
     except (TypeError, KeyError, ValueError, IndexError):
         return "not a golden image's description"
+    # As written: a flipped case bit ('a' -> 'A') reads as the same bytes but not the same text,
+    # and later checks compare the text.
+    if [golden[name] for name in ("S0", *ROOTS)] != ["0x" + value.hex() for value in (s0, *roots)]:
+        return "its hashes are not written as prover writes them"
     if initial_state_hash(*roots) != s0:
         return "its S0 is not the initial state of its roots"
     return None
