@@ -449,10 +449,10 @@ class FaultyGame(Match):
 # ---------------------------------------------------------------- checks
 
 
-def chain_moves(game: DisputeGame, w3: Any, game_id: int) -> list[tuple[str, tuple, bytes]]:
+def chain_moves(game: DisputeGame, game_id: int, multi_phase: bool) -> list[tuple[str, tuple, bytes]]:
     """The game's moves on chain: (kind, what it names, transaction) in order. What a move names
-    starts with its phase: "graph" up to and including the node's opening, "vm" after it (a
-    single-phase game is all "vm"), as the agents' lines say."""
+    starts with its phase: in a multi-phase game "graph" up to and including the node's opening,
+    "vm" after it; a single-phase game is all "vm", as the agents' lines say."""
     moves = []
     for name, kind in (
         ("Bisected", "bisect"),
@@ -475,7 +475,7 @@ def chain_moves(game: DisputeGame, w3: Any, game_id: int) -> list[tuple[str, tup
             }.get(kind, ())
             moves.append((kind, key, bytes(log["transactionHash"]), (log["blockNumber"], log["logIndex"])))
     moves.sort(key=lambda move: move[3])
-    phase = "graph" if any(kind == "open_node" for kind, *_ in moves) else "vm"
+    phase = "graph" if multi_phase else "vm"
     keyed = []
     for kind, key, tx, _ in moves:
         keyed.append((kind, (phase, *key), tx))
@@ -508,7 +508,7 @@ def check_game(match: FaultyGame, report: GameReport) -> None:
     report.winner, report.by_timeout = winner, bool(resolved[0]["args"]["byTimeout"])
     assert winner == match.plan.honest, f"the {winner} won: {match.describe()}"
 
-    on_chain = chain_moves(game, w3, 1)
+    on_chain = chain_moves(game, 1, match.plan.phases == "multi")
     report.moves = len(on_chain)
     logged: dict[bytes, tuple[str, tuple]] = {}
     unconfirmed: Counter[tuple[str, tuple]] = Counter()

@@ -3,7 +3,8 @@ holds, delays and drops transactions, agents of both sides killed with SIGKILL a
 the honest party's local files corrupted while its agent is down, liars that walk away. Twenty-four
 games: eighteen single-phase (seventeen of the tiny run at k = 2 or 8, one of the MLP at k = 16) and
 six multi-phase games of the MLP at k = 16 (the liar corrupts a random node; graph.json, its copy
-and the commitment cache are corrupted); every kind of corruption at least once.
+and the commitment cache are corrupted); every kind of corruption of the honest party's files at
+least once (the commitment cache's when drawn: tests/test_verified_files.py damages it each time).
 benchmarks/bench_fault_injection.py plays 200 or more."""
 
 import json
@@ -11,7 +12,7 @@ import random
 from collections import Counter
 
 from dispute_helpers import honest_run, tiny_run
-from fault_injection import CORRUPTIONS, plans, play_games
+from fault_injection import CORRUPTIONS, GRAPH_CORRUPTIONS, plans, play_games
 from node_process import running_node
 
 GAMES = 24
@@ -31,6 +32,10 @@ def test_the_honest_side_wins_every_game_under_faults(tmp_path_factory, tmp_path
     assert [report.winner for report in reports] == [plan.honest for plan in chosen]
     assert sum(report.by_timeout for report in reports) == sum(plan.abandon for plan in chosen)
     corrupted = Counter(kind for report in reports for kind in report.corruptions)
-    assert set(corrupted) == set(CORRUPTIONS), set(CORRUPTIONS) - set(corrupted)
+    # The commitment cache exists only once an agent has loaded the run, so its kinds are drawn
+    # only when an honest graph agent is killed after that: tests/test_verified_files.py damages it
+    # on every draw; here every other kind is seen at least once.
+    expected = set(CORRUPTIONS) - {kind for kind in GRAPH_CORRUPTIONS if kind.startswith("commitment cache")}
+    assert expected <= set(corrupted), expected - set(corrupted)
     assert all(faults[fault] for fault in ("delay", "drop", "drop_reply")), faults
     assert sum(report.kills for report in reports) >= GAMES

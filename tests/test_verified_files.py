@@ -31,7 +31,7 @@ def check_every_kind(run: Path, kinds: dict, tmp_path: Path) -> None:
             party = tmp_path / "party"
             shutil.rmtree(party, ignore_errors=True)
             shutil.copytree(run, party)
-            corrupt(party, kind, random.Random(draw))
+            assert corrupt(party, kind, random.Random(draw)), (kind, "nothing to corrupt")
             got, lines = loaded(party)
             assert got == expected, (kind, draw, lines)
             assert len(lines) <= 3, (kind, draw, lines)
