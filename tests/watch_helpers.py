@@ -2,6 +2,7 @@
 out into a store, `prover watch` as a process whose JSON log lines are collected as they come, and
 waiting for the chain to reach a state."""
 
+import fcntl
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dispute_helpers import REPO, TINY_INTERVAL, ok, prover_here, tiny_run
+from test_guest_models import images, int8_mlp
 
 from prover.chain.connect import connect
 from prover.chain.contracts import DisputeGame
@@ -30,6 +32,38 @@ def tiny_task(factory, store: Path, basedir: Path, data: bytes) -> Path:
     golden = ("golden", "--model", str(model), "--data", str(raw), "--basedir", str(basedir))
     ok(prover_here(*golden, "--store", str(store), "--json"))
     ok(prover_here("run", "--basedir", str(basedir), "--interval", str(TINY_INTERVAL), "--json"))
+    return basedir
+
+
+GRAPH_HIDDEN = 4  # the small int8 MLP's hidden layer: 784 -> 4 -> 10, four nodes with ANSWER
+
+
+def small_int8_model(factory) -> Path:
+    """A small int8 MLP (tests/test_guest_models.py's, 4 hidden units) and a 784-byte input, made
+    once per session: its graph task has 4 nodes, the largest (the 784 x 4 LINEAR) a VM game of a
+    few tens of thousands of steps."""
+    root = factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent
+    model = root / "small-int8.ggml"
+    with open(root / "small-int8.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not model.exists():
+            model.with_suffix(".raw").write_bytes(images(1)[0])
+            model.write_bytes(int8_mlp(seed=0, hidden=GRAPH_HIDDEN))
+    return model
+
+
+def graph_task(factory, store: Path | None, basedir: Path, fault_node: str | None = None) -> Path:
+    """The small int8 model's graph task and run in `basedir` (`prover golden`, the multi-phase
+    game by default, then `prover run`), put in `store` if given; with `fault_node`, a liar's run
+    (that node's output corrupted)."""
+    model = small_int8_model(factory)
+    data = str(model.with_suffix(".raw"))
+    golden = ("golden", "--model", str(model), "--data", data, "--basedir", str(basedir))
+    ok(prover_here(*golden, *(("--store", str(store)) if store else ()), "--json"))
+    fault = ("--fault-node", fault_node) if fault_node else ()
+    ok(prover_here("run", "--basedir", str(basedir), *fault, "--json"))
     return basedir
 
 

@@ -164,7 +164,13 @@ def make_move(
 
 def describe_move(move: Move, view: GameView, k: int) -> tuple[dict[str, Any], str]:
     """A move made on `view`: its fields (its kind, the interval it was made on and what it names)
-    and what a person reads."""
+    and what a person reads. A move of a multi-phase game says its phase ("graph" or "vm")."""
+    fields, text = _described(move, view, k)
+    phase = "graph" if view.graph_phase else "vm" if view.node else None
+    return ({**fields, "phase": phase} if phase else fields), text
+
+
+def _described(move: Move, view: GameView, k: int) -> tuple[dict[str, Any], str]:
     interval = [view.left, view.right]
     if isinstance(move, Bisect):
         count = len(move.hashes)

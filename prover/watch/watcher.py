@@ -160,7 +160,7 @@ class Watcher:
             roots = [_hex(args[name]) for name in ("programRoot", "inputRoot", "modelRoot")]
             self.state.tasks[args["taskId"]] = roots
             self.log.event("task", f"task {args['taskId']} created", task=args["taskId"], block=event.block)
-        elif event.name == "GraphTaskCreated":
+        elif event.name == "GraphTaskCreated" and args["taskId"] not in self.state.graph_tasks:
             self.state.graph_tasks.append(args["taskId"])
         elif event.name == "ClaimSubmitted":
             entry = ClaimEntry(args["taskId"], args["submitter"], _hex(args["finalState"]), args["steps"])
@@ -235,11 +235,6 @@ class Watcher:
         if not concerns_us and (info.status != "pending" or info.deadline <= now):
             self._set_verdict(claim_id, "unjudged", "seen after its window, in no game of ours")
             return False
-        if entry.task in self.state.graph_tasks:
-            self._set_verdict(
-                claim_id, "unjudged", "a multi-phase claim: this watcher re-executes single-phase tasks"
-            )
-            return False
         if time.monotonic() < self.retry_at.get(claim_id, 0.0):
             return False
         roots = self._roots(entry)
@@ -259,7 +254,9 @@ class Watcher:
             return True
         self.retry_at.pop(claim_id, None)
         agree = _hex(execution.final_hash) == entry.final_state and execution.steps == entry.steps
-        note = f"our run ends in {_hex(execution.final_hash)} after {execution.steps} steps"
+        # A multi-phase claim's final state is G_n, the tensor tree after the graph's n nodes.
+        unit = "nodes" if entry.task in self.state.graph_tasks else "steps"
+        note = f"our run ends in {_hex(execution.final_hash)} after {execution.steps} {unit}"
         self._set_verdict(claim_id, "agree" if agree else "disagree", note)
         return False
 
@@ -387,7 +384,7 @@ class Watcher:
         its window with no open game of ours)."""
         needed = set()
         for claim_id, entry in self.state.claims.items():
-            if entry.task not in self.state.tasks or entry.task in self.state.graph_tasks:
+            if entry.task not in self.state.tasks:
                 continue
             open_games = [game_id for game_id in self._our_games(claim_id) if game_id not in self.results]
             if self.claim_info[claim_id].status == "pending" or open_games:
