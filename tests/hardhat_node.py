@@ -19,8 +19,9 @@ from prover.errors import ProverError
 CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
 HARDHAT = CONTRACTS / "node_modules" / ".bin" / "hardhat"
 START_TIMEOUT_S = 60
-# Deployer, submitter, challenger, and a spare: keys of this project's tests, nobody's funds.
-KEYS = ["0x" + keccak(f"opml-prover hardhat test account {index}".encode()).hex() for index in range(4)]
+# Deployer, submitter, challenger, and spares (benchmarks/bench_watch.py plays six parties): keys
+# of this project's tests, nobody's funds.
+KEYS = ["0x" + keccak(f"opml-prover hardhat test account {index}".encode()).hex() for index in range(6)]
 
 needs_hardhat = pytest.mark.skipif(
     not HARDHAT.exists(), reason=f"no {HARDHAT}: run `npm ci --prefix contracts` (the README's install)"

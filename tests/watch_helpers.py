@@ -54,12 +54,19 @@ def small_int8_model(factory) -> Path:
     return model
 
 
-def graph_task(factory, store: Path | None, basedir: Path, fault_node: str | None = None) -> Path:
+def graph_task(
+    factory, store: Path | None, basedir: Path, fault_node: str | None = None, data_bytes: bytes | None = None
+) -> Path:
     """The small int8 model's graph task and run in `basedir` (`prover golden`, the multi-phase
     game by default, then `prover run`), put in `store` if given; with `fault_node`, a liar's run
-    (that node's output corrupted)."""
+    (that node's output corrupted); on the 784 bytes `data_bytes` instead of the model's own input."""
     model = small_int8_model(factory)
     data = str(model.with_suffix(".raw"))
+    if data_bytes is not None:
+        raw = basedir.with_suffix(".raw")
+        basedir.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_bytes(data_bytes)
+        data = str(raw)
     golden = ("golden", "--model", str(model), "--data", data, "--basedir", str(basedir))
     ok(prover_here(*golden, *(("--store", str(store)) if store else ()), "--json"))
     fault = ("--fault-node", fault_node) if fault_node else ()

@@ -89,11 +89,13 @@ def play(
     clock: int = CLOCK_S,
     graph: bool = False,
     kill_when: tuple[Callable[[WatcherProcess], bool], ...] = (),
+    watcher_rpc: str | None = None,
 ) -> Outcome:
     """Play the scenario; with `kills`, the watcher is killed with SIGKILL at random moments (8
     times, 0.2 to 8 s after it says it is watching: its start-up takes seconds on a loaded
     machine) and started again; with `kill_when`, killed and started again once each condition
-    on its log holds, in turn. Returns once the chain is settled."""
+    on its log holds, in turn. `watcher_rpc`: the watcher's way to the node, if not `rpc`. Returns
+    once the chain is settled."""
     parties = Parties(rpc, factory, work, graph, clock, window)
     parties.command("submit", WATCHER, parties.own)
     parties.command("submit", LIAR, parties.liar, *parties.faults)
@@ -121,7 +123,8 @@ def play(
         str(parties.store),
     )
     watcher_options = (*options, "--metrics-port", "0", "--poll", "0.1", *watcher_auth)
-    logs = [WatcherProcess(rpc, *watcher_options)]
+    watcher_rpc = watcher_rpc or rpc
+    logs = [WatcherProcess(watcher_rpc, *watcher_options)]
     address = logs[0].wait_for("watching")["account"]
 
     def settled() -> bool:
@@ -139,12 +142,12 @@ def play(
                 break
             except AssertionError:
                 logs[-1].stop(9)
-                logs.append(WatcherProcess(rpc, *watcher_options))
+                logs.append(WatcherProcess(watcher_rpc, *watcher_options))
         for condition in kill_when:
             log = logs[-1]
             wait_until(partial(condition, log), window + WAIT_TIMEOUT_S, "the moment to kill")
             logs[-1].stop(9)
-            logs.append(WatcherProcess(rpc, *watcher_options))
+            logs.append(WatcherProcess(watcher_rpc, *watcher_options))
         wait_until(settled, window + WAIT_TIMEOUT_S, "the chain settled")
         url = logs[-1].wait_for("serving")["url"]
         wait_until(lambda: "prover_watch_games_open 0.0" in metrics(url), 30, "no open game in the metrics")
