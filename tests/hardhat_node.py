@@ -35,12 +35,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def hardhat_node(interval_ms: int = 0) -> Iterator[str]:
-    """The URL of a fresh hardhat node: automine, or a block every `interval_ms` ms."""
+def hardhat_node(interval_ms: int = 0, keys: list[str] = KEYS) -> Iterator[str]:
+    """The URL of a fresh hardhat node: automine, or a block every `interval_ms` ms; its accounts
+    are `keys`'."""
     port = free_port()
     env = dict(
         os.environ,
-        PROVER_HARDHAT_KEYS=",".join(KEYS),
+        PROVER_HARDHAT_KEYS=",".join(keys),
         PROVER_HARDHAT_INTERVAL_MS=str(interval_ms),
         HARDHAT_DISABLE_TELEMETRY_PROMPT="true",
     )
