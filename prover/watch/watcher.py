@@ -493,9 +493,14 @@ class Watcher:
     ) -> dict[str, Any]:
         row: dict[str, Any] = {"game": game_id, "claim": entry.claim, "our_side": side.value}
         if view is None or result is not None:
-            return {**row, "interval": None, "to_move": None, "clock_s": None, "result": result}
+            empty = dict.fromkeys(("phase", "interval", "to_move", "clock_s"))
+            return {**row, **empty, "result": result}
+        # A multi-phase game's interval is over node indices in its graph phase, over VM steps of
+        # one node's run after it.
+        phase = "graph" if view.graph_phase else f"vm, node {view.node}" if view.node else "vm"
         return {
             **row,
+            "phase": phase,
             "interval": f"[{view.left}, {view.right}]",
             "to_move": view.turn.value,
             "clock_s": view.mover_seconds_left,
