@@ -6,6 +6,7 @@ one session share the parent of their base temporary directories; a file lock ma
 worker run the model and the others wait for it and reuse the result). Parties start from copies.
 """
 
+import contextlib
 import fcntl
 import io
 import json
@@ -13,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,15 +85,24 @@ def spawn(*args: str, rpc: str) -> subprocess.Popen:
     )
 
 
-def honest_run(name: str, factory: pytest.TempPathFactory) -> Path:
-    """The golden image and run of model `name` on MNIST test image 0, the shipped PNG (made once
-    per session)."""
+@contextlib.contextmanager
+def made_once(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """The session's shared directory (shared by the pytest-xdist workers of one session: the
+    parent of their base temporary directories), locked for `name` while the caller makes what
+    it needs there if it is not there yet (the first worker makes it, the others wait and reuse)."""
     root = factory.getbasetemp()
     if "PYTEST_XDIST_WORKER" in os.environ:
         root = root.parent
-    basedir = root / f"honest-{name}"
-    with open(root / f"honest-{name}.lock", "w") as lock:
+    with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield root
+
+
+def honest_run(name: str, factory: pytest.TempPathFactory) -> Path:
+    """The golden image and run of model `name` on MNIST test image 0, the shipped PNG (made once
+    per session)."""
+    with made_once(factory, f"honest-{name}") as root:
+        basedir = root / f"honest-{name}"
         # final.json is written last (atomically): with it, the run is whole.
         if not (basedir / "final.json").exists():
             digit = sample_digit(0)
@@ -108,12 +119,8 @@ def tiny_run(factory: pytest.TempPathFactory) -> Path:
     """The golden image and run of a tiny model (one 4 x 3 linear layer with random weights, f32,
     on four input bytes): 5,501 steps, a whole k = 2 game in 13 rounds, for the tests that play
     many games; made once per session like `honest_run`."""
-    root = factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        root = root.parent
-    basedir = root / "honest-tiny"
-    with open(root / "honest-tiny.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with made_once(factory, "honest-tiny") as root:
+        basedir = root / "honest-tiny"
         if not (basedir / "final.json").exists():
             network = Network((4,), [Linear(3)], 1 / 255, 0.0)
             save_model(network.to_graph(network.init_parameters(0)), root / "tiny.ggml")

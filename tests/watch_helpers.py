@@ -2,7 +2,6 @@
 out into a store, `prover watch` as a process whose JSON log lines are collected as they come, and
 waiting for the chain to reach a state."""
 
-import fcntl
 import json
 import os
 import signal
@@ -13,11 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dispute_helpers import REPO, TINY_INTERVAL, ok, prover_here, tiny_run
+from dispute_helpers import REPO, TINY_INTERVAL, made_once, ok, prover_here, tiny_run
 from test_guest_models import images, int8_mlp
 
 from prover.chain.connect import connect
 from prover.chain.contracts import DisputeGame
+from prover.files import write_atomically
 
 WAIT_TIMEOUT_S = 90
 
@@ -40,17 +40,13 @@ GRAPH_HIDDEN = 4  # the small int8 MLP's hidden layer: 784 -> 4 -> 10, four node
 
 def small_int8_model(factory) -> Path:
     """A small int8 MLP (tests/test_guest_models.py's, 4 hidden units) and a 784-byte input, made
-    once per session: its graph task has 4 nodes, the largest (the 784 x 4 LINEAR) a VM game of a
-    few tens of thousands of steps."""
-    root = factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        root = root.parent
-    model = root / "small-int8.ggml"
-    with open(root / "small-int8.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    once per session: its graph task has 4 nodes (REQUANTIZE, two LINEARs, ANSWER), each a short
+    VM run."""
+    with made_once(factory, "small-int8") as root:
+        model = root / "small-int8.ggml"
         if not model.exists():
-            model.with_suffix(".raw").write_bytes(images(1)[0])
-            model.write_bytes(int8_mlp(seed=0, hidden=GRAPH_HIDDEN))
+            write_atomically(model.with_suffix(".raw"), images(1)[0])
+            write_atomically(model, int8_mlp(seed=0, hidden=GRAPH_HIDDEN))  # last: it says "made"
     return model
 
 
