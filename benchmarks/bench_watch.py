@@ -13,7 +13,7 @@ watcher's own tasks and claims included), the honest watcher's peak memory (its 
 worker processes), and the games.
 
     .venv/bin/python benchmarks/bench_watch.py [--claims 50] [--graph-every 5] [--lied-on 4]
-        [--late 3] [--interval-ms 1000] [--k 4] [--window 300] [--clock 60]
+        [--graph-lied-on 2] [--late 3] [--interval-ms 1000] [--k 4] [--window 300] [--clock 60]
 """
 
 import argparse
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=50)
     parser.add_argument("--graph-every", type=int, default=5, help="every n-th task a graph task (0: none)")
     parser.add_argument("--lied-on", type=int, default=4, help="right claims the lying watcher challenges")
+    parser.add_argument("--graph-lied-on", type=int, default=2, help="of them, multi-phase ones")
     parser.add_argument("--late", type=int, default=3, help="right claims a late challenger disputes")
     parser.add_argument("--interval-ms", type=int, default=1000)
     parser.add_argument("--k", type=int, default=4)
@@ -104,7 +105,11 @@ def main() -> None:
                     liars[i] = party_dir(tasks[i], work / "liar" / str(i))
         wrong = set(liars)
         right_single = [i for i in range(args.claims) if i not in wrong and i not in graph]
-        lied_on = right_single[-args.lied_on :] if args.lied_on else []
+        right_graph = [i for i in range(args.claims) if i not in wrong and i in graph]
+        single_lies = args.lied_on - args.graph_lied_on
+        lied_on = (right_single[-single_lies:] if single_lies else []) + (
+            right_graph[-args.graph_lied_on :] if args.graph_lied_on else []
+        )
         late = right_single[: args.late]
         print(
             f"{args.claims} tasks laid out in {time.monotonic() - began:.0f} s ({len(graph)} graph "

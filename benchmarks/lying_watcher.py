@@ -1,9 +1,11 @@
 """A dishonest `prover watch`, for benchmarks/bench_watch.py: the watcher of prover/watch/ with a
 pool that lies about the tasks it is told to (`--lie-on KEY,...`, task keys as
-prover/watch/reexec.py's `task_key`): its run of such a task "ends" in another state (the real
-final hash with one bit flipped), so it challenges the right claims on it, and it plays those games
-from a trace corrupted from `--fault-step` on (prover/game/agent.py's FaultyTrace), which loses at
-the one-step proof. Single-phase tasks only. Everything else is the honest watcher's code.
+prover/watch/reexec.py's `task_key`): its run of such a task ends in another state, so it
+challenges the right claims on it and plays those games from its lie: on a single-phase task a
+trace corrupted from `--fault-step` on (prover/game/agent.py's FaultyTrace), on a graph task
+(multi-phase games) a graph run that corrupts node 2's output (`prover run --fault-node 2`'s lie),
+whose VM run of that node then lies from its last step (prover/game/multiphase.py). Both lose at
+the one-step proof. Everything else is the honest watcher's code.
 
     python benchmarks/lying_watcher.py --rpc URL --key HEX --deployment F --basedir D --store S \\
         --lie-on KEY,KEY [--fault-step 1000] [--workers 1]
@@ -14,13 +16,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from prover.game.agent import FaultyTrace, Trace
+from prover.game.agent import FaultyTrace, PhasedTrace, Trace
+from prover.game.multiphase import GraphParty
 from prover.game.party import connect_party
+from prover.task.graph_trace import trace_graph
 from prover.watch.log import EventLog
 from prover.watch.pool import LocalPool
 from prover.watch.reexec import Execution, Roots, task_key
 from prover.watch.store import Store
 from prover.watch.watcher import Watcher
+
+FAULT_NODE = 2
 
 
 class LyingPool(LocalPool):
@@ -30,17 +36,27 @@ class LyingPool(LocalPool):
         super().__init__(store, tasks_dir, workers)
         self.lie_on = lie_on
         self.fault_step = fault_step
+        self.lies: dict[str, Trace | PhasedTrace] = {}
 
     def result(self, roots: Roots) -> Execution | None:
         execution = super().result(roots)
         if execution is None or task_key(roots) not in self.lie_on:
             return execution
-        lie = bytes([execution.final_hash[0] ^ 1]) + execution.final_hash[1:]
-        return replace(execution, final_hash=lie)
+        return replace(execution, final_hash=self.trace(roots).state_hash_at(execution.steps))
 
-    def trace(self, roots: Roots) -> Trace:
-        honest = super().trace(roots)
-        return FaultyTrace(honest, self.fault_step) if task_key(roots) in self.lie_on else honest
+    def trace(self, roots: Roots) -> Trace | PhasedTrace:
+        key = task_key(roots)
+        if key not in self.lie_on:
+            return super().trace(roots)
+        if key not in self.lies:
+            honest = super().trace(roots)
+            if isinstance(honest, GraphParty):
+                graph = honest.graph
+                lying = trace_graph(graph, honest.trace.payload(graph.input), FAULT_NODE)
+                self.lies[key] = replace(honest, trace=lying, _runs={})
+            else:
+                self.lies[key] = FaultyTrace(honest, self.fault_step)
+        return self.lies[key]
 
 
 def main() -> None:
