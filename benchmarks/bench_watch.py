@@ -223,6 +223,8 @@ def main() -> None:
         ]
         lying_over = [line for line in lying_lines if line.get("event") == "game_over"]
         by_timeout = sum(result.byTimeout for result in resolved.values())
+        phases = {(move["game"], move.get("phase")) for move in honest.events("move")}
+        vm_phase = sorted(game_id for game_id, phase in phases if phase == "vm")
         lying_address = w3.eth.account.from_key(KEYS[LYING_WATCHER]).address
         lying_challenges = sum(log.args.challenger == lying_address for log in started_games)
         print(
@@ -235,7 +237,8 @@ def main() -> None:
             f"  games: {len(started_games)} ({honest_challenges} opened by the honest watcher, "
             f"{lying_challenges} by the lying watcher, {len(late)} late); {by_timeout} won by timeout; "
             f"the honest watcher played {len(over)}, lost {len(lost)}; "
-            f"the lying watcher played {len(lying_over)}, won {sum(line['won'] for line in lying_over)}"
+            f"the lying watcher played {len(lying_over)}, won {sum(line['won'] for line in lying_over)}; "
+            f"multi-phase games that reached the VM game on a node: {len(vm_phase)}"
         )
         for name in sorted(gas):
             print(f"  gas {name}: {gas[name]:,} in {count[name]} transactions")
