@@ -6,6 +6,7 @@ one session share the parent of their base temporary directories; a file lock ma
 worker run the model and the others wait for it and reuse the result). Parties start from copies.
 """
 
+import contextlib
 import fcntl
 import io
 import json
@@ -13,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,17 +85,27 @@ def spawn(*args: str, rpc: str) -> subprocess.Popen:
     )
 
 
+@contextlib.contextmanager
+def made_once(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """The session's shared directory (shared by the pytest-xdist workers of one session: the
+    parent of their base temporary directories), locked for `name` while the caller makes what
+    it needs there if it is not there yet (the first worker makes it, the others wait and reuse)."""
+    root = factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield root
+
+
 def honest_run(name: str, factory: pytest.TempPathFactory, phases: str = "single") -> Path:
     """The task and run of model `name` on MNIST test image 0, the shipped PNG (made once per
     session): the golden image run in the VM (`phases` "single"), or the graph run of the
     multi-phase game ("multi", the default of `prover run` for int8 models)."""
-    root = factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        root = root.parent
-    basedir = root / (f"honest-{name}" if phases == "single" else f"honest-{name}-{phases}")
-    with open(root / f"{basedir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = root / f"{basedir.name}.done"  # written once the run is whole
+    made = f"honest-{name}" if phases == "single" else f"honest-{name}-{phases}"
+    with made_once(factory, made) as root:
+        basedir = root / made
+        done = root / f"{made}.done"  # written once the run is whole
         if not done.exists():
             digit = sample_digit(0)
             run = ("run", "--model", str(MODELS[name]), "--data", str(digit), "--basedir", str(basedir))
@@ -109,12 +121,8 @@ def tiny_run(factory: pytest.TempPathFactory) -> Path:
     """The golden image and run of a tiny model (one 4 x 3 linear layer with random weights, f32,
     on four input bytes): 5,501 steps, a whole k = 2 game in 13 rounds, for the tests that play
     many games; made once per session like `honest_run`."""
-    root = factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        root = root.parent
-    basedir = root / "honest-tiny"
-    with open(root / "honest-tiny.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with made_once(factory, "honest-tiny") as root:
+        basedir = root / "honest-tiny"
         if not (basedir / "final.json").exists():
             network = Network((4,), [Linear(3)], 1 / 255, 0.0)
             save_model(network.to_graph(network.init_parameters(0)), root / "tiny.ggml")

@@ -19,8 +19,9 @@ from prover.errors import ProverError
 CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
 HARDHAT = CONTRACTS / "node_modules" / ".bin" / "hardhat"
 START_TIMEOUT_S = 60
-# Deployer, submitter, challenger, and a spare: keys of this project's tests, nobody's funds.
-KEYS = ["0x" + keccak(f"opml-prover hardhat test account {index}".encode()).hex() for index in range(4)]
+# Deployer, submitter, challenger, and spares (benchmarks/bench_watch.py plays six parties): keys
+# of this project's tests, nobody's funds.
+KEYS = ["0x" + keccak(f"opml-prover hardhat test account {index}".encode()).hex() for index in range(6)]
 
 needs_hardhat = pytest.mark.skipif(
     not HARDHAT.exists(), reason=f"no {HARDHAT}: run `npm ci --prefix contracts` (the README's install)"
@@ -34,12 +35,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def hardhat_node(interval_ms: int = 0) -> Iterator[str]:
-    """The URL of a fresh hardhat node: automine, or a block every `interval_ms` ms."""
+def hardhat_node(interval_ms: int = 0, keys: list[str] = KEYS) -> Iterator[str]:
+    """The URL of a fresh hardhat node: automine, or a block every `interval_ms` ms; its accounts
+    are `keys`'."""
     port = free_port()
     env = dict(
         os.environ,
-        PROVER_HARDHAT_KEYS=",".join(KEYS),
+        PROVER_HARDHAT_KEYS=",".join(keys),
         PROVER_HARDHAT_INTERVAL_MS=str(interval_ms),
         HARDHAT_DISABLE_TELEMETRY_PROMPT="true",
     )

@@ -1,6 +1,7 @@
 """`prover watch --ray local`: the two-game scenario of tests/watch_scenario.py with the task
 re-executed by a Ray actor on a local Ray instance, which keeps the trace and answers the games'
-state hashes and one-step witnesses."""
+state hashes and one-step witnesses; also on a graph task (multi-phase games), whose actor keeps
+the graph trace and the VM run of the node a game reaches, and builds the node's opening."""
 
 import pytest
 from node_process import running_node
@@ -13,7 +14,8 @@ pytestmark = pytest.mark.slow
 RAY_WINDOW_S = 150
 
 
-def test_the_watcher_on_a_local_ray_instance(tmp_path_factory, tmp_path):
+@pytest.mark.parametrize("graph", [False, True], ids=["single-phase", "multi-phase"])
+def test_the_watcher_on_a_local_ray_instance(tmp_path_factory, tmp_path, graph):
     with running_node() as rpc:
         outcome = play(
             rpc,
@@ -21,6 +23,7 @@ def test_the_watcher_on_a_local_ray_instance(tmp_path_factory, tmp_path):
             tmp_path,
             ("--account", str(WATCHER), "--ray", "local"),
             window=RAY_WINDOW_S,
+            graph=graph,
         )
         check_chain(rpc, outcome)
     (log,) = outcome.logs

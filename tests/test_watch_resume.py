@@ -37,10 +37,41 @@ def test_a_watcher_killed_at_random_points_resumes(rpc_url, tmp_path_factory, tm
     )
     assert len(outcome.logs) > 1, "the watcher was never killed: the scenario ended first"
     check_chain(rpc_url, outcome)
-    refused = [
+    assert not refused_moves(outcome)
+
+
+def refused_moves(outcome) -> list[str]:
+    """The watcher's error lines that say the contract refused one of its moves (a move made twice
+    after a restart would be refused: not the other side's turn any more)."""
+    return [
         line
         for log in outcome.logs
         for line in log.err_lines
-        if re.search(r"\.(challenge|bisect|select|step|claimTimeout) reverted", line)
+        if re.search(r"\.(challenge|bisect|select|step|openNode|claimTimeout) reverted", line)
     ]
-    assert not refused
+
+
+def _sending_in(phase: str):
+    """A condition on the watcher's log: it has said it is sending a move of that phase."""
+    return lambda log: any(line.get("phase") == phase for line in log.events("sending"))
+
+
+def test_a_watcher_killed_in_each_phase_of_multiphase_games_resumes(rpc_url, tmp_path_factory, tmp_path):
+    """Multi-phase games (tests/watch_scenario.py with graph=True): the watcher is killed with
+    SIGKILL once it is sending a move of the graph phase, and again (the second run) once it is
+    sending a move of the VM phase, and started again each time: both games are still won by a
+    step proof, the wrong claim is challenged once, and the contract refuses none of its moves."""
+    outcome = play(
+        rpc_url,
+        tmp_path_factory,
+        tmp_path,
+        ("--account", str(WATCHER)),
+        window=KILL_WINDOW_S,
+        clock=KILL_CLOCK_S,
+        graph=True,
+        kill_when=(_sending_in("graph"), _sending_in("vm")),
+    )
+    assert len(outcome.logs) == 3
+    check_chain(rpc_url, outcome)
+    assert not refused_moves(outcome)
+    assert sum(len(log.events("challenge")) for log in outcome.logs) == 1

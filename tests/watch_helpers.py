@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dispute_helpers import REPO, TINY_INTERVAL, ok, prover_here, tiny_run
+from dispute_helpers import REPO, TINY_INTERVAL, made_once, ok, prover_here, tiny_run
+from test_guest_models import images, int8_mlp
 
 from prover.chain.connect import connect
 from prover.chain.contracts import DisputeGame
+from prover.files import write_atomically
 
 WAIT_TIMEOUT_S = 90
 
@@ -30,6 +32,41 @@ def tiny_task(factory, store: Path, basedir: Path, data: bytes) -> Path:
     golden = ("golden", "--model", str(model), "--data", str(raw), "--basedir", str(basedir))
     ok(prover_here(*golden, "--store", str(store), "--json"))
     ok(prover_here("run", "--basedir", str(basedir), "--interval", str(TINY_INTERVAL), "--json"))
+    return basedir
+
+
+GRAPH_HIDDEN = 4  # the small int8 MLP's hidden layer: 784 -> 4 -> 10, four nodes with ANSWER
+
+
+def small_int8_model(factory) -> Path:
+    """A small int8 MLP (tests/test_guest_models.py's, 4 hidden units) and a 784-byte input, made
+    once per session: its graph task has 4 nodes (REQUANTIZE, two LINEARs, ANSWER), each a short
+    VM run."""
+    with made_once(factory, "small-int8") as root:
+        model = root / "small-int8.ggml"
+        if not model.exists():
+            write_atomically(model.with_suffix(".raw"), images(1)[0])
+            write_atomically(model, int8_mlp(seed=0, hidden=GRAPH_HIDDEN))  # last: it says "made"
+    return model
+
+
+def graph_task(
+    factory, store: Path | None, basedir: Path, fault_node: str | None = None, data_bytes: bytes | None = None
+) -> Path:
+    """The small int8 model's graph task and run in `basedir` (`prover golden`, the multi-phase
+    game by default, then `prover run`), put in `store` if given; with `fault_node`, a liar's run
+    (that node's output corrupted); on the 784 bytes `data_bytes` instead of the model's own input."""
+    model = small_int8_model(factory)
+    data = str(model.with_suffix(".raw"))
+    if data_bytes is not None:
+        raw = basedir.with_suffix(".raw")
+        basedir.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_bytes(data_bytes)
+        data = str(raw)
+    golden = ("golden", "--model", str(model), "--data", data, "--basedir", str(basedir))
+    ok(prover_here(*golden, *(("--store", str(store)) if store else ()), "--json"))
+    fault = ("--fault-node", fault_node) if fault_node else ()
+    ok(prover_here("run", "--basedir", str(basedir), *fault, "--json"))
     return basedir
 
 

@@ -6,7 +6,9 @@ Every revert becomes a ProverError naming the contract call and the decoded cust
 """
 
 import ast
+import random
 import re
+import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Self
@@ -18,7 +20,7 @@ from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_select
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from prover.chain.artifacts import ARTIFACTS_DIR, load_artifact
 from prover.chain.game_view import GameView, NodeOpening, Side
@@ -32,6 +34,15 @@ CALLDATA_NONZERO_GAS = 16
 # and a payee's credit written once).
 CLAIM_TIMEOUT_GAS = 200_000
 FINALIZE_GAS = 200_000
+# Two processes signing with one key may both take the account's next nonce; the node refuses the
+# second transaction (hardhat: "Nonce too low" when automining, "Replacement transaction
+# underpriced" with a pool; geth: "nonce too low", "replacement transaction underpriced"). Such a
+# transaction never entered the chain or the pool, so it is signed again with a fresh nonce (and
+# estimated again: a move the other process made meanwhile now reverts with its reason).
+NONCE_RACE = re.compile(
+    r"nonce too low|replacement transaction underpriced|nonce has already been used", re.I
+)
+NONCE_RETRIES = 5
 
 
 # ---------------------------------------------------------------- reverts and events
@@ -78,6 +89,14 @@ def revert_data(exc: Exception) -> bytes:
     if re.fullmatch(r"b'.*'|b\".*\"", reason, flags=re.DOTALL):
         return ast.literal_eval(reason)
     return b""
+
+
+def rpc_message(exc: Web3RPCError) -> str:
+    """The node's message in a JSON-RPC error."""
+    error = exc.rpc_response.get("error") if isinstance(getattr(exc, "rpc_response", None), dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    return str(exc.message if hasattr(exc, "message") else exc)
 
 
 @dataclass(frozen=True)
@@ -172,14 +191,34 @@ class DeployedContract:
         options: dict[str, Any] = {"from": to_checksum_address(sender), "value": value}
         if gas is not None:
             options["gas"] = gas
-        try:
-            tx_hash = call.transact(options)
-        except (ContractLogicError, TransactionFailed) as exc:
-            raise self._error(function, exc) from None
+        tx_hash = self._send(function, call, options)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
             raise self._failure(function, call, options, receipt)
         return Receipt(bytes(tx_hash), receipt["gasUsed"], self._decode_events(receipt))
+
+    def _send(self, function: str, call: ContractFunction, options: dict[str, Any]) -> Any:
+        """The transaction's hash once the node has accepted it: sent again (signed with a fresh
+        nonce) when another sender with the same key took its nonce (NONCE_RACE), a few times with
+        a growing random pause; any other refusal of the node is one ProverError with its message."""
+        for attempt in range(NONCE_RETRIES + 1):
+            try:
+                return call.transact(options)
+            except (ContractLogicError, TransactionFailed) as exc:
+                raise self._error(function, exc) from None
+            except Web3RPCError as exc:
+                message = rpc_message(exc)
+                if not NONCE_RACE.search(message):
+                    raise ProverError(
+                        f"{self.name}.{function}: the node refused the transaction: {message}"
+                    ) from None
+                if attempt == NONCE_RETRIES:
+                    raise ProverError(
+                        f"{self.name}.{function}: another sender with the key of {options['from']} took "
+                        f"its nonce {NONCE_RETRIES + 1} times in a row (last: {message}); not sent"
+                    ) from None
+                time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _failure(
         self, function: str, call: ContractFunction, options: dict[str, Any], receipt: Any

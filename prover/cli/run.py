@@ -14,7 +14,7 @@ from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.output import Output, Record
 from prover.task.basedir import GRAPH_JSON
 from prover.task.graph_run import run_graph, write_graph_run, write_graph_task
-from prover.task.guest.build import GUEST_ELF
+from prover.task.guest.build import GUEST_ELF, NODE_ELF
 from prover.task.phases import AUTO, CHOICES, MULTI, choose_phases
 from prover.task.run import DEFAULT_CHECKPOINT_INTERVAL, load_task, run_task, write_golden
 from prover.task.sealed import sealed_exists
@@ -92,8 +92,7 @@ def phases_options(command: Callable[..., None]) -> Callable[..., None]:
     "--store",
     "store_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Single-phase: also put the program, the model and the input in this content-addressed "
-    "store (`prover watch`).",
+    help="Also put the program, the model and the input in this content-addressed store (`prover watch`).",
 )
 @json_option
 def golden_command(
@@ -131,19 +130,21 @@ def _golden(
     store_dir: Path | None = None,
 ) -> dict:
     """The task written into `basedir` (graph.json or golden.json), with "phases" and "input": how
-    the input was prepared; a single-phase task's data also put in the store at `store_dir`."""
+    the input was prepared; the task's data also put in the store at `store_dir`."""
     given = load_task(model_path, data_path, background)
     chosen, why = choose_phases(given.graph, phases, str(model_path))
     if why is not None:
         out.note(why)
     if given.prepared is not None and given.prepared.note:
         out.note(given.prepared.note)
-    if chosen == MULTI and store_dir is not None:
-        raise ProverError("--store: `prover watch` re-executes single-phase tasks only; add --phases single")
     if chosen == MULTI:
         task = write_graph_task(
             basedir, model_path, given.graph, given.data, tile_macs, out.warn, progress=not out.as_json
         )
+        if store_dir is not None:
+            model_root = bytes.fromhex(str(task["model_root"])[2:])
+            model = _read_model(model_path)
+            Store(store_dir).put_graph_task(NODE_ELF, model, given.data, model_root, tile_macs)
     else:
         task = write_golden(basedir, _read_model(model_path), given.data)
         if store_dir is not None:

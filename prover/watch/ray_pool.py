@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from prover.chain.game_view import GameView, NodeOpening
 from prover.errors import ProverError
 from prover.game.party import load_run
 from prover.watch.reexec import Execution, Roots, reexecute, task_key
@@ -26,17 +27,19 @@ except ImportError:  # the optional extra is not installed: said when --ray is u
 class TaskRun:
     """The actor's body: one task's run in a directory of the actor's node, and its trace."""
 
-    def __init__(self, roots: Roots, program: bytes, model: bytes, data: bytes) -> None:
+    def __init__(
+        self, roots: Roots, program: bytes, model: bytes, data: bytes, tile_macs: int | None
+    ) -> None:
         self.roots = roots
         self.workdir = Path(tempfile.mkdtemp(prefix="prover-watch-task-"))
-        self.task = (program, model, data)
+        self.task = (program, model, data, tile_macs)
         self.trace: Any = None
 
     def _data(self) -> TaskData:
-        program, model, data = self.task
+        program, model, data, tile_macs = self.task
         path = self.workdir / "program.elf"
         path.write_bytes(program)
-        return TaskData(path, model, data)
+        return TaskData(path, model, data, tile_macs)
 
     def run(self) -> Execution:
         execution = reexecute(self.roots, self.workdir / "run", self._data)
@@ -44,33 +47,57 @@ class TaskRun:
         self.task = None  # the run holds the data now
         return execution
 
-    def state_at(self, step: int) -> bytes:
-        return self.trace.state_at(step)
+    def _phase(self, node: int) -> Any:
+        """The trace of a single-phase task (node 0); a graph task's graph trace (node 0) or its
+        VM run of node `node` (made here, on the actor's node, the first time it is asked for)."""
+        return self.trace if node == 0 else self.trace.node_run(node).trace
 
-    def state_hash_at(self, step: int) -> bytes:
-        return self.trace.state_hash_at(step)
+    def state_at(self, step: int, node: int = 0) -> bytes:
+        return self._phase(node).state_at(step)
 
-    def witness_at(self, step: int) -> tuple[bytes, bytes]:
-        return self.trace.witness_at(step)
+    def state_hash_at(self, step: int, node: int = 0) -> bytes:
+        return self._phase(node).state_hash_at(step)
+
+    def witness_at(self, step: int, node: int = 0) -> tuple[bytes, bytes]:
+        return self._phase(node).witness_at(step)
+
+    def opening(self, node: int) -> NodeOpening:
+        return self.trace.opening(node)
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class RemoteTrace:
-    """A trace kept by an actor (the prover.game.agent.Trace protocol): each query is a call."""
+    """A trace kept by an actor (the prover.game.agent.Trace protocol): each query is a call. For
+    a graph task, `node` 0 is its graph trace and node i its VM run of node i."""
+
+    def __init__(self, actor: Any, node: int = 0) -> None:
+        self.actor = actor
+        self.node = node
+
+    def state_at(self, step: int) -> bytes:
+        return ray.get(self.actor.state_at.remote(step, self.node))
+
+    def state_hash_at(self, step: int) -> bytes:
+        return ray.get(self.actor.state_hash_at.remote(step, self.node))
+
+    def witness_at(self, step: int) -> tuple[bytes, bytes]:
+        return ray.get(self.actor.witness_at.remote(step, self.node))
+
+
+class RemotePhasedTrace:
+    """A graph task's traces kept by an actor (prover.game.agent.PhasedTrace): the graph trace in
+    the graph phase, the VM run of the game's node after it; the node's opening built there."""
 
     def __init__(self, actor: Any) -> None:
         self.actor = actor
 
-    def state_at(self, step: int) -> bytes:
-        return ray.get(self.actor.state_at.remote(step))
+    def trace_for(self, game: GameView) -> RemoteTrace:
+        return RemoteTrace(self.actor, 0 if game.graph_phase else game.node)
 
-    def state_hash_at(self, step: int) -> bytes:
-        return ray.get(self.actor.state_hash_at.remote(step))
-
-    def witness_at(self, step: int) -> tuple[bytes, bytes]:
-        return ray.get(self.actor.witness_at.remote(step))
+    def opening(self, node: int) -> NodeOpening:
+        return ray.get(self.actor.opening.remote(node))
 
 
 class RayPool:
@@ -87,6 +114,7 @@ class RayPool:
         self.actor_class = ray.remote(num_cpus=0)(TaskRun)
         self.actors: dict[str, Any] = {}
         self.runs: dict[str, Any] = {}  # the object reference of each actor's run
+        self.graph_tasks: set[str] = set()  # the keys of the multi-phase ones
 
     def start(self, roots: Roots) -> None:
         key = task_key(roots)
@@ -94,10 +122,12 @@ class RayPool:
             return
         data = self.store.task(*roots)  # MissingData here, before anything is shipped
         actor = self.actors.get(key) or self.actor_class.remote(
-            roots, data.program.read_bytes(), data.model, data.data
+            roots, data.program.read_bytes(), data.model, data.data, data.tile_macs
         )
         self.actors[key] = actor
         self.runs[key] = actor.run.remote()
+        if data.tile_macs is not None:
+            self.graph_tasks.add(key)
 
     def result(self, roots: Roots) -> Execution | None:
         key = task_key(roots)
@@ -114,8 +144,10 @@ class RayPool:
                 raise cause from None
             raise ProverError(f"re-executing task {key} on Ray failed: {exc}") from None
 
-    def trace(self, roots: Roots) -> RemoteTrace:
-        return RemoteTrace(self.actors[task_key(roots)])
+    def trace(self, roots: Roots) -> RemoteTrace | RemotePhasedTrace:
+        key = task_key(roots)
+        actor = self.actors[key]
+        return RemotePhasedTrace(actor) if key in self.graph_tasks else RemoteTrace(actor)
 
     def release(self, roots: Roots) -> None:
         key = task_key(roots)

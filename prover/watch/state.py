@@ -22,8 +22,7 @@ class ClaimEntry:
     final_state: str  # 0x hex, as claimed
     steps: int
     # "agree" / "disagree" with our own run; "missing" (the store lacks the task's data),
-    # "unjudged" (seen after its window and in no game of ours, or a multi-phase claim, which this
-    # watcher does not re-execute); None until judged.
+    # "unjudged" (seen after its window and in no game of ours); None until judged.
     verdict: str | None = None
     note: str = ""
 

@@ -43,6 +43,13 @@ from prover.watch.summary import Summary
 
 RETRY_MISSING_S = 10.0  # how often a claim whose data the store lacks is looked up again
 PENDING_POLL_S = 0.5  # while a run goes on, the watcher looks this often without a new block
+MAX_BACKOFF_S = 10.0  # a node that does not answer is asked again after poll, 2 poll, ... up to this
+# What a node that went away (stopped, restarted, a network cut) raises through web3's HTTP provider.
+NODE_GONE = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 
 def _hex(data: bytes) -> str:
@@ -83,8 +90,10 @@ class Watcher:
     # ------------------------------------------------------------------ the loop
 
     def run(self, stop: threading.Event | None = None) -> None:
-        """Watch until `stop` is set (forever without one). A node that stops answering is waited
-        for: the watcher says so once and goes on when it answers again."""
+        """Watch until `stop` is set (forever without one). A node that stops answering (at any
+        point of a look, a transaction's sending included) is asked again with a growing pause
+        (poll, 2 poll, ... MAX_BACKOFF_S): one warning line when it goes, one `reconnected` event
+        when it answers again; the look it interrupted is made again from the chain's record."""
         self.log.event(
             "watching",
             f"watching the DisputeGame at {self.game.address} as {self.me} "
@@ -93,26 +102,41 @@ class Watcher:
             account=self.me,
             from_block=self.state.cursor + 1,
         )
-        self._wait_for_pending_transactions(stop)
         wakeups = Wakeups(self.w3, self.poll)
-        unreachable = False
-        for _ in wakeups:
-            if stop is not None and stop.is_set():
-                return
+        waits = iter(wakeups)
+        gone_since: float | None = None
+        pause = self.poll
+        started = False
+        while stop is None or not stop.is_set():
             try:
+                if not started:
+                    self._wait_for_pending_transactions(stop)
+                    started = True
+                next(waits)
+                if stop is not None and stop.is_set():
+                    return
                 due = self.look()
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if not unreachable:
+            except NODE_GONE as exc:
+                if gone_since is None:
+                    gone_since = time.monotonic()
                     self.log.warn(
-                        f"the node at {self.party.rpc_url} does not answer ({type(exc).__name__}); waiting"
+                        f"the node at {self.party.rpc_url} does not answer ({type(exc).__name__}); "
+                        f"asking again every {self.poll:g} s to {MAX_BACKOFF_S:g} s"
                     )
-                unreachable = True
-                time.sleep(self.poll)
+                time.sleep(pause)
+                pause = min(2 * pause, MAX_BACKOFF_S)
+                waits = iter(wakeups)  # a generator ends with the exception raised in it
                 wakeups.wait_until_due_in(0)
                 continue
-            if unreachable:
-                self.log.warn(f"the node at {self.party.rpc_url} answers again")
-                unreachable = False
+            if gone_since is not None:
+                down = time.monotonic() - gone_since
+                self.log.event(
+                    "reconnected",
+                    f"the node at {self.party.rpc_url} answers again after {down:.0f} s",
+                    rpc=self.party.rpc_url,
+                    seconds=round(down, 1),
+                )
+                gone_since, pause = None, self.poll
             wakeups.wait_until_due_in(due)
 
     def _wait_for_pending_transactions(self, stop: threading.Event | None) -> None:
@@ -160,7 +184,7 @@ class Watcher:
             roots = [_hex(args[name]) for name in ("programRoot", "inputRoot", "modelRoot")]
             self.state.tasks[args["taskId"]] = roots
             self.log.event("task", f"task {args['taskId']} created", task=args["taskId"], block=event.block)
-        elif event.name == "GraphTaskCreated":
+        elif event.name == "GraphTaskCreated" and args["taskId"] not in self.state.graph_tasks:
             self.state.graph_tasks.append(args["taskId"])
         elif event.name == "ClaimSubmitted":
             entry = ClaimEntry(args["taskId"], args["submitter"], _hex(args["finalState"]), args["steps"])
@@ -235,11 +259,6 @@ class Watcher:
         if not concerns_us and (info.status != "pending" or info.deadline <= now):
             self._set_verdict(claim_id, "unjudged", "seen after its window, in no game of ours")
             return False
-        if entry.task in self.state.graph_tasks:
-            self._set_verdict(
-                claim_id, "unjudged", "a multi-phase claim: this watcher re-executes single-phase tasks"
-            )
-            return False
         if time.monotonic() < self.retry_at.get(claim_id, 0.0):
             return False
         roots = self._roots(entry)
@@ -259,7 +278,9 @@ class Watcher:
             return True
         self.retry_at.pop(claim_id, None)
         agree = _hex(execution.final_hash) == entry.final_state and execution.steps == entry.steps
-        note = f"our run ends in {_hex(execution.final_hash)} after {execution.steps} steps"
+        # A multi-phase claim's final state is G_n, the tensor tree after the graph's n nodes.
+        unit = "nodes" if entry.task in self.state.graph_tasks else "steps"
+        note = f"our run ends in {_hex(execution.final_hash)} after {execution.steps} {unit}"
         self._set_verdict(claim_id, "agree" if agree else "disagree", note)
         return False
 
@@ -387,7 +408,7 @@ class Watcher:
         its window with no open game of ours)."""
         needed = set()
         for claim_id, entry in self.state.claims.items():
-            if entry.task not in self.state.tasks or entry.task in self.state.graph_tasks:
+            if entry.task not in self.state.tasks:
                 continue
             open_games = [game_id for game_id in self._our_games(claim_id) if game_id not in self.results]
             if self.claim_info[claim_id].status == "pending" or open_games:
@@ -472,9 +493,14 @@ class Watcher:
     ) -> dict[str, Any]:
         row: dict[str, Any] = {"game": game_id, "claim": entry.claim, "our_side": side.value}
         if view is None or result is not None:
-            return {**row, "interval": None, "to_move": None, "clock_s": None, "result": result}
+            empty = dict.fromkeys(("phase", "interval", "to_move", "clock_s"))
+            return {**row, **empty, "result": result}
+        # A multi-phase game's interval is over node indices in its graph phase, over VM steps of
+        # one node's run after it.
+        phase = "graph" if view.graph_phase else f"vm, node {view.node}" if view.node else "vm"
         return {
             **row,
+            "phase": phase,
             "interval": f"[{view.left}, {view.right}]",
             "to_move": view.turn.value,
             "clock_s": view.mover_seconds_left,
