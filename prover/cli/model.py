@@ -3,11 +3,11 @@ numpy reference engine, without the VM.
 
     prover predict  --model m.ggml --data digit.png [--background auto|light|dark] [--json]
     prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--background ...] [--json]
-    prover convert  --from opml|torch|onnx|keras|tflite IN OUT [--module M:F --input-shape S]
-                    [--input-background dark|light] [--pixel-scale A --pixel-offset B]
-    prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
-                    [--calibration-method minmax|percentile|mse]
-    prover generate --model lm.ggml --prompt TEXT [--tokens N] [--verify [--basedir D]] [--json]
+    prover convert  --from opml|torch|onnx|keras|tflite|gguf IN OUT [--module M:F --input-shape S]
+                    [--input-background dark|light] [--pixel-scale A --pixel-offset B] [--positions N]
+    prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR | --calibration-text FILE]
+                    [--calibration N] [--calibration-method minmax|percentile|mse]
+    prover generate --model lm.ggml|lm.gguf --prompt TEXT [--tokens N] [--verify [--basedir D]] [--json]
 
 Inputs and image sets of either polarity are brought to the model's input convention
 (prover/model/convention.py) before inference; --background says the input's instead of detecting it.
@@ -25,18 +25,22 @@ import click
 import numpy as np
 
 from prover.cli.options import background_option, json_option
+from prover.errors import ProverError
 from prover.files import write_atomically
 from prover.model.convention import DARK, LIGHT, Prepared
 from prover.model.convert import SOURCES, convert_model
 from prover.model.data import load_mnist, mnist_dir, prepare_input, prepare_set
 from prover.model.engine import dequantized, run
 from prover.model.evaluate import evaluate
-from prover.model.graph import Graph
+from prover.model.graph import DType, Graph
 from prover.model.modelfile import load_model, write_model
 from prover.model.quantize import CALIBRATION_METHODS, quantize
+from prover.model.text_calibration import default_text, text_windows
+from prover.model.vocabulary import tokenizer_path, vocabulary_for
 from prover.output import Output, Record
 
 DEFAULT_CALIBRATION = 1000
+DEFAULT_TEXT_WINDOWS = 64
 
 
 def _milliseconds(start: float) -> float:
@@ -130,6 +134,11 @@ def eval_command(
     "--pixel-scale", help="tflite: the model's input is pixel * SCALE + OFFSET (default 1/255, offset -1)"
 )
 @click.option("--pixel-offset", help="tflite: see --pixel-scale (a whole number of pixel steps)")
+@click.option(
+    "--positions",
+    type=click.IntRange(min=1),
+    help="gguf: token positions of the forward pass (default: the file's context_length)",
+)
 @json_option
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_path", type=click.Path(path_type=Path))
@@ -140,6 +149,7 @@ def convert_command(
     input_background: str,
     pixel_scale: str | None,
     pixel_offset: str | None,
+    positions: int | None,
     out: Output,
     in_path: Path,
     out_path: Path,
@@ -147,11 +157,15 @@ def convert_command(
     """Convert a model to a .ggml file: to f32 from OPML's legacy MNIST MLP files (opml), a PyTorch
     state_dict or pickled module (torch, needs torch), an ONNX file (onnx, needs onnx) or a Keras 3
     .keras file (keras, needs h5py); to int8 from a full-integer quantized TFLite file (tflite, needs
-    tflite), with the file's own scales and zero points, bit-exact with LiteRT's reference kernels.
+    tflite), with the file's own scales and zero points, bit-exact with LiteRT's reference kernels;
+    to f32 from a llama.cpp GGUF file (gguf: llama or gpt2 architecture, F32 / F16 / Q8_0 tensors),
+    whose vocabulary goes beside OUT as OUT's name .tokenizer.json (int8 through `prover quantize`).
     An image input's convention is recorded in the file."""
     pixel = None if pixel_scale is None and pixel_offset is None else (pixel_scale, pixel_offset)
-    graph = convert_model(source, in_path, module, input_shape, input_background, pixel)
+    graph = convert_model(source, in_path, module, input_shape, input_background, pixel, positions)
     data = write_model(graph)
+    if source == "gguf":
+        write_atomically(tokenizer_path(out_path), vocabulary_for(in_path).to_json().encode())
     write_atomically(out_path, data)
     out.emit(_written(out_path, data, graph, str(graph.metadata["mode"])))
 
@@ -160,7 +174,17 @@ def convert_command(
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path), help="f32 .ggml model")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="int8 .ggml to write")
 @click.option("--mnist-dir", "mnist_option", type=click.Path(path_type=Path), help="calibration images")
-@click.option("--calibration", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION, show_default=True)
+@click.option(
+    "--calibration-text",
+    "text_path",
+    type=click.Path(path_type=Path),
+    help="language models: calibrate on windows of this UTF-8 text (default: standard-library docstrings)",
+)
+@click.option(
+    "--calibration",
+    type=click.IntRange(min=1),
+    help=f"images (default {DEFAULT_CALIBRATION}) or text windows (default {DEFAULT_TEXT_WINDOWS})",
+)
 @click.option(
     "--calibration-method",
     type=click.Choice(CALIBRATION_METHODS),
@@ -173,23 +197,45 @@ def quantize_command(
     model_path: Path,
     out_path: Path,
     mnist_option: Path | None,
-    calibration: int,
+    text_path: Path | None,
+    calibration: int | None,
     calibration_method: str,
     out: Output,
 ) -> None:
     """Post-training int8 quantization, calibrated on the first N MNIST training images (brought
-    to the model's input convention)."""
+    to the model's input convention), or for a language model (i32 token ids in) on N windows of
+    a text tokenized with the model's vocabulary (NAME.tokenizer.json beside it, else bytes)."""
     graph = load_model(model_path)
-    directory = mnist_dir(mnist_option)
-    images, _ = load_mnist(directory, "train")
-    images, preparation = prepare_set(images[:calibration], graph, "auto", f"{directory} (train)")
-    _tell(out, preparation)
-    quantized = quantize(graph, images[:calibration], calibration_method)
+    if graph.tensors[graph.input].dtype == DType.I32:
+        text = default_text() if text_path is None else _read_text(text_path)
+        windows = text_windows(graph, vocabulary_for(model_path), text, calibration or DEFAULT_TEXT_WINDOWS)
+        quantized = quantize(graph, windows, calibration_method)
+        source = "the default text" if text_path is None else str(text_path)
+        what = f"int8, calibrated ({calibration_method}) on {len(windows)} windows of {source}"
+        beside = tokenizer_path(model_path)
+        if beside.exists():
+            write_atomically(tokenizer_path(out_path), beside.read_bytes())
+    else:
+        calibration = calibration or DEFAULT_CALIBRATION
+        directory = mnist_dir(mnist_option)
+        images, _ = load_mnist(directory, "train")
+        images, preparation = prepare_set(images[:calibration], graph, "auto", f"{directory} (train)")
+        _tell(out, preparation)
+        quantized = quantize(graph, images[:calibration], calibration_method)
+        count = min(calibration, len(images))
+        what = f"int8, calibrated ({calibration_method}) on {count} training images"
     data = write_model(quantized)
     write_atomically(out_path, data)
-    count = min(calibration, len(images))
-    what = f"int8, calibrated ({calibration_method}) on {count} training images"
     out.emit(_written(out_path, data, quantized, what))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProverError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ProverError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _written(path: Path, data: bytes, graph: Graph, what: str) -> Record:

@@ -43,18 +43,27 @@ class GGUFTensors(Mapping[str, np.ndarray]):
         tensor = self._tensors.get(name)
         if tensor is None:
             raise ProverError(f"missing tensor {name}")
-        shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))
+        shape = self.shape(name)
         if tensor.tensor_type == GGMLQuantizationType.F32:
             return tensor.data.reshape(shape)
         if tensor.tensor_type == GGMLQuantizationType.F16:
             return tensor.data.reshape(shape).astype(np.float32)
         return dequantize(tensor.data, GGMLQuantizationType.Q8_0).reshape(shape).astype(np.float32)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._tensors
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._tensors)
 
     def __len__(self) -> int:
         return len(self._tensors)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """A tensor's numpy shape, without reading its data."""
+        if name not in self._tensors:
+            raise ProverError(f"missing tensor {name}")
+        return tuple(int(d) for d in reversed(self._tensors[name].shape.tolist()))
 
     def type_name(self, name: str) -> str:
         return self._tensors[name].tensor_type.name
