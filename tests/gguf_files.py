@@ -48,7 +48,7 @@ class SmallLlama:
     rms_eps: float = 1e-5
 
 
-def _trained(kind: str, vocab_size: int):
+def trained_tokenizer(kind: str, vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -71,7 +71,7 @@ def add_vocabulary(writer, kind: str) -> int:
     from gguf import TokenType
 
     if kind == "llama":
-        trained = _trained("llama", 160)
+        trained = trained_tokenizer("llama", 160)
         pieces = sorted(trained.get_vocab().items(), key=lambda item: item[1])
         tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
         types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL] + [TokenType.BYTE] * 256
@@ -89,7 +89,7 @@ def add_vocabulary(writer, kind: str) -> int:
         writer.add_unk_token_id(0)
         writer.add_add_bos_token(True)
     else:
-        trained = _trained("gpt2", 400)
+        trained = trained_tokenizer("gpt2", 400)
         pieces = sorted(trained.get_vocab().items(), key=lambda item: item[1])
         tokens = [piece for piece, _ in pieces] + ["<|endoftext|>"]
         types = [TokenType.NORMAL] * (len(tokens) - 1) + [TokenType.CONTROL]

@@ -17,8 +17,8 @@ Output files are written atomically (temp file + rename): a failed command leave
 
 from __future__ import annotations
 
-import codecs
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -30,13 +30,15 @@ from prover.files import write_atomically
 from prover.model.convention import DARK, LIGHT, Prepared
 from prover.model.convert import SOURCES, convert_model
 from prover.model.data import load_mnist, mnist_dir, prepare_input, prepare_set
+from prover.model.decode import CachedDecoder
 from prover.model.engine import dequantized, run
 from prover.model.evaluate import evaluate
+from prover.model.generate import LanguageModel
 from prover.model.graph import DType, Graph
 from prover.model.modelfile import load_model, write_model
 from prover.model.quantize import CALIBRATION_METHODS, quantize
 from prover.model.text_calibration import default_text, text_windows
-from prover.model.vocabulary import tokenizer_path, vocabulary_for
+from prover.model.vocabulary import TextStream, tokenizer_path, vocabulary_for
 from prover.output import Output, Record
 
 DEFAULT_CALIBRATION = 1000
@@ -253,9 +255,13 @@ MODEL_COMMANDS = (predict_command, eval_command, convert_command, quantize_comma
 
 @click.command("generate")
 @click.option(
-    "--model", "model_path", required=True, type=click.Path(path_type=Path), help="language model .ggml"
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="language model: .ggml (its NAME.tokenizer.json beside, else byte tokens) or .gguf",
 )
-@click.option("--prompt", required=True, help="the text to continue (its UTF-8 bytes are the tokens)")
+@click.option("--prompt", required=True, help="the text to continue (tokenized with the model's vocabulary)")
 @click.option("--tokens", "count", type=click.IntRange(min=0), default=32, show_default=True)
 @click.option("--verify", is_flag=True, help="also run each token's forward pass in the VM and compare")
 @click.option(
@@ -270,35 +276,38 @@ def generate_command(
     model_path: Path, prompt: str, count: int, verify: bool, basedir: Path, out: Output
 ) -> None:
     """Greedy decoding with the numpy reference engine, printing the text as it grows (--json: the
-    prompt's and the generated token ids and the text; --verify: each pass's S0, SN and steps)."""
-    from prover.model.generate import LanguageModel
-    from prover.task.forward import verify_forward
-
-    model = load_model(model_path)
-    lm = LanguageModel(model)
-    tokens = list(prompt.encode())
-    lm.window(tokens)  # checks the prompt before anything is printed
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    prompt's and the generated token ids and the text; --verify: each pass's S0, SN and steps).
+    A .ggml model runs one forward pass per token over the window of its last T tokens; a .gguf
+    file is converted in memory (f32) and decoded with a KV cache within its context."""
+    vocabulary = vocabulary_for(model_path)
+    tokens = vocabulary.encode(prompt)
+    if model_path.suffix == ".gguf":
+        if verify:
+            raise ProverError("--verify needs a .ggml model: prover convert --from gguf first")
+        next_tokens = _cached_tokens(CachedDecoder(convert_model("gguf", model_path)), tokens, count)
+    else:
+        model = load_model(model_path)
+        lm = LanguageModel(model)
+        lm.window(tokens)  # checks the prompt before anything is printed
+        next_tokens = _window_tokens(lm, tokens, count, model_path if verify else None, basedir)
+    stream = TextStream(vocabulary, tokens)
     if not out.as_json:
         click.echo(prompt, nl=False)
-    generated, passes = [], []
-    model_bytes = model_path.read_bytes() if verify else b""
+    prompt_ids, generated, passes = list(tokens), [], []
     start = time.perf_counter()
-    for index in range(count):
-        token, outputs = lm.next_token(tokens)
-        if verify:
-            passes.append(verify_forward(basedir / f"token-{index}", model_bytes, lm.window(tokens), outputs))
-        tokens.append(token)
+    for token, verified in next_tokens:
         generated.append(token)
+        if verified is not None:
+            passes.append(verified)
+        text = stream.push(token)
         if not out.as_json:
-            click.echo(decoder.decode(bytes([token])), nl=False)
+            click.echo(text, nl=False)
     seconds = time.perf_counter() - start
-    text = bytes(generated).decode("utf-8", "replace")
     fields = {
         "prompt": prompt,
-        "prompt_ids": list(prompt.encode()),
+        "prompt_ids": prompt_ids,
         "ids": generated,
-        "text": text,
+        "text": stream.generated_text(),
         "tokens_per_second": round(count / seconds, 3) if seconds > 0 else None,
     }
     if verify:
@@ -306,4 +315,38 @@ def generate_command(
     summary = f"\n{count} tokens, {fields['tokens_per_second']} tokens/s"
     if verify:
         summary += f"; every forward pass verified in the VM ({sum(p['steps'] for p in passes)} steps)"
-    out.emit(Record(fields, decoder.decode(b"", final=True) + summary))
+    out.emit(Record(fields, stream.finish() + summary))
+
+
+def _window_tokens(
+    lm: LanguageModel, tokens: list[int], count: int, verify_model: Path | None, basedir: Path
+) -> Iterator[tuple[int, dict | None]]:
+    """Greedy tokens of a .ggml LM, one forward pass over the window per token (each verified
+    in the VM when `verify_model` is given); `tokens` grows with them."""
+    from prover.task.forward import verify_forward
+
+    model_bytes = verify_model.read_bytes() if verify_model is not None else b""
+    for index in range(count):
+        token, outputs = lm.next_token(tokens)
+        verified = None
+        if verify_model is not None:
+            verified = verify_forward(basedir / f"token-{index}", model_bytes, lm.window(tokens), outputs)
+        tokens.append(token)
+        yield token, verified
+
+
+def _cached_tokens(decoder: CachedDecoder, tokens: list[int], count: int) -> Iterator[tuple[int, None]]:
+    """Greedy tokens with the KV cache: the prompt in one step, then one position per token."""
+    if not tokens:
+        raise ProverError("the prompt is empty: a language model needs at least one token")
+    if len(tokens) + max(count, 1) - 1 > decoder.context:
+        raise ProverError(
+            f"a prompt of {len(tokens)} tokens and {count} more need {len(tokens) + count - 1} positions; "
+            f"the model computes {decoder.context}"
+        )
+    logits = decoder.step(list(tokens))
+    for index in range(count):
+        token = int(np.argmax(logits[-1]))
+        yield token, None
+        if index + 1 < count:
+            logits = decoder.step([token])

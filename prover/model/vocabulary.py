@@ -83,7 +83,7 @@ class Vocabulary:
 
 class TextStream:
     """The text of generated tokens as it grows: `push` gives what a new token adds (held back
-    while it ends in an incomplete UTF-8 sequence)."""
+    while it ends in an incomplete UTF-8 sequence), `finish` what is left at the end."""
 
     def __init__(self, vocabulary: Vocabulary, prompt: list[int]) -> None:
         self.vocabulary = vocabulary
@@ -96,6 +96,12 @@ class TextStream:
         text = self.vocabulary.decode(self.ids)
         if text.endswith("\ufffd"):
             return ""
+        new, self.shown = text[self.shown :], len(text)
+        return new
+
+    def finish(self) -> str:
+        """What was held back at the end (an incomplete UTF-8 sequence, as replacement characters)."""
+        text = self.vocabulary.decode(self.ids)
         new, self.shown = text[self.shown :], len(text)
         return new
 
