@@ -33,9 +33,10 @@ BLOCK_NAMES = {
 }
 
 
-def export_gguf(graph: Graph, path: Path) -> None:
-    """Write the f32 byte-level LM `graph` (prover.model.sequence_layers' names) as GGUF."""
-    from gguf import GGUFWriter, LlamaFileType, TokenType
+def export_gguf(graph: Graph, path: Path, tensor_type: str = "f32") -> None:
+    """Write the f32 byte-level LM `graph` (prover.model.sequence_layers' names) as GGUF, its
+    matrices as F32 or Q8_0 (`tensor_type` "f32" or "q8_0"; vectors stay F32, as llama.cpp's)."""
+    from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType, quantize
 
     if graph.metadata.get("mode") != "f32":
         raise ProverError("only an f32 language model can be exported to GGUF")
@@ -50,9 +51,19 @@ def export_gguf(graph: Graph, path: Path) -> None:
     attention = next(n for n in graph.nodes if n.op == Op.MATMUL)
     heads = graph.tensors[attention.inputs[0]].dims[2]
 
+    if tensor_type not in ("f32", "q8_0"):
+        raise ProverError(f"GGUF tensor type {tensor_type!r}: f32 or q8_0")
     writer = GGUFWriter(str(path), "gpt2")
     writer.add_name(str(graph.metadata.get("name", "lm")))
-    writer.add_file_type(LlamaFileType.ALL_F32)
+    writer.add_file_type(LlamaFileType.ALL_F32 if tensor_type == "f32" else LlamaFileType.MOSTLY_Q8_0)
+
+    def add(name: str, value: np.ndarray) -> None:
+        if tensor_type == "f32" or value.ndim == 1 or value.shape[-1] % 32:
+            writer.add_tensor(name, value)
+        else:
+            q8_0 = GGMLQuantizationType.Q8_0
+            writer.add_tensor(name, quantize(value, q8_0), raw_dtype=q8_0)
+
     writer.add_context_length(context)
     writer.add_embedding_length(dim)
     writer.add_block_count(len(blocks))
@@ -65,16 +76,16 @@ def export_gguf(graph: Graph, path: Path) -> None:
     writer.add_token_types([TokenType.NORMAL] * vocab)
     writer.add_token_merges([])
     writer.add_add_bos_token(False)
-    writer.add_tensor("token_embd.weight", stored[f"{embedding}.weight"])
-    writer.add_tensor("position_embd.weight", stored[f"{positions}.weight"])
+    add("token_embd.weight", stored[f"{embedding}.weight"])
+    add("position_embd.weight", stored[f"{positions}.weight"])
     for i, block in enumerate(blocks):
         for ours, theirs in BLOCK_NAMES.items():
             for kind in ("weight", "bias"):
-                writer.add_tensor(f"blk.{i}.{theirs}.{kind}", stored[f"{block}.{ours}.{kind}"])
-    writer.add_tensor("output_norm.weight", stored[f"{final}.weight"])
-    writer.add_tensor("output_norm.bias", stored[f"{final}.bias"])
-    writer.add_tensor("output.weight", stored[f"{head}.weight"])
-    writer.add_tensor("output.bias", stored[f"{head}.bias"])
+                add(f"blk.{i}.{theirs}.{kind}", stored[f"{block}.{ours}.{kind}"])
+    add("output_norm.weight", stored[f"{final}.weight"])
+    add("output_norm.bias", stored[f"{final}.bias"])
+    add("output.weight", stored[f"{head}.weight"])
+    add("output.bias", stored[f"{head}.bias"])
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
