@@ -7,7 +7,8 @@ random LLaMA GGUF files written by tests/gguf_files.py, and the Q8_0 requantizat
    tests/gguf_files.TEXTS, for a SentencePiece-style (llama) and a byte-level BPE (gpt2) vocabulary.
 2. Logits and greedy tokens for each prompt of tests/gguf_files.PROMPTS, on F32, F16 and Q8_0
    files: llama.cpp runs with an f32 KV cache (type_k / type_v f32), logits for every position,
-   one thread; we run the f32 graph of `prover convert --from gguf` (and, for Q8_0, the int8 graph
+   one thread (for F16 and Q8_0 matrices llama.cpp also rounds the activations: to f16, or to Q8_0
+   blocks); we run the f32 graph of `prover convert --from gguf` (and, for Q8_0, the int8 graph
    `prover quantize` makes of it) with the KV cache of prover/model/decode.py. Each greedy sequence
    is llama.cpp's; our logits are taken over the same tokens (prompt and llama.cpp's continuation),
    and the relative error of a position is max |ours - theirs| / max |theirs|.
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the small GGUF files
 
 from gguf_files import PROMPTS, TEXTS, write_llama_gguf  # noqa: E402
 
+from prover.model import engine  # noqa: E402
 from prover.model.decode import CachedDecoder  # noqa: E402
 from prover.model.graph import Graph  # noqa: E402
 from prover.model.importers.gguf_export import export_gguf  # noqa: E402
@@ -82,8 +84,8 @@ def their_greedy(llm, prompt: list[int], count: int) -> tuple[list[int], np.ndar
 
 
 def our_logits(graph: Graph, tokens: list[int]) -> np.ndarray:
-    decoder = CachedDecoder(graph)
-    return decoder.step(tokens).astype(np.float64)
+    """Logits (positions, vocab) of our graph over `tokens` (int8 ones through their scale)."""
+    return engine.dequantized(graph, CachedDecoder(graph).step(tokens))
 
 
 def relative_errors(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
