@@ -8,7 +8,9 @@ It is not LLaMA-shaped (no RMSNorm, RoPE, SwiGLU), so it maps to `gpt2`, not `ll
 not map: its output head has a bias, which llama.cpp's gpt2 lacks (written as `output.bias`, so
 llama.cpp refuses the file: one tensor too many), and its GELU is erf's where llama.cpp's is the
 tanh approximation. Its vocabulary is the 256 bytes, written as a byte-level BPE without merges
-(token b is byte b).
+(token b is byte b); gguf's writer leaves an empty tokenizer.ggml.merges out, and llama.cpp refuses
+a gpt2 vocabulary without that key (a merge would need a 257th token), a second reason llama.cpp
+does not load this file. Our reader takes the absent key as no merges.
 """
 
 from __future__ import annotations
