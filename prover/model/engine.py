@@ -400,6 +400,10 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
 
     if op == Op.RESHAPE:
         return x
+    if op == Op.GREEDY:  # per position: [u32 id][u32 first index of the row's maximum], big-endian
+        ids = batched(1).astype(np.int64).reshape(batch, -1)
+        tokens = np.argmax(x.reshape(batch, ids.shape[1], -1), axis=2)
+        return np.stack([ids, tokens], axis=2).astype(">u4").view(np.uint8).reshape(batch, -1)
     if op == Op.ANSWER:  # [u32 class, big-endian][x's bytes]: the first index of the maximum
         classes = np.argmax(x, axis=1).astype(">u4").view(np.uint8).reshape(batch, 4)
         return np.concatenate([classes, x.astype(np.int8).view(np.uint8)], axis=1)

@@ -92,7 +92,7 @@ def check_graph_task(graph: Graph) -> None:
         raise ProverError("a graph task's output must be its last node's output")
     if any(tensor.dtype == DType.F32 for tensor in graph.tensors):
         raise ProverError("f32 models are not multi-phase: numpy's f32 is not bit-exact with the guest's")
-    if graph.tensors[graph.output].dtype != DType.I8 and graph.nodes[-1].op != Op.ANSWER:
+    if graph.tensors[graph.output].dtype != DType.I8 and graph.nodes[-1].op not in (Op.ANSWER, Op.GREEDY):
         raise ProverError(
             "a graph task's output must be int8 (its answer: the class, then the output's bytes)"
         )
