@@ -60,6 +60,7 @@ enum guest_status {
 /* .ggml constants (docs/model-format.md). */
 #define GGML_MAGIC 0x67676d6cu
 #define GGML_VERSION 1u
+#define GGML_VERSION_64 2u /* 64-bit data offsets; data past 4 GiB cannot be in the guest's memory */
 #define MAX_META 1024u
 #define MAX_TENSORS 4096u
 #define MAX_NODES 4096u
