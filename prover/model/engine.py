@@ -55,6 +55,28 @@ def integer_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
+LINEAR_CHUNK = 1 << 22  # weights converted to float64 at a time (32 MB): never a whole matrix
+
+
+def integer_linear(x: np.ndarray, w: np.ndarray, w_zp: int) -> np.ndarray:
+    """x @ (w - w_zp).T exactly, for int64 x (..., IN) and stored int8 / u8 weights w (OUT, IN) (a
+    memory map's pages): the weights are converted a chunk of rows at a time, to float64 for BLAS
+    when every partial sum stays below 2^53 in magnitude (then each is an exact integer), else to
+    int64. A 7 B model's matrices pass through in 32 MB pieces."""
+    rows = max(1, LINEAR_CHUNK // max(1, w.shape[1]))
+    w_bound = 128 + abs(w_zp)  # |w - w_zp| for int8 w, without reading the weights
+    exact = float(np.abs(x).max(initial=0)) * w_bound * w.shape[1] < 2.0**53
+    kind = np.float64 if exact else np.int64
+    xs = x.astype(kind)
+    out = np.empty((*x.shape[:-1], w.shape[0]), kind)
+    for start in range(0, w.shape[0], rows):
+        part = w[start : start + rows].astype(kind)
+        if w_zp:
+            part -= w_zp
+        out[..., start : start + rows] = xs @ part.T
+    return out.astype(np.int64, copy=False)
+
+
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Saturating rounding doubling high multiply of int32 values (in int64 arrays)."""
     a, b = np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
@@ -417,7 +439,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = x.reshape(batch, -1, inp) @ w.reshape(-1, inp).T
             return (y + bias.reshape(-1) if bias is not None else y).reshape(batch, -1)
         xc = wrap32(x.astype(np.int64) - a(Attr.X_ZP)).reshape(batch, -1, inp)
-        acc = integer_matmul(xc, (w.reshape(-1, inp).astype(np.int64) - a(Attr.W_ZP)).T)
+        acc = integer_linear(xc, w.reshape(-1, inp), a(Attr.W_ZP))
         if bias is not None:
             acc = acc + bias.reshape(-1).astype(np.int64)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, 1, -1)).reshape(batch, -1)
