@@ -55,26 +55,36 @@ def integer_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
-LINEAR_CHUNK = 1 << 22  # weights converted to float64 at a time (32 MB): never a whole matrix
+LINEAR_CHUNK = 1 << 22  # weights converted at a time (16 MB in float32): never a whole matrix
+EXACT_F32 = 1 << 24  # float32 sums of integers are exact below this magnitude
+MIN_F32_BLOCK = 64  # narrower column blocks than this: float64 instead
 
 
 def integer_linear(x: np.ndarray, w: np.ndarray, w_zp: int) -> np.ndarray:
-    """x @ (w - w_zp).T exactly, for int64 x (..., IN) and stored int8 / u8 weights w (OUT, IN) (a
-    memory map's pages): the weights are converted a chunk of rows at a time, to float64 for BLAS
-    when every partial sum stays below 2^53 in magnitude (then each is an exact integer), else to
-    int64. A 7 B model's matrices pass through in 32 MB pieces."""
-    rows = max(1, LINEAR_CHUNK // max(1, w.shape[1]))
-    w_bound = 128 + abs(w_zp)  # |w - w_zp| for int8 w, without reading the weights
-    exact = float(np.abs(x).max(initial=0)) * w_bound * w.shape[1] < 2.0**53
-    kind = np.float64 if exact else np.int64
+    """x @ (w - w_zp).T exactly, for int64 x (..., IN) and stored int8 weights w (OUT, IN) (a memory
+    map's pages), converted a chunk of rows at a time (a 7 B model's matrices pass through in 16 MB
+    pieces). In float32 BLAS over column blocks short enough that every partial sum stays below
+    2^24 in magnitude (each is then an exact integer whatever the order), the blocks summed in
+    float64; in float64 when such blocks would be too short, while sums stay below 2^53; else int64."""
+    inputs = w.shape[1]
+    term = float(np.abs(x).max(initial=0)) * (128 + abs(w_zp))  # |x| |w - w_zp| for int8 w
+    block = inputs if term == 0 else int((EXACT_F32 - 1) // term)
+    if block >= MIN_F32_BLOCK:
+        kind, block = np.float32, min(block, inputs)
+    elif term * inputs < 2.0**53:
+        kind, block = np.float64, inputs
+    else:
+        kind, block = np.int64, inputs
+    rows = max(1, LINEAR_CHUNK // max(1, inputs))
     xs = x.astype(kind)
-    out = np.empty((*x.shape[:-1], w.shape[0]), kind)
+    out = np.zeros((*x.shape[:-1], w.shape[0]), np.float64 if kind != np.int64 else np.int64)
     for start in range(0, w.shape[0], rows):
         part = w[start : start + rows].astype(kind)
         if w_zp:
-            part -= w_zp
-        out[..., start : start + rows] = xs @ part.T
-    return out.astype(np.int64, copy=False)
+            part -= kind(w_zp)
+        for k in range(0, inputs, block):
+            out[..., start : start + rows] += xs[..., k : k + block] @ part[:, k : k + block].T
+    return out.astype(np.int64)
 
 
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -113,9 +113,10 @@ def _layout(graph: Graph, version: int) -> tuple[int, list[int], int]:
 
 def model_chunks(
     graph: Graph, *, check: bool = True, single_node: bool = False, version: int | None = None
-) -> Iterator[bytes]:
+) -> Iterator[bytes | np.ndarray]:
     """The canonical file of a valid graph, in pieces: the header and tables, then each stored
-    tensor's padding and big-endian data (GraphError if the graph is not valid; `single_node`: a
+    tensor's padding and big-endian data (an array: int8 data is the tensor's own, not a copy;
+    GraphError if the graph is not valid; `single_node`: a
     valid node file, see check_graph). Version 1 unless the file passes 4 GiB (then version 2), or
     `version`. `check=False` encodes the graph as it is, valid or not: how tests craft malformed
     files."""
@@ -143,7 +144,7 @@ def model_chunks(
     for t, offset in zip(graph.tensors, offsets, strict=True):
         if t.data is not None:
             yield bytes(offset - position)
-            yield t.data.astype(t.data.dtype.newbyteorder(">"), copy=False).tobytes()
+            yield np.ascontiguousarray(t.data.astype(t.data.dtype.newbyteorder(">"), copy=False))
             position = offset + t.nbytes
 
 
