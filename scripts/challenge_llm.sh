@@ -9,7 +9,8 @@
 #
 # Usage: scripts/challenge_llm.sh   (environment: MODEL language model .ggml [models/lm_int8.ggml],
 #        PROMPT text ["import os\ndef "], TOKENS [8], FAULTY challenger (default) or submitter,
-#        FAULT_NODE the node whose output the faulty party corrupts [the middle node], K arity [16],
+#        FAULT_NODE the node whose output the faulty party corrupts [the middle node], TILE_MACS the
+#        tile size of large LINEARs [262144; 8388608 for a LLaMA of a billion parameters], K arity [16],
 #        PORT [0: free]; RPC and KEYS as in scripts/demo_common.sh)
 set -euo pipefail
 
@@ -19,12 +20,13 @@ DEMO_INPUT=text
 source scripts/demo_common.sh
 PROMPT=${PROMPT:-$'import os\ndef '}
 TOKENS=${TOKENS:-8}
+TILE_MACS=${TILE_MACS:-262144}
 FAULTY=${FAULTY:-challenger}
 case "$FAULTY" in
     challenger | submitter) ;;
     *) echo "error: FAULTY=$FAULTY: challenger or submitter" >&2; exit 1 ;;
 esac
-claim() { prover generate --model "$MODEL" --prompt "$PROMPT" --tokens "$TOKENS" --claim "$@"; }
+claim() { prover generate --model "$MODEL" --prompt "$PROMPT" --tokens "$TOKENS" --tile-macs "$TILE_MACS" --claim "$@"; }
 # `corrupt DIR`: the party's graph run made dishonest: node FAULT_NODE's output (default the middle node).
 corrupt() {
     local nodes node

@@ -325,13 +325,15 @@ def _generation_claim(
         out.warn,
         not out.as_json,
     )
-    text = bytes(record["claimed"]).decode("utf-8", "replace")
+    byte_level = record["vocabulary"] == 256  # the byte-level LM's ids are the text's bytes
+    text = bytes(record["claimed"]).decode("utf-8", "replace") if byte_level else None
+    shown = text if byte_level else f" -> ids {record['claimed']}"
     verdict = "a greedy generation" if record["greedy"] else "NOT a greedy generation of these tokens"
     agrees = "agrees with" if record["agrees"] else "differs from"
     out.emit(
         Record(
             {**record, "text": text},
-            f"{prompt}{text}\nclaim: {count} tokens over {record['node_count']} nodes; "
+            f"{prompt}{shown}\nclaim: {count} tokens over {record['node_count']} nodes; "
             f"its answer is {verdict}; this party's own decode {agrees} it",
         )
     )

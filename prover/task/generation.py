@@ -69,6 +69,7 @@ def write_generation_claim(
         answered, greedy = None, False
     record = {
         "model": str(model_path.resolve()),
+        "vocabulary": decoder.vocabulary,
         "prompt": list(prompt),
         "tokens": tokens,
         "claimed": stated,
