@@ -25,6 +25,7 @@ import click
 import numpy as np
 
 from prover.cli.options import background_option, json_option
+from prover.cli.run import fault_node_option, tile_macs_option
 from prover.errors import ProverError
 from prover.files import write_atomically
 from prover.model.convention import DARK, LIGHT, Prepared
@@ -265,25 +266,55 @@ MODEL_COMMANDS = (predict_command, eval_command, convert_command, quantize_comma
 @click.option("--tokens", "count", type=click.IntRange(min=0), default=32, show_default=True)
 @click.option("--verify", is_flag=True, help="also run each token's forward pass in the VM and compare")
 @click.option(
+    "--claim",
+    is_flag=True,
+    help="write the generation claim (one graph task: the forward pass over the prompt and the tokens "
+    "but the last) and its run into --basedir, for `prover submit`",
+)
+@click.option(
+    "--claimed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="with --claim: another party's generation.json; the task is the one of the tokens it claims",
+)
+@click.option(
     "--basedir",
     type=click.Path(path_type=Path),
     default=Path("generate"),
     show_default=True,
-    help="--verify: each pass's golden image and run go to BASEDIR/token-N",
+    help="--claim: graph.json and generation.json go here; --verify: each pass's golden image and run "
+    "go to BASEDIR/token-N",
 )
+@fault_node_option
+@tile_macs_option
 @json_option
 def generate_command(
-    model_path: Path, prompt: str, count: int, verify: bool, basedir: Path, out: Output
+    model_path: Path,
+    prompt: str,
+    count: int,
+    verify: bool,
+    claim: bool,
+    claimed: Path | None,
+    basedir: Path,
+    fault_node: int | None,
+    tile_macs: int,
+    out: Output,
 ) -> None:
     """Greedy decoding with the numpy reference engine, printing the text as it grows (--json: the
-    prompt's and the generated token ids and the text; --verify: each pass's S0, SN and steps).
+    prompt's and the generated token ids and the text; --verify: each pass's S0, SN and steps;
+    --claim: the generation claim's graph task and run, docs/dispute-game.md "Generation claims").
     A .ggml model runs one forward pass per token over the window of its last T tokens; a .gguf
     file is converted in memory (f32) and decoded with a KV cache within its context."""
     vocabulary = vocabulary_for(model_path)
     tokens = vocabulary.encode(prompt)
+    if (claim or verify) and model_path.suffix == ".gguf":
+        raise ProverError("--claim and --verify need a .ggml model: prover convert --from gguf first")
+    if claim:
+        _generation_claim(model_path, prompt, tokens, count, claimed, basedir, fault_node, tile_macs, out)
+        return
+    if claimed is not None or fault_node is not None:
+        raise ProverError("--claimed and --fault-node go with --claim")
     if model_path.suffix == ".gguf":
-        if verify:
-            raise ProverError("--verify needs a .ggml model: prover convert --from gguf first")
         next_tokens = _cached_tokens(CachedDecoder(convert_model("gguf", model_path)), tokens, count)
     else:
         model = load_model(model_path)
@@ -350,3 +381,50 @@ def _cached_tokens(decoder: CachedDecoder, tokens: list[int], count: int) -> Ite
         yield token, None
         if index + 1 < count:
             logits = decoder.step([token])
+
+
+def _generation_claim(
+    model_path: Path,
+    prompt: str,
+    prompt_ids: list[int],
+    count: int,
+    claimed: Path | None,
+    basedir: Path,
+    fault_node: int | None,
+    tile_macs: int,
+    out: Output,
+) -> None:
+    from prover.task.basedir import read_json
+    from prover.task.generation import write_generation_claim
+
+    stated = None
+    if claimed is not None:
+        other = read_json(claimed, "a generation claim (generation.json of `prover generate --claim`)")
+        if other.get("prompt") != prompt_ids:
+            raise ProverError(f"{claimed}: a claim about another prompt")
+        stated = other["claimed"]
+    record = write_generation_claim(
+        basedir,
+        model_path,
+        prompt_ids,
+        count,
+        stated,
+        tile_macs,
+        fault_node,
+        out.warn,
+        not out.as_json,
+    )
+    vocabulary = vocabulary_for(model_path)
+    text, shown = None, f" -> ids {record['claimed']}"
+    if vocabulary.size == record["vocabulary"]:  # the model's own vocabulary (or bytes for the byte LM)
+        stream = TextStream(vocabulary, prompt_ids)
+        text = shown = "".join(stream.push(token) for token in record["claimed"]) + stream.finish()
+    verdict = "a greedy generation" if record["greedy"] else "NOT a greedy generation of these tokens"
+    agrees = "agrees with" if record["agrees"] else "differs from"
+    out.emit(
+        Record(
+            {**record, "text": text},
+            f"{prompt}{shown}\nclaim: {count} tokens over {record['node_count']} nodes; "
+            f"its answer is {verdict}; this party's own decode {agrees} it",
+        )
+    )
