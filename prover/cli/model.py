@@ -36,7 +36,7 @@ from prover.model.engine import dequantized, run
 from prover.model.evaluate import evaluate
 from prover.model.generate import LanguageModel
 from prover.model.graph import DType, Graph
-from prover.model.modelfile import load_model, write_model
+from prover.model.modelfile import load_model, save_model
 from prover.model.quantize import CALIBRATION_METHODS, quantize
 from prover.model.text_calibration import default_text, text_windows
 from prover.model.vocabulary import TextStream, tokenizer_path, vocabulary_for
@@ -166,11 +166,11 @@ def convert_command(
     An image input's convention is recorded in the file."""
     pixel = None if pixel_scale is None and pixel_offset is None else (pixel_scale, pixel_offset)
     graph = convert_model(source, in_path, module, input_shape, input_background, pixel, positions)
-    data = write_model(graph)
-    if source == "gguf":
-        write_atomically(tokenizer_path(out_path), vocabulary_for(in_path).to_json().encode())
-    write_atomically(out_path, data)
-    out.emit(_written(out_path, data, graph, str(graph.metadata["mode"])))
+    vocabulary = vocabulary_for(in_path).to_json().encode() if source == "gguf" else None
+    save_model(graph, out_path)  # streamed tensor by tensor (a converted LLM can be gigabytes)
+    if vocabulary is not None:
+        write_atomically(tokenizer_path(out_path), vocabulary)
+    out.emit(_written(out_path, graph, str(graph.metadata["mode"])))
 
 
 @click.command("quantize")
@@ -227,9 +227,8 @@ def quantize_command(
         quantized = quantize(graph, images[:calibration], calibration_method)
         count = min(calibration, len(images))
         what = f"int8, calibrated ({calibration_method}) on {count} training images"
-    data = write_model(quantized)
-    write_atomically(out_path, data)
-    out.emit(_written(out_path, data, quantized, what))
+    save_model(quantized, out_path)
+    out.emit(_written(out_path, quantized, what))
 
 
 def _read_text(path: Path) -> str:
@@ -241,10 +240,10 @@ def _read_text(path: Path) -> str:
         raise ProverError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
-def _written(path: Path, data: bytes, graph: Graph, what: str) -> Record:
+def _written(path: Path, graph: Graph, what: str) -> Record:
     summary = {
         "path": str(path),
-        "bytes": len(data),
+        "bytes": path.stat().st_size,
         "nodes": len(graph.nodes),
         "mode": graph.metadata["mode"],
     }
@@ -320,6 +319,11 @@ def generate_command(
         model = load_model(model_path)
         lm = LanguageModel(model)
         lm.window(tokens)  # checks the prompt before anything is printed
+        if vocabulary.size != lm.vocabulary:
+            out.note(
+                f"no {tokenizer_path(model_path).name} beside the model: its tokens are taken as bytes "
+                f"(ids of {vocabulary.size} of its {lm.vocabulary} show as text)"
+            )
         next_tokens = _window_tokens(lm, tokens, count, model_path if verify else None, basedir)
     stream = TextStream(vocabulary, tokens)
     if not out.as_json:
