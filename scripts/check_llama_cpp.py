@@ -4,7 +4,8 @@ random LLaMA GGUF files written by tests/gguf_files.py, and the Q8_0 requantizat
     python scripts/check_llama_cpp.py [--tokens N] [--json]
 
 1. Token ids: our vocabulary (prover/model/vocabulary.py) against llama.cpp's tokenizer on
-   tests/gguf_files.TEXTS, for a SentencePiece-style (llama) and a byte-level BPE (gpt2) vocabulary.
+   tests/gguf_files.TEXTS, for a SentencePiece-style (llama) and a byte-level BPE (gpt2)
+   vocabulary, the latter with each pre-tokenizer we support (gpt-2, llama-bpe, default).
 2. Logits and greedy tokens for each prompt of tests/gguf_files.PROMPTS, on F32, F16 and Q8_0
    files: llama.cpp runs with an f32 KV cache (type_k / type_v f32), logits for every position,
    one thread (for F16 and Q8_0 matrices llama.cpp also rounds the activations: to f16, or to Q8_0
@@ -47,6 +48,9 @@ from prover.model.vocabulary import byte_vocabulary, vocabulary_for  # noqa: E40
 GGML_TYPE_F32 = 0
 CONTEXT = 64  # the test files' context_length
 CALIBRATION_WINDOWS = 64
+# (tokenizer.ggml.model, tokenizer.ggml.pre): SentencePiece-style, and byte-level BPE after each
+# supported pre-tokenizer ("default": the key absent)
+VOCABULARIES = (("llama", ""), ("gpt2", "gpt-2"), ("gpt2", "llama-bpe"), ("gpt2", "default"))
 
 
 def llama_cpp_model(path: Path):
@@ -100,8 +104,9 @@ def greedy_from(logits: np.ndarray, prompt_length: int) -> list[int]:
 
 def check_tokenizers(directory: Path) -> dict:
     report = {}
-    for kind in ("llama", "gpt2"):
-        path = write_llama_gguf(directory / f"vocab_{kind}.gguf", "f32", kind)
+    for kind, pre in VOCABULARIES:
+        path = write_llama_gguf(directory / f"vocab_{kind}_{pre}.gguf", "f32", kind, pre=pre)
+        kind = kind if kind == "llama" else f"{kind} ({pre} pre-tokenizer)"
         ours, llm = vocabulary_for(path), llama_cpp_model(path)
         same = [ours.encode(text) == their_tokens(llm, text) for text in TEXTS]
         report[kind] = {"texts": len(TEXTS), "identical": sum(same)}

@@ -31,6 +31,10 @@ TEXTS = (
     "numbers 12345 and 3.14159",
     "<s> is plain text here </s>",
     "tab\tand trailing space ",
+    "don't, I'm, we'll, THEY'RE",
+    "a\r\nb   \n\n\t  def f(x):\n        return x ** 2",
+    "1234567 12 123456789012",
+    "ÀÉÎÕÜ çà et là; 中文 text; Ελληνικά",
     "",
 )
 PROMPTS = ("The quick brown", "Verified inference means", "def main():", "héllo 🙂")
@@ -64,8 +68,9 @@ def trained_tokenizer(kind: str, vocab_size: int):
     return tokenizer
 
 
-def add_vocabulary(writer, kind: str) -> int:
-    """Write the tokenizer.ggml.* keys of a small trained vocabulary; its size."""
+def add_vocabulary(writer, kind: str, pre: str = "gpt-2") -> int:
+    """Write the tokenizer.ggml.* keys of a small trained vocabulary (gpt2: with the
+    pre-tokenizer `pre`, or none for llama.cpp's default); its size."""
     import json
 
     from gguf import TokenType
@@ -95,7 +100,8 @@ def add_vocabulary(writer, kind: str) -> int:
         types = [TokenType.NORMAL] * (len(tokens) - 1) + [TokenType.CONTROL]
         merges = json.loads(trained.to_str())["model"]["merges"]
         writer.add_tokenizer_model("gpt2")
-        writer.add_tokenizer_pre("gpt-2")
+        if pre != "default":
+            writer.add_tokenizer_pre(pre)
         writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in merges])
         writer.add_bos_token_id(len(tokens) - 1)
         writer.add_eos_token_id(len(tokens) - 1)
@@ -125,12 +131,14 @@ def write_llama_gguf(
     vocabulary: str = "llama",
     config: SmallLlama = SmallLlama(),
     seed: int = 0,
+    pre: str = "gpt-2",
 ) -> Path:
-    """A random-weight LLaMA GGUF file with F32, F16 or Q8_0 matrices (`tensor_type`)."""
+    """A random-weight LLaMA GGUF file with F32, F16 or Q8_0 matrices (`tensor_type`) and a
+    `vocabulary` of kind llama or gpt2 (pre-tokenizer `pre`)."""
     from gguf import GGUFWriter, LlamaFileType
 
     writer = GGUFWriter(str(path), "llama")
-    vocab = add_vocabulary(writer, vocabulary)
+    vocab = add_vocabulary(writer, vocabulary, pre)
     c = config
     head_dim = c.dim // c.heads
     writer.add_name(f"random llama {tensor_type}")
