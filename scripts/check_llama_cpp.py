@@ -1,7 +1,7 @@
 """Agreement with llama.cpp (the `llama-cpp-python` package, `pip install -e '.[llama]'`) on small
 random LLaMA GGUF files written by tests/gguf_files.py, and the Q8_0 requantization's perplexity.
 
-    python scripts/check_llama_cpp.py [--tokens N] [--json]
+    python scripts/check_llama_cpp.py [--tokens N] [--shape small|75m] [--json]
 
 1. Token ids: our vocabulary (prover/model/vocabulary.py) against llama.cpp's tokenizer on
    tests/gguf_files.TEXTS, for a SentencePiece-style (llama) and a byte-level BPE (gpt2)
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the small GGUF files
 
-from gguf_files import PROMPTS, TEXTS, write_llama_gguf  # noqa: E402
+from gguf_files import PROMPTS, TEXTS, SmallLlama, write_llama_gguf  # noqa: E402
 
 from prover.model import engine  # noqa: E402
 from prover.model.decode import CachedDecoder  # noqa: E402
@@ -46,20 +46,26 @@ from prover.model.text_calibration import default_text, perplexity, text_windows
 from prover.model.vocabulary import byte_vocabulary, vocabulary_for  # noqa: E402
 
 GGML_TYPE_F32 = 0
-CONTEXT = 64  # the test files' context_length
-CALIBRATION_WINDOWS = 64
+# the models of part 2: the tests' small one, and one of 75 M parameters (dim 768, 12 layers of
+# 12 query and 4 key / value heads, SwiGLU of 2048, context 256)
+SHAPES = {
+    "small": SmallLlama(),
+    "75m": SmallLlama(dim=768, layers=12, heads=12, kv_heads=4, ffn_dim=2048, context=256),
+}
+CALIBRATION_WINDOWS = 64  # of the byte LM (part 3)
+CALIBRATION_POSITIONS = 2048  # the int8 LLaMA's calibration: windows of its context, this many positions
 # (tokenizer.ggml.model, tokenizer.ggml.pre): SentencePiece-style, and byte-level BPE after each
 # supported pre-tokenizer ("default": the key absent)
 VOCABULARIES = (("llama", ""), ("gpt2", "gpt-2"), ("gpt2", "llama-bpe"), ("gpt2", "default"))
 
 
-def llama_cpp_model(path: Path):
+def llama_cpp_model(path: Path, context: int = SmallLlama().context):
     from llama_cpp import Llama
 
     return Llama(
         model_path=str(path),
-        n_ctx=CONTEXT,
-        n_batch=CONTEXT,
+        n_ctx=context,
+        n_batch=context,
         n_threads=1,
         logits_all=True,
         type_k=GGML_TYPE_F32,
@@ -119,14 +125,16 @@ def check_tokenizers(directory: Path) -> dict:
     return report
 
 
-def check_logits(directory: Path, count: int) -> dict:
+def check_logits(directory: Path, count: int, shape: str = "small") -> dict:
     report = {}
+    config = SHAPES[shape]
     for tensor_type in ("f32", "f16", "q8_0"):
-        path = write_llama_gguf(directory / f"model_{tensor_type}.gguf", tensor_type, "llama")
-        vocabulary, llm = vocabulary_for(path), llama_cpp_model(path)
+        path = write_llama_gguf(directory / f"model_{tensor_type}.gguf", tensor_type, "llama", config)
+        vocabulary, llm = vocabulary_for(path), llama_cpp_model(path, config.context)
         graphs = {"f32": import_gguf(path)}
         if tensor_type == "q8_0":
-            windows = text_windows(graphs["f32"], vocabulary, default_text(), CALIBRATION_WINDOWS)
+            count = max(4, CALIBRATION_POSITIONS // config.context)  # windows of the context's length
+            windows = text_windows(graphs["f32"], vocabulary, default_text(), count)
             graphs["int8"] = quantize(graphs["f32"], windows)
         for mode, graph in graphs.items():
             errors, agree, total = [], 0, 0
@@ -168,6 +176,7 @@ def check_q8_0_perplexity(directory: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=8, help="greedy tokens per prompt")
+    parser.add_argument("--shape", choices=tuple(SHAPES), default="small", help="part 2's model")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report: dict = {}
@@ -180,7 +189,7 @@ def main() -> None:
             print(report["llama_cpp"])
         else:
             report["tokenizers"] = check_tokenizers(directory)
-            report["logits"] = check_logits(directory, args.tokens)
+            report["logits"] = check_logits(directory, args.tokens, args.shape)
         report["q8_0_perplexity"] = check_q8_0_perplexity(directory)
     if args.json:
         print(json.dumps(report))
