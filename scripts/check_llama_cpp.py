@@ -133,8 +133,8 @@ def check_logits(directory: Path, count: int, shape: str = "small") -> dict:
         vocabulary, llm = vocabulary_for(path), llama_cpp_model(path, config.context)
         graphs = {"f32": import_gguf(path)}
         if tensor_type == "q8_0":
-            count = max(4, CALIBRATION_POSITIONS // config.context)  # windows of the context's length
-            windows = text_windows(graphs["f32"], vocabulary, default_text(), count)
+            windows_count = max(4, CALIBRATION_POSITIONS // config.context)  # each of the context's length
+            windows = text_windows(graphs["f32"], vocabulary, default_text(), windows_count)
             graphs["int8"] = quantize(graphs["f32"], windows)
         for mode, graph in graphs.items():
             errors, agree, total = [], 0, 0

@@ -314,7 +314,8 @@ def generate_command(
     if claimed is not None or fault_node is not None:
         raise ProverError("--claimed and --fault-node go with --claim")
     if model_path.suffix == ".gguf":
-        next_tokens = _cached_tokens(CachedDecoder(convert_model("gguf", model_path)), tokens, count)
+        decoder = CachedDecoder(convert_model("gguf", model_path))
+        next_tokens = ((token, None) for token in decoder.greedy(tokens, count))
     else:
         model = load_model(model_path)
         lm = LanguageModel(model)
@@ -368,23 +369,6 @@ def _window_tokens(
             verified = verify_forward(basedir / f"token-{index}", model_bytes, lm.window(tokens), outputs)
         tokens.append(token)
         yield token, verified
-
-
-def _cached_tokens(decoder: CachedDecoder, tokens: list[int], count: int) -> Iterator[tuple[int, None]]:
-    """Greedy tokens with the KV cache: the prompt in one step, then one position per token."""
-    if not tokens:
-        raise ProverError("the prompt is empty: a language model needs at least one token")
-    if len(tokens) + max(count, 1) - 1 > decoder.context:
-        raise ProverError(
-            f"a prompt of {len(tokens)} tokens and {count} more need {len(tokens) + count - 1} positions; "
-            f"the model computes {decoder.context}"
-        )
-    logits = decoder.step(list(tokens))
-    for index in range(count):
-        token = int(np.argmax(logits[-1]))
-        yield token, None
-        if index + 1 < count:
-            logits = decoder.step([token])
 
 
 def _generation_claim(

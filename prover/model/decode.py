@@ -22,6 +22,7 @@ multiply-accumulates as prefill plus decode, and its K and V tensors are this ca
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -177,6 +178,10 @@ class CachedDecoder:
     def generate(self, prompt: list[int], count: int) -> list[int]:
         """The `count` greedy tokens after `prompt` (first index of the maximum, as the claim's
         check reads them): one prefill step, then one position per token."""
+        return list(self.greedy(prompt, count))
+
+    def greedy(self, prompt: list[int], count: int) -> Iterator[int]:
+        """`generate`'s tokens one by one, as each is decoded (`prover generate` streams them)."""
         if not prompt:
             raise ProverError("the prompt is empty: a language model needs at least one token")
         if len(prompt) + max(count, 1) - 1 > self.context:
@@ -185,13 +190,12 @@ class CachedDecoder:
                 f"the model computes {self.context}"
             )
         self.reset()
-        tokens: list[int] = []
         logits = self.step(list(prompt))
-        while len(tokens) < count:
-            tokens.append(int(np.argmax(logits[-1])))
-            if len(tokens) < count:
-                logits = self.step([tokens[-1]])
-        return tokens
+        for index in range(count):
+            token = int(np.argmax(logits[-1]))
+            yield token
+            if index + 1 < count:
+                logits = self.step([token])
 
 
 def _with(dims: tuple[int, ...], axis: int | None, size: int) -> tuple[int, ...]:
