@@ -2,13 +2,14 @@
 ProverError): a command killed at any moment leaves either the old file or the whole new one."""
 
 import os
+from collections.abc import Iterable
 
 from prover.errors import ProverError
 from vm import files
 from vm.errors import VmError
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomically(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) -> None:
     """Replace `path` with `data`, atomically, with the permissions a plain open() would give."""
     try:
         files.write_atomically(path, data)

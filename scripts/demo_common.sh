@@ -98,7 +98,7 @@ demo_setup() {
     CHALLENGER=$WORK/challenger
     START=$(date +%s)
     trap 'rm -rf "$WORK"' EXIT
-    choose_digit "$WORK/digit.raw"
+    [ "${DEMO_INPUT:-digit}" = digit ] && choose_digit "$WORK/digit.raw"  # the LM demo sets DEMO_INPUT=text
 
     if [ -n "${RPC:-}" ]; then
         export PROVER_RPC=$RPC

@@ -248,7 +248,7 @@ def test_header_errors():
     rejected(b"", "truncated", 0)
     rejected(GOOD[:20], "truncated")
     rejected(u32_at(GOOD, 0, 0x6C6D6767), "bad magic", 0)
-    rejected(u32_at(GOOD, 4, 2), "unknown version 2", 4)
+    rejected(u32_at(GOOD, 4, 3), "unknown version 3", 4)
     rejected(u32_at(GOOD, 8, 5000), "over the limits", 8)
     rejected(u32_at(GOOD, 12, 4097), "over the limits", 8)
     rejected(u32_at(GOOD, 28, 33), "data_start 33 misaligned", 28)

@@ -5,6 +5,7 @@ party's state files."""
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from vm.errors import VmError
@@ -16,9 +17,10 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace `path` with `data`, atomically, with the permissions a plain open() would give;
-    VmError (one line) if the directory cannot be written."""
+def write_atomically(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) -> None:
+    """Replace `path` with `data` (bytes, or pieces written one after the other: a file larger
+    than memory), atomically, with the permissions a plain open() would give; VmError (one line)
+    if the directory cannot be written."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,7 +30,8 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         os.fchmod(descriptor, 0o666 & ~_umask())
         with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                stream.write(piece)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

@@ -16,7 +16,7 @@ from prover.errors import ProverError
 COMMAND_MODULES = {
     "prover.cli.model": ("predict", "eval", "convert", "quantize", "generate"),
     "prover.cli.data": ("data",),
-    "prover.cli.run": ("golden", "run", "graph"),
+    "prover.cli.run": ("golden", "run", "graph", "commit"),
     "prover.cli.node": ("node",),
     "prover.cli.game": (
         "deploy",

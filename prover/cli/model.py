@@ -3,11 +3,11 @@ numpy reference engine, without the VM.
 
     prover predict  --model m.ggml --data digit.png [--background auto|light|dark] [--json]
     prover eval     --model m.ggml [--mnist-dir DIR] [--limit N] [--background ...] [--json]
-    prover convert  --from opml|torch|onnx|keras|tflite IN OUT [--module M:F --input-shape S]
-                    [--input-background dark|light] [--pixel-scale A --pixel-offset B]
-    prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR] [--calibration N]
-                    [--calibration-method minmax|percentile|mse]
-    prover generate --model lm.ggml --prompt TEXT [--tokens N] [--verify [--basedir D]] [--json]
+    prover convert  --from opml|torch|onnx|keras|tflite|gguf IN OUT [--module M:F --input-shape S]
+                    [--input-background dark|light] [--pixel-scale A --pixel-offset B] [--positions N]
+    prover quantize --model f32.ggml --out int8.ggml [--mnist-dir DIR | --calibration-text FILE]
+                    [--calibration N] [--calibration-method minmax|percentile|mse]
+    prover generate --model lm.ggml|lm.gguf --prompt TEXT [--tokens N] [--verify [--basedir D]] [--json]
 
 Inputs and image sets of either polarity are brought to the model's input convention
 (prover/model/convention.py) before inference; --background says the input's instead of detecting it.
@@ -17,26 +17,33 @@ Output files are written atomically (temp file + rename): a failed command leave
 
 from __future__ import annotations
 
-import codecs
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import numpy as np
 
 from prover.cli.options import background_option, json_option
+from prover.cli.run import fault_node_option, tile_macs_option
+from prover.errors import ProverError
 from prover.files import write_atomically
 from prover.model.convention import DARK, LIGHT, Prepared
 from prover.model.convert import SOURCES, convert_model
 from prover.model.data import load_mnist, mnist_dir, prepare_input, prepare_set
+from prover.model.decode import CachedDecoder
 from prover.model.engine import dequantized, run
 from prover.model.evaluate import evaluate
-from prover.model.graph import Graph
-from prover.model.modelfile import load_model, write_model
+from prover.model.generate import LanguageModel
+from prover.model.graph import DType, Graph
+from prover.model.modelfile import load_model, save_model
 from prover.model.quantize import CALIBRATION_METHODS, quantize
+from prover.model.text_calibration import default_text, text_windows
+from prover.model.vocabulary import TextStream, tokenizer_path, vocabulary_for
 from prover.output import Output, Record
 
 DEFAULT_CALIBRATION = 1000
+DEFAULT_TEXT_WINDOWS = 64
 
 
 def _milliseconds(start: float) -> float:
@@ -130,6 +137,11 @@ def eval_command(
     "--pixel-scale", help="tflite: the model's input is pixel * SCALE + OFFSET (default 1/255, offset -1)"
 )
 @click.option("--pixel-offset", help="tflite: see --pixel-scale (a whole number of pixel steps)")
+@click.option(
+    "--positions",
+    type=click.IntRange(min=1),
+    help="gguf: token positions of the forward pass (default: the file's context_length)",
+)
 @json_option
 @click.argument("in_path", type=click.Path(path_type=Path))
 @click.argument("out_path", type=click.Path(path_type=Path))
@@ -140,6 +152,7 @@ def convert_command(
     input_background: str,
     pixel_scale: str | None,
     pixel_offset: str | None,
+    positions: int | None,
     out: Output,
     in_path: Path,
     out_path: Path,
@@ -147,20 +160,34 @@ def convert_command(
     """Convert a model to a .ggml file: to f32 from OPML's legacy MNIST MLP files (opml), a PyTorch
     state_dict or pickled module (torch, needs torch), an ONNX file (onnx, needs onnx) or a Keras 3
     .keras file (keras, needs h5py); to int8 from a full-integer quantized TFLite file (tflite, needs
-    tflite), with the file's own scales and zero points, bit-exact with LiteRT's reference kernels.
+    tflite), with the file's own scales and zero points, bit-exact with LiteRT's reference kernels;
+    to f32 from a llama.cpp GGUF file (gguf: llama or gpt2 architecture, F32 / F16 / Q8_0 tensors),
+    whose vocabulary goes beside OUT as OUT's name .tokenizer.json (int8 through `prover quantize`).
     An image input's convention is recorded in the file."""
     pixel = None if pixel_scale is None and pixel_offset is None else (pixel_scale, pixel_offset)
-    graph = convert_model(source, in_path, module, input_shape, input_background, pixel)
-    data = write_model(graph)
-    write_atomically(out_path, data)
-    out.emit(_written(out_path, data, graph, str(graph.metadata["mode"])))
+    graph = convert_model(source, in_path, module, input_shape, input_background, pixel, positions)
+    vocabulary = vocabulary_for(in_path).to_json().encode() if source == "gguf" else None
+    save_model(graph, out_path)  # streamed tensor by tensor (a converted LLM can be gigabytes)
+    if vocabulary is not None:
+        write_atomically(tokenizer_path(out_path), vocabulary)
+    out.emit(_written(out_path, graph, str(graph.metadata["mode"])))
 
 
 @click.command("quantize")
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path), help="f32 .ggml model")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="int8 .ggml to write")
 @click.option("--mnist-dir", "mnist_option", type=click.Path(path_type=Path), help="calibration images")
-@click.option("--calibration", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION, show_default=True)
+@click.option(
+    "--calibration-text",
+    "text_path",
+    type=click.Path(path_type=Path),
+    help="language models: calibrate on windows of this UTF-8 text (default: standard-library docstrings)",
+)
+@click.option(
+    "--calibration",
+    type=click.IntRange(min=1),
+    help=f"images (default {DEFAULT_CALIBRATION}) or text windows (default {DEFAULT_TEXT_WINDOWS})",
+)
 @click.option(
     "--calibration-method",
     type=click.Choice(CALIBRATION_METHODS),
@@ -173,29 +200,50 @@ def quantize_command(
     model_path: Path,
     out_path: Path,
     mnist_option: Path | None,
-    calibration: int,
+    text_path: Path | None,
+    calibration: int | None,
     calibration_method: str,
     out: Output,
 ) -> None:
     """Post-training int8 quantization, calibrated on the first N MNIST training images (brought
-    to the model's input convention)."""
+    to the model's input convention), or for a language model (i32 token ids in) on N windows of
+    a text tokenized with the model's vocabulary (NAME.tokenizer.json beside it, else bytes)."""
     graph = load_model(model_path)
-    directory = mnist_dir(mnist_option)
-    images, _ = load_mnist(directory, "train")
-    images, preparation = prepare_set(images[:calibration], graph, "auto", f"{directory} (train)")
-    _tell(out, preparation)
-    quantized = quantize(graph, images[:calibration], calibration_method)
-    data = write_model(quantized)
-    write_atomically(out_path, data)
-    count = min(calibration, len(images))
-    what = f"int8, calibrated ({calibration_method}) on {count} training images"
-    out.emit(_written(out_path, data, quantized, what))
+    if graph.tensors[graph.input].dtype == DType.I32:
+        text = default_text() if text_path is None else _read_text(text_path)
+        windows = text_windows(graph, vocabulary_for(model_path), text, calibration or DEFAULT_TEXT_WINDOWS)
+        quantized = quantize(graph, windows, calibration_method)
+        source = "the default text" if text_path is None else str(text_path)
+        what = f"int8, calibrated ({calibration_method}) on {len(windows)} windows of {source}"
+        beside = tokenizer_path(model_path)
+        if beside.exists():
+            write_atomically(tokenizer_path(out_path), beside.read_bytes())
+    else:
+        calibration = calibration or DEFAULT_CALIBRATION
+        directory = mnist_dir(mnist_option)
+        images, _ = load_mnist(directory, "train")
+        images, preparation = prepare_set(images[:calibration], graph, "auto", f"{directory} (train)")
+        _tell(out, preparation)
+        quantized = quantize(graph, images[:calibration], calibration_method)
+        count = min(calibration, len(images))
+        what = f"int8, calibrated ({calibration_method}) on {count} training images"
+    save_model(quantized, out_path)
+    out.emit(_written(out_path, quantized, what))
 
 
-def _written(path: Path, data: bytes, graph: Graph, what: str) -> Record:
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProverError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ProverError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _written(path: Path, graph: Graph, what: str) -> Record:
     summary = {
         "path": str(path),
-        "bytes": len(data),
+        "bytes": path.stat().st_size,
         "nodes": len(graph.nodes),
         "mode": graph.metadata["mode"],
     }
@@ -207,52 +255,95 @@ MODEL_COMMANDS = (predict_command, eval_command, convert_command, quantize_comma
 
 @click.command("generate")
 @click.option(
-    "--model", "model_path", required=True, type=click.Path(path_type=Path), help="language model .ggml"
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="language model: .ggml (its NAME.tokenizer.json beside, else byte tokens) or .gguf",
 )
-@click.option("--prompt", required=True, help="the text to continue (its UTF-8 bytes are the tokens)")
+@click.option("--prompt", required=True, help="the text to continue (tokenized with the model's vocabulary)")
 @click.option("--tokens", "count", type=click.IntRange(min=0), default=32, show_default=True)
 @click.option("--verify", is_flag=True, help="also run each token's forward pass in the VM and compare")
+@click.option(
+    "--claim",
+    is_flag=True,
+    help="write the generation claim (one graph task: the forward pass over the prompt and the tokens "
+    "but the last) and its run into --basedir, for `prover submit`",
+)
+@click.option(
+    "--claimed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="with --claim: another party's generation.json; the task is the one of the tokens it claims",
+)
 @click.option(
     "--basedir",
     type=click.Path(path_type=Path),
     default=Path("generate"),
     show_default=True,
-    help="--verify: each pass's golden image and run go to BASEDIR/token-N",
+    help="--claim: graph.json and generation.json go here; --verify: each pass's golden image and run "
+    "go to BASEDIR/token-N",
 )
+@fault_node_option
+@tile_macs_option
 @json_option
 def generate_command(
-    model_path: Path, prompt: str, count: int, verify: bool, basedir: Path, out: Output
+    model_path: Path,
+    prompt: str,
+    count: int,
+    verify: bool,
+    claim: bool,
+    claimed: Path | None,
+    basedir: Path,
+    fault_node: int | None,
+    tile_macs: int,
+    out: Output,
 ) -> None:
     """Greedy decoding with the numpy reference engine, printing the text as it grows (--json: the
-    prompt's and the generated token ids and the text; --verify: each pass's S0, SN and steps)."""
-    from prover.model.generate import LanguageModel
-    from prover.task.forward import verify_forward
-
-    model = load_model(model_path)
-    lm = LanguageModel(model)
-    tokens = list(prompt.encode())
-    lm.window(tokens)  # checks the prompt before anything is printed
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    prompt's and the generated token ids and the text; --verify: each pass's S0, SN and steps;
+    --claim: the generation claim's graph task and run, docs/dispute-game.md "Generation claims").
+    A .ggml model runs one forward pass per token over the window of its last T tokens; a .gguf
+    file is converted in memory (f32) and decoded with a KV cache within its context."""
+    vocabulary = vocabulary_for(model_path)
+    tokens = vocabulary.encode(prompt)
+    if (claim or verify) and model_path.suffix == ".gguf":
+        raise ProverError("--claim and --verify need a .ggml model: prover convert --from gguf first")
+    if claim:
+        _generation_claim(model_path, prompt, tokens, count, claimed, basedir, fault_node, tile_macs, out)
+        return
+    if claimed is not None or fault_node is not None:
+        raise ProverError("--claimed and --fault-node go with --claim")
+    if model_path.suffix == ".gguf":
+        decoder = CachedDecoder(convert_model("gguf", model_path))
+        next_tokens = ((token, None) for token in decoder.greedy(tokens, count))
+    else:
+        model = load_model(model_path)
+        lm = LanguageModel(model)
+        lm.window(tokens)  # checks the prompt before anything is printed
+        if vocabulary.size != lm.vocabulary:
+            out.note(
+                f"no {tokenizer_path(model_path).name} beside the model: its tokens are taken as bytes "
+                f"(ids of {vocabulary.size} of its {lm.vocabulary} show as text)"
+            )
+        next_tokens = _window_tokens(lm, tokens, count, model_path if verify else None, basedir)
+    stream = TextStream(vocabulary, tokens)
     if not out.as_json:
         click.echo(prompt, nl=False)
-    generated, passes = [], []
-    model_bytes = model_path.read_bytes() if verify else b""
+    prompt_ids, generated, passes = list(tokens), [], []
     start = time.perf_counter()
-    for index in range(count):
-        token, outputs = lm.next_token(tokens)
-        if verify:
-            passes.append(verify_forward(basedir / f"token-{index}", model_bytes, lm.window(tokens), outputs))
-        tokens.append(token)
+    for token, verified in next_tokens:
         generated.append(token)
+        if verified is not None:
+            passes.append(verified)
+        text = stream.push(token)
         if not out.as_json:
-            click.echo(decoder.decode(bytes([token])), nl=False)
+            click.echo(text, nl=False)
     seconds = time.perf_counter() - start
-    text = bytes(generated).decode("utf-8", "replace")
     fields = {
         "prompt": prompt,
-        "prompt_ids": list(prompt.encode()),
+        "prompt_ids": prompt_ids,
         "ids": generated,
-        "text": text,
+        "text": stream.generated_text(),
         "tokens_per_second": round(count / seconds, 3) if seconds > 0 else None,
     }
     if verify:
@@ -260,4 +351,68 @@ def generate_command(
     summary = f"\n{count} tokens, {fields['tokens_per_second']} tokens/s"
     if verify:
         summary += f"; every forward pass verified in the VM ({sum(p['steps'] for p in passes)} steps)"
-    out.emit(Record(fields, decoder.decode(b"", final=True) + summary))
+    out.emit(Record(fields, stream.finish() + summary))
+
+
+def _window_tokens(
+    lm: LanguageModel, tokens: list[int], count: int, verify_model: Path | None, basedir: Path
+) -> Iterator[tuple[int, dict | None]]:
+    """Greedy tokens of a .ggml LM, one forward pass over the window per token (each verified
+    in the VM when `verify_model` is given); `tokens` grows with them."""
+    from prover.task.forward import verify_forward
+
+    model_bytes = verify_model.read_bytes() if verify_model is not None else b""
+    for index in range(count):
+        token, outputs = lm.next_token(tokens)
+        verified = None
+        if verify_model is not None:
+            verified = verify_forward(basedir / f"token-{index}", model_bytes, lm.window(tokens), outputs)
+        tokens.append(token)
+        yield token, verified
+
+
+def _generation_claim(
+    model_path: Path,
+    prompt: str,
+    prompt_ids: list[int],
+    count: int,
+    claimed: Path | None,
+    basedir: Path,
+    fault_node: int | None,
+    tile_macs: int,
+    out: Output,
+) -> None:
+    from prover.task.basedir import read_json
+    from prover.task.generation import write_generation_claim
+
+    stated = None
+    if claimed is not None:
+        other = read_json(claimed, "a generation claim (generation.json of `prover generate --claim`)")
+        if other.get("prompt") != prompt_ids:
+            raise ProverError(f"{claimed}: a claim about another prompt")
+        stated = other["claimed"]
+    record = write_generation_claim(
+        basedir,
+        model_path,
+        prompt_ids,
+        count,
+        stated,
+        tile_macs,
+        fault_node,
+        out.warn,
+        not out.as_json,
+    )
+    vocabulary = vocabulary_for(model_path)
+    text, shown = None, f" -> ids {record['claimed']}"
+    if vocabulary.size == record["vocabulary"]:  # the model's own vocabulary (or bytes for the byte LM)
+        stream = TextStream(vocabulary, prompt_ids)
+        text = shown = "".join(stream.push(token) for token in record["claimed"]) + stream.finish()
+    verdict = "a greedy generation" if record["greedy"] else "NOT a greedy generation of these tokens"
+    agrees = "agrees with" if record["agrees"] else "differs from"
+    out.emit(
+        Record(
+            {**record, "text": text},
+            f"{prompt}{shown}\nclaim: {count} tokens over {record['node_count']} nodes; "
+            f"its answer is {verdict}; this party's own decode {agrees} it",
+        )
+    )

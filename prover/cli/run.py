@@ -241,3 +241,26 @@ def graph_command(
         basedir, model_path, data_path, fault_node, tile_macs, not out.as_json, out.warn, background
     )
     out.emit(Record(run, _claim_text(run)))
+
+
+@click.command("commit")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@tile_macs_option
+@click.option("--force", is_flag=True, help="compute again even when the commitment cache holds it")
+@json_option
+def commit_command(model_path: Path, tile_macs: int, force: bool, out: Output) -> None:
+    """Commit to an int8 model per node and tile once, at native speed (C keccak), and store the
+    commitment in the cache every later command of a multi-phase game reads (checked against the
+    model before use: prover/task/commitment_cache.py); print modelRoot, time and MB/s."""
+    from prover.task.graph_run import commit_model_file
+
+    result = commit_model_file(model_path, tile_macs, force, out.warn, progress=not out.as_json)
+    out.emit(
+        Record(
+            result,
+            f"{model_path}: modelRoot {result['model_root']}, {result['node_count']} nodes "
+            f"(tile {tile_macs} MACs); a {result['model_bytes'] / 1e6:.1f} MB model, "
+            f"{result['bytes'] / 1e6:.1f} MB of node files hashed in {result['seconds']:.1f} s "
+            f"({result['mb_per_s']:.0f} MB/s); cached in {result['cache']}",
+        )
+    )

@@ -1,5 +1,5 @@
 """Models from other formats as .ggml graphs (`prover convert`): OPML's legacy MLP files, PyTorch,
-ONNX and Keras 3 (f32 graphs), and quantized TFLite files (int8 graphs). An importer's optional
+ONNX, Keras 3 and GGUF (f32 graphs), and quantized TFLite files (int8 graphs). An importer's optional
 package is imported only when its format is asked for."""
 
 from fractions import Fraction
@@ -10,7 +10,7 @@ from prover.model.convention import DARK, with_convention
 from prover.model.graph import Graph
 from prover.model.opml import read_opml
 
-SOURCES = ("opml", "torch", "onnx", "keras", "tflite")
+SOURCES = ("opml", "torch", "onnx", "keras", "tflite", "gguf")
 # The importers' optional packages and how to get them.
 IMPORTER_PACKAGES = {
     "torch": "pip install torch==2.13.0, or the train extra",
@@ -18,6 +18,8 @@ IMPORTER_PACKAGES = {
     "h5py": "pip install 'opml-prover[import]'",
     "tflite": "pip install 'opml-prover[import]'",
     "flatbuffers": "pip install 'opml-prover[import]'",
+    "gguf": "pip install gguf==0.19.0",
+    "tokenizers": "pip install tokenizers==0.23.3",
 }
 
 
@@ -28,12 +30,18 @@ def convert_model(
     input_shape: str | None = None,
     background: str = DARK,
     pixel: tuple[str | None, str | None] | None = None,
+    positions: int | None = None,
 ) -> Graph:
     """The graph of the model at `in_path` in format `source` (one of SOURCES), recording that its
     image input has a `background` ("light" or "dark") background; `pixel` is tflite's input
-    normalization (scale, offset) as text ("1/255", "-1"). A file the importer rejects or a missing
+    normalization (scale, offset) as text ("1/255", "-1"); `positions` a GGUF language model's
+    forward-pass length (default its context). A file the importer rejects or a missing
     importer package is one ProverError line."""
     try:
+        if source == "gguf":
+            from prover.model.importers.gguf_import import import_gguf
+
+            return import_gguf(in_path, positions)
         return with_convention(_import(source, in_path, module, input_shape, pixel), background)
     except ProverError as exc:  # named after the file, once
         message = str(exc)

@@ -55,6 +55,38 @@ def integer_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
+LINEAR_CHUNK = 1 << 22  # weights converted at a time (16 MB in float32): never a whole matrix
+EXACT_F32 = 1 << 24  # float32 sums of integers are exact below this magnitude
+MIN_F32_BLOCK = 64  # narrower column blocks than this: float64 instead
+
+
+def integer_linear(x: np.ndarray, w: np.ndarray, w_zp: int) -> np.ndarray:
+    """x @ (w - w_zp).T exactly, for int64 x (..., IN) and stored int8 weights w (OUT, IN) (a memory
+    map's pages), converted a chunk of rows at a time (a 7 B model's matrices pass through in 16 MB
+    pieces). In float32 BLAS over column blocks short enough that every partial sum stays below
+    2^24 in magnitude (each is then an exact integer whatever the order), the blocks summed in
+    float64; in float64 when such blocks would be too short, while sums stay below 2^53; else int64."""
+    inputs = w.shape[1]
+    term = float(np.abs(x).max(initial=0)) * (128 + abs(w_zp))  # |x| |w - w_zp| for int8 w
+    block = inputs if term == 0 else int((EXACT_F32 - 1) // term)
+    if block >= MIN_F32_BLOCK:
+        kind, block = np.float32, min(block, inputs)
+    elif term * inputs < 2.0**53:
+        kind, block = np.float64, inputs
+    else:
+        kind, block = np.int64, inputs
+    rows = max(1, LINEAR_CHUNK // max(1, inputs))
+    xs = x.astype(kind)
+    out = np.zeros((*x.shape[:-1], w.shape[0]), np.float64 if kind != np.int64 else np.int64)
+    for start in range(0, w.shape[0], rows):
+        part = w[start : start + rows].astype(kind)
+        if w_zp:
+            part -= kind(w_zp)
+        for k in range(0, inputs, block):
+            out[..., start : start + rows] += xs[..., k : k + block] @ part[:, k : k + block].T
+    return out.astype(np.int64)
+
+
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Saturating rounding doubling high multiply of int32 values (in int64 arrays)."""
     a, b = np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
@@ -400,6 +432,10 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
 
     if op == Op.RESHAPE:
         return x
+    if op == Op.GREEDY:  # per position: [u32 id][u32 first index of the row's maximum], big-endian
+        ids = batched(1).astype(np.int64).reshape(batch, -1)
+        tokens = np.argmax(x.reshape(batch, ids.shape[1], -1), axis=2)
+        return np.stack([ids, tokens], axis=2).astype(">u4").view(np.uint8).reshape(batch, -1)
     if op == Op.ANSWER:  # [u32 class, big-endian][x's bytes]: the first index of the maximum
         classes = np.argmax(x, axis=1).astype(">u4").view(np.uint8).reshape(batch, 4)
         return np.concatenate([classes, x.astype(np.int8).view(np.uint8)], axis=1)
@@ -413,7 +449,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
             y = x.reshape(batch, -1, inp) @ w.reshape(-1, inp).T
             return (y + bias.reshape(-1) if bias is not None else y).reshape(batch, -1)
         xc = wrap32(x.astype(np.int64) - a(Attr.X_ZP)).reshape(batch, -1, inp)
-        acc = integer_matmul(xc, (w.reshape(-1, inp).astype(np.int64) - a(Attr.W_ZP)).T)
+        acc = integer_linear(xc, w.reshape(-1, inp), a(Attr.W_ZP))
         if bias is not None:
             acc = acc + bias.reshape(-1).astype(np.int64)
         return _requantize(wrap32(acc), node, param(3), param(4), (1, 1, -1)).reshape(batch, -1)

@@ -85,6 +85,7 @@ class Op(IntEnum):
     SILU = 26
     ROPE = 27
     ANSWER = 28
+    GREEDY = 29
 
 
 class Attr(IntEnum):
@@ -168,6 +169,7 @@ ARITY = {
     Op.SILU: (1, 1),
     Op.ROPE: (3, 3),
     Op.ANSWER: (1, 1),
+    Op.GREEDY: (2, 2),
 }
 MAX_NORM = 16384  # LAYERNORM / RMSNORM row length: the int8 sum of squares stays below 2^61
 SOFTMAX_ONE = 1 << 20  # int8 SOFTMAX: table entries lie in 0..2^20 (exp(0) = 2^20)
@@ -619,6 +621,12 @@ def check_node(graph: Graph, node: Node, where: str) -> None:
                 fail("SHIFT outside -31..31")
     elif op == Op.ANSWER and (x.dtype != DType.I8 or y.dtype != DType.U8 or y.dims != (4 + x.nbytes,)):
         fail(f"ANSWER takes int8 and gives u8 ({4 + x.nbytes},): the class, then the input's bytes")
+    elif op == Op.GREEDY:
+        ids, positions = operand(1), x.dims4[1]
+        if x.dtype != DType.I8 or x.dims4[2:] != (1, 1) or ids.dtype != DType.I32 or ids.count != positions:
+            fail("GREEDY takes int8 logits (V, T) and i32 ids of T elements")
+        if y.dtype != DType.U8 or y.dims != (8 * positions,):
+            fail(f"GREEDY gives u8 ({8 * positions},): each position's id, then its greedy token")
 
 
 def permutation(perm: int) -> tuple[int, int, int, int] | None:

@@ -1,5 +1,9 @@
 """The .ggml file (docs/model-format.md): `write_model(graph) -> bytes`, `read_model(bytes) -> Graph`,
-and `save_model` / `load_model` for paths (saving is atomic: a temp file, then os.replace).
+and `save_model` / `load_model` for paths (saving is atomic: a temp file, then os.replace; it
+streams the file tensor by tensor, so a model of gigabytes is never one bytes object).
+
+Version 1 holds 32-bit data offsets; version 2, written only when the file would pass 4 GiB, holds
+64-bit ones (the only difference). Both are read.
 
 The reader accepts exactly the files the guest's C reader accepts and rejects anything else with a
 ModelFormatError naming the byte offset and the problem. Every count is bounded before it drives a
@@ -14,6 +18,7 @@ import itertools
 import mmap
 import os
 import struct
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -39,9 +44,12 @@ from prover.model.graph import (
 
 MAGIC = 0x67676D6C
 VERSION = 1
+VERSION_64 = 2  # 64-bit data offsets: files over 4 GiB
 HEADER_SIZE = 32
 ALIGN = 32
 NO_DATA = 0xFFFFFFFF
+NO_DATA_64 = (1 << 64) - 1
+OFFSET_FORMAT = {VERSION: "I", VERSION_64: "Q"}
 META_U32, META_I32, META_F32, META_STR = 0, 1, 2, 3
 
 
@@ -75,11 +83,12 @@ def _meta_entry(key: str, value: MetaValue) -> bytes:
     raise GraphError(f"metadata {key!r}: {value!r} is not a u32, i32, f32 or str")
 
 
-def _tables(graph: Graph, offsets: list[int]) -> bytes:
+def _tables(graph: Graph, offsets: list[int], version: int) -> bytes:
     out = [_meta_entry(key, value) for key, value in graph.metadata.items()]
+    width = OFFSET_FORMAT[version]
     for t, offset in zip(graph.tensors, offsets, strict=True):
         out.append(_str(t.name) + struct.pack(f">II{len(t.dims)}I", t.dtype, len(t.dims), *t.dims))
-        out.append(struct.pack(f">II{len(t.scales)}fi", offset, len(t.scales), *t.scales, t.zero_point))
+        out.append(struct.pack(f">{width}I{len(t.scales)}fi", offset, len(t.scales), *t.scales, t.zero_point))
     for node in graph.nodes:
         inputs = [NO_DATA if t is None else t for t in node.inputs]
         out.append(struct.pack(f">II{len(inputs)}III", node.op, len(inputs), *inputs, 1, node.output))
@@ -88,26 +97,40 @@ def _tables(graph: Graph, offsets: list[int]) -> bytes:
     return b"".join(out)
 
 
-def write_model(graph: Graph, *, check: bool = True, single_node: bool = False) -> bytes:
-    """The canonical file of a valid graph (GraphError if it is not valid; `single_node`: a valid
-    node file, see check_graph). `check=False` encodes the graph as it is, valid or not: how tests
-    craft malformed files."""
-    if check:
-        check_graph(graph, single_node=single_node)
-    data_start = _align(HEADER_SIZE + len(_tables(graph, [0] * len(graph.tensors))))
-    offsets, chunks, end = [], [], data_start
+def _layout(graph: Graph, version: int) -> tuple[int, list[int], int]:
+    """(data_start, each tensor's data offset or the no-data mark, the file's end) in `version`."""
+    no_data = NO_DATA if version == VERSION else NO_DATA_64
+    data_start = _align(HEADER_SIZE + len(_tables(graph, [0] * len(graph.tensors), version)))
+    offsets, end = [], data_start
     for t in graph.tensors:
         if t.data is None:
-            offsets.append(NO_DATA)
+            offsets.append(no_data)
             continue
-        start = _align(end)
-        chunks.append(bytes(start - end) + t.data.astype(t.data.dtype.newbyteorder(">")).tobytes())
-        offsets.append(start)
-        end = start + t.nbytes
+        offsets.append(_align(end))
+        end = offsets[-1] + t.nbytes
+    return data_start, offsets, end
+
+
+def model_chunks(
+    graph: Graph, *, check: bool = True, single_node: bool = False, version: int | None = None
+) -> Iterator[bytes | np.ndarray]:
+    """The canonical file of a valid graph, in pieces: the header and tables, then each stored
+    tensor's padding and big-endian data (an array: int8 data is the tensor's own, not a copy;
+    GraphError if the graph is not valid; `single_node`: a
+    valid node file, see check_graph). Version 1 unless the file passes 4 GiB (then version 2), or
+    `version`. `check=False` encodes the graph as it is, valid or not: how tests craft malformed
+    files."""
+    if check:
+        check_graph(graph, single_node=single_node)
+    data_start, offsets, end = _layout(graph, version or VERSION)
+    if version is None and end > NO_DATA:
+        version = VERSION_64
+        data_start, offsets, end = _layout(graph, version)
+    version = version or VERSION
     header = struct.pack(
         ">8I",
         MAGIC,
-        VERSION,
+        version,
         len(graph.metadata),
         len(graph.tensors),
         len(graph.nodes),
@@ -115,8 +138,19 @@ def write_model(graph: Graph, *, check: bool = True, single_node: bool = False) 
         graph.output,
         data_start,
     )
-    body = header + _tables(graph, offsets)
-    return body + bytes(data_start - len(body)) + b"".join(chunks)
+    body = header + _tables(graph, offsets, version)
+    yield body + bytes(data_start - len(body))
+    position = data_start
+    for t, offset in zip(graph.tensors, offsets, strict=True):
+        if t.data is not None:
+            yield bytes(offset - position)
+            yield np.ascontiguousarray(t.data.astype(t.data.dtype.newbyteorder(">"), copy=False))
+            position = offset + t.nbytes
+
+
+def write_model(graph: Graph, *, check: bool = True, single_node: bool = False) -> bytes:
+    """The canonical file of a valid graph as one bytes object (model_chunks)."""
+    return b"".join(model_chunks(graph, check=check, single_node=single_node))
 
 
 class _Cursor:
@@ -175,7 +209,7 @@ def _read_metadata(c: _Cursor, n_meta: int) -> dict[str, MetaValue]:
     return metadata
 
 
-def _read_tensor(c: _Cursor, index: int) -> tuple[Tensor, int]:
+def _read_tensor(c: _Cursor, index: int, version: int) -> tuple[Tensor, int]:
     start = c.pos
     name = c.str(f"tensor {index} name")
     dtype_code, n_dims = c.u32(), c.u32()
@@ -185,6 +219,9 @@ def _read_tensor(c: _Cursor, index: int) -> tuple[Tensor, int]:
         raise ModelFormatError(c.pos - 4, f"tensor {index}: n_dims {n_dims} (1..4 allowed)")
     dims = tuple(c.u32() for _ in range(n_dims))
     offset = c.u32()
+    if version == VERSION_64:  # high word, then low word; all ones is the no-data mark
+        high, low = offset, c.u32()
+        offset = NO_DATA if (high, low) == (NO_DATA, NO_DATA) else (high << 32) | low
     n_scales = c.u32()
     if n_scales not in (0, 1, dims[-1]):
         raise ModelFormatError(c.pos - 4, f"tensor {index}: n_scales {n_scales} (0, 1 or {dims[-1]})")
@@ -232,7 +269,7 @@ def read_model(data: bytes | mmap.mmap) -> Graph:
     if magic != MAGIC:
         raise ModelFormatError(0, f"bad magic 0x{magic:08x} (a .ggml file starts with 0x{MAGIC:08x})")
     version = c.u32()
-    if version != VERSION:
+    if version not in (VERSION, VERSION_64):
         raise ModelFormatError(4, f"unknown version {version} (OPML legacy file? prover convert --from opml)")
     n_meta, n_tensors, n_nodes, input_tensor, output_tensor, data_start = (c.u32() for _ in range(6))
     if n_meta > MAX_META or n_tensors > MAX_TENSORS or n_nodes > MAX_NODES:
@@ -246,7 +283,7 @@ def read_model(data: bytes | mmap.mmap) -> Graph:
     tensor_starts, tensors, offsets = [], [], []
     for i in range(n_tensors):
         tensor_starts.append(c.pos)
-        tensor, offset = _read_tensor(c, i)
+        tensor, offset = _read_tensor(c, i, version)
         tensors.append(tensor)
         offsets.append(offset)
     node_starts, nodes = [], []
@@ -315,4 +352,4 @@ def load_model(path: str | os.PathLike[str]) -> Graph:
 
 
 def save_model(graph: Graph, path: str | os.PathLike[str]) -> None:
-    write_atomically(path, write_model(graph))
+    write_atomically(path, model_chunks(graph))

@@ -52,6 +52,7 @@ from prover.task.commitments import (
     input_positions,
     model_root,
     node_leaf,
+    producer_positions,
 )
 from vm.hashing import keccak
 
@@ -121,6 +122,11 @@ def scheme_digest(graph: Graph) -> str:
     return digest.hexdigest()[:16]
 
 
+def cache_file(path: Path, tile_macs: int, graph: Graph) -> Path:
+    """Where the commitment of `graph`, the model file at `path` tiled at `tile_macs`, is cached."""
+    return cache_dir() / f"{file_digest(path)}-{tile_macs}-{scheme_digest(graph)}.commit"
+
+
 def encode(commitment: ModelCommitment, digest: str, size: int, tile_macs: int) -> bytes:
     body = b"".join(commitment.node_roots)
     header = HEADER.pack(
@@ -153,7 +159,8 @@ def decode(data: bytes | mmap.mmap, graph: Graph, digest: str, size: int, tile_m
     if keccak(body) != checksum:
         raise ProverError("its body does not match its checksum (corrupted)")
     roots = tuple(bytes(body[i : i + ROOT_SIZE]) for i in range(0, len(body), ROOT_SIZE))
-    positions = tuple(tuple(input_positions(graph, index)) for index in range(n))
+    producers = producer_positions(graph)
+    positions = tuple(tuple(input_positions(graph, index, producers)) for index in range(n))
     tree = PositionTree()
     for index, (node_root, inputs) in enumerate(zip(roots, positions, strict=True)):
         tree.set(index + 1, node_leaf(node_root, list(inputs)))
@@ -171,9 +178,9 @@ def cached_commitment(
 ) -> ModelCommitment:
     """The commitment of `graph` (the model file at `path`, tiled at `tile_macs`): from the cache
     when it holds a good one, else `compute()`d (commit_model) and stored."""
-    digest = file_digest(path)
     size = Path(path).stat().st_size
-    cached = cache_dir() / f"{digest}-{tile_macs}-{scheme_digest(graph)}.commit"
+    cached = cache_file(path, tile_macs, graph)
+    digest = cached.name.split("-")[0]
     if cached.exists():
         try:
             with open(cached, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:

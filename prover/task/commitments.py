@@ -77,10 +77,17 @@ def model_root(nodes_root: bytes, node_count: int) -> bytes:
     return keccak(nodes_root + struct.pack(">Q", node_count))
 
 
-def input_positions(graph: Graph, index: int) -> list[int]:
-    """The tensor-tree positions of node `index`'s activation inputs, in binding order."""
+def producer_positions(graph: Graph) -> dict[int, int]:
+    """Each computed tensor's tensor-tree position: 0 for the graph input, i for node i's output."""
     producers = {node.output: i + 1 for i, node in enumerate(graph.nodes)}
     producers[graph.input] = 0
+    return producers
+
+
+def input_positions(graph: Graph, index: int, producers: dict[int, int] | None = None) -> list[int]:
+    """The tensor-tree positions of node `index`'s activation inputs, in binding order
+    (`producers`: producer_positions(graph), when called for many nodes)."""
+    producers = producer_positions(graph) if producers is None else producers
     return [producers[t] for t in activation_operands(graph, graph.nodes[index])]
 
 
@@ -92,7 +99,7 @@ def check_graph_task(graph: Graph) -> None:
         raise ProverError("a graph task's output must be its last node's output")
     if any(tensor.dtype == DType.F32 for tensor in graph.tensors):
         raise ProverError("f32 models are not multi-phase: numpy's f32 is not bit-exact with the guest's")
-    if graph.tensors[graph.output].dtype != DType.I8 and graph.nodes[-1].op != Op.ANSWER:
+    if graph.tensors[graph.output].dtype != DType.I8 and graph.nodes[-1].op not in (Op.ANSWER, Op.GREEDY):
         raise ProverError(
             "a graph task's output must be int8 (its answer: the class, then the output's bytes)"
         )
@@ -124,10 +131,11 @@ def commit_model(graph: Graph, progress: Callable[[int], None] | None = None) ->
     nodes tree, and the model root. `progress(bytes)` is called per node with its file's size."""
     check_graph_task(graph)
     roots, positions, tree = [], [], PositionTree()
+    producers = producer_positions(graph)
     for index in range(len(graph.nodes)):
         data = node_file(graph, index)
         roots.append(merkle.region_root(data))
-        positions.append(tuple(input_positions(graph, index)))
+        positions.append(tuple(input_positions(graph, index, producers)))
         tree.set(index + 1, node_leaf(roots[-1], list(positions[-1])))
         if progress is not None:
             progress(len(data))

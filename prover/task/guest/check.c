@@ -20,7 +20,7 @@ static const arity_t ARITY[OP_LAST + 1] = {
     [OP_REQUANTIZE] = {1, 1}, [OP_MATMUL] = {2, 2}, [OP_TRANSPOSE] = {1, 1}, [OP_SLICE] = {1, 1},
     [OP_CONCAT] = {2, 6},    [OP_GATHER] = {2, 2},  [OP_LAYERNORM] = {2, 5}, [OP_RMSNORM] = {2, 5},
     [OP_GELU] = {1, 1},      [OP_SILU] = {1, 1},    [OP_ROPE] = {3, 3},
-    [OP_ANSWER] = {1, 1},
+    [OP_ANSWER] = {1, 1},    [OP_GREEDY] = {2, 2},
 };
 
 static const tensor_t *operand(const model_t *m, const node_t *node, u32 i) {
@@ -332,6 +332,14 @@ int node_check(const model_t *m, const node_t *node) {
         if (x->dtype != DT_I8 || y->dtype != DT_U8 || y->count != 4 + x->nbytes || y->dims[0] != y->count)
             return ERR_SHAPE;
         return OK;
+    case OP_GREEDY: { /* int8 logits (V, T), i32 ids (T,): u8 [8 T] out, one dim */
+        const tensor_t *ids = operand(m, node, 1);
+        if (x->dtype != DT_I8 || x->dims[2] != 1 || x->dims[3] != 1 || ids->dtype != DT_I32 ||
+            ids->count != x->dims[1] || y->dtype != DT_U8 || y->count != 8 * x->dims[1] ||
+            y->dims[0] != y->count)
+            return ERR_SHAPE;
+        return OK;
+    }
     }
     return ERR_NODE;
 }

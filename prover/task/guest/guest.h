@@ -60,6 +60,7 @@ enum guest_status {
 /* .ggml constants (docs/model-format.md). */
 #define GGML_MAGIC 0x67676d6cu
 #define GGML_VERSION 1u
+#define GGML_VERSION_64 2u /* 64-bit data offsets; data past 4 GiB cannot be in the guest's memory */
 #define MAX_META 1024u
 #define MAX_TENSORS 4096u
 #define MAX_NODES 4096u
@@ -76,8 +77,8 @@ enum op {
     OP_LINEAR = 1, OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D, OP_SUBSAMPLE, OP_RELU, OP_TANH, OP_SIGMOID,
     OP_LOOKUP, OP_RESHAPE, OP_ADD, OP_MUL, OP_CLIP, OP_SOFTMAX, OP_QUANTIZE, OP_DEQUANTIZE,
     OP_REQUANTIZE, OP_MATMUL, OP_TRANSPOSE, OP_SLICE, OP_CONCAT, OP_GATHER, OP_LAYERNORM, OP_RMSNORM,
-    OP_GELU, OP_SILU, OP_ROPE, OP_ANSWER,
-    OP_LAST = OP_ANSWER
+    OP_GELU, OP_SILU, OP_ROPE, OP_ANSWER, OP_GREEDY,
+    OP_LAST = OP_GREEDY
 };
 
 enum attr {

@@ -53,7 +53,7 @@ static int parse_metadata(cursor_t *c, u32 n_meta) {
 
 static u32 dtype_size(u32 dtype) { return dtype == DT_F32 || dtype == DT_I32 ? 4 : 1; }
 
-static int parse_tensor(cursor_t *c, tensor_t *t) {
+static int parse_tensor(cursor_t *c, tensor_t *t, u32 version) {
     skip_str(c);
     t->dtype = read_u32(c);
     u32 n_dims = read_u32(c);
@@ -71,6 +71,11 @@ static int parse_tensor(cursor_t *c, tensor_t *t) {
     t->count = (u32)count;
     t->nbytes = (u32)nbytes;
     t->data_offset = read_u32(c);
+    if (version == GGML_VERSION_64) { /* high word, then low word; all ones is the no-data mark */
+        u32 high = t->data_offset;
+        t->data_offset = read_u32(c);
+        if (high != 0 && !(high == NONE && t->data_offset == NONE)) return c->err ? c->err : ERR_DATA_OFFSET;
+    }
     u32 n_scales = read_u32(c);
     if (c->err) return c->err;
     if (n_scales != 0 && n_scales != 1 && n_scales != t->dims[n_dims - 1]) return ERR_TENSOR;
@@ -198,7 +203,7 @@ int model_parse(model_t *m, const u8 *file, u32 file_len, arena_t *arena, int si
     u32 data_start = read_u32(&c);
     if (c.err) return c.err;
     if (magic != GGML_MAGIC) return ERR_MAGIC;
-    if (version != GGML_VERSION) return ERR_VERSION;
+    if (version != GGML_VERSION && version != GGML_VERSION_64) return ERR_VERSION;
     if (n_meta > MAX_META || m->n_tensors > MAX_TENSORS || m->n_nodes > MAX_NODES) return ERR_LIMITS;
     if (data_start % 32 != 0 || data_start > file_len) return ERR_HEADER;
     if (m->input_tensor >= m->n_tensors || m->output_tensor >= m->n_tensors) return ERR_GRAPH_IO;
@@ -209,7 +214,7 @@ int model_parse(model_t *m, const u8 *file, u32 file_len, arena_t *arena, int si
     m->nodes = arena_alloc(arena, m->n_nodes * sizeof(node_t));
     if ((!m->tensors && m->n_tensors) || (!m->nodes && m->n_nodes)) return ERR_OUT_OF_MEMORY;
     for (u32 i = 0; i < m->n_tensors; i++) {
-        err = parse_tensor(&c, &m->tensors[i]);
+        err = parse_tensor(&c, &m->tensors[i], version);
         if (err) return err;
         tensor_t *t = &m->tensors[i];
         t->data = t->data_offset == NONE ? 0 : (u8 *)file + t->data_offset; /* bounds checked below */

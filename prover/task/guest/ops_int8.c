@@ -546,6 +546,18 @@ int run_int8(const model_t *m, const node_t *node, arena_t *scratch) {
         store_u32(y, argmax(x));
         for (u32 i = 0; i < x->nbytes; i++) y[4 + i] = x->data[i];
         return OK;
+    case OP_GREEDY: { /* per position t: [u32 ids[t]][u32 first index of row t's maximum] */
+        const tensor_t *ids = operand(m, node, 1);
+        u32 vocab = x->dims[0];
+        for (u32 t = 0; t < x->dims[1]; t++) {
+            tensor_t row = *x;
+            row.data = x->data + t * vocab;
+            row.count = vocab;
+            store_u32(y + 8 * t, load_u32(ids->data + 4 * t));
+            store_u32(y + 8 * t + 4, argmax(&row));
+        }
+        return OK;
+    }
     default:
         return ERR_NODE; /* check.c sends no other op here */
     }
