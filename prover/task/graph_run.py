@@ -96,7 +96,7 @@ def commit_model_file(
 
             return commit_model(graph, progress=advance)
 
-    cache = cache_file(model_path, tile_macs)
+    cache = cache_file(model_path, tile_macs, graph)
     if force:
         cache.unlink(missing_ok=True)
     commitment = cached_commitment(model_path, graph, tile_macs, warn, compute)
