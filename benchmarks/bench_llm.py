@@ -85,7 +85,10 @@ def dispute(path: Path, tokens: int, tile_macs: int, faulty: str) -> dict:
     """scripts/challenge_llm.sh with each `prover` process under /usr/bin/time (its max RSS)."""
     with tempfile.TemporaryDirectory() as work:
         log, wrapper = Path(work) / "rss.log", Path(work) / "python"
-        wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/time -a -o {log} -f "%M %C" {sys.executable} "$@"\n')
+        wrapper.write_text(  # not the node: the script's trap kills the process it started
+            f'#!/bin/sh\n[ "$3" = node ] && exec {sys.executable} "$@"\n'
+            f'exec /usr/bin/time -a -o {log} -f "%M %C" {sys.executable} "$@"\n'
+        )
         wrapper.chmod(0o755)
         env = {
             **os.environ,

@@ -172,6 +172,14 @@ class _Cursor:
     def f32(self) -> float:
         return struct.unpack(">f", self.u32().to_bytes(4, "big"))[0]
 
+    def f32s(self, count: int) -> tuple[float, ...]:
+        """`count` f32 values at once (a per-channel scale table of thousands)."""
+        if len(self.data) - self.pos < 4 * count:
+            raise ModelFormatError(self.pos, "truncated: the file ends inside a table")
+        values = struct.unpack_from(f">{count}f", self.data, self.pos)
+        self.pos += 4 * count
+        return values
+
     def str(self, what: str) -> str:
         start = self.pos
         n = self.u32()
@@ -225,7 +233,7 @@ def _read_tensor(c: _Cursor, index: int, version: int) -> tuple[Tensor, int]:
     n_scales = c.u32()
     if n_scales not in (0, 1, dims[-1]):
         raise ModelFormatError(c.pos - 4, f"tensor {index}: n_scales {n_scales} (0, 1 or {dims[-1]})")
-    scales = tuple(c.f32() for _ in range(n_scales))
+    scales = c.f32s(n_scales)
     tensor = Tensor(name, DType(dtype_code), dims, None, scales, c.i32())
     try:
         check_tensor(tensor, f"tensor {index}")
