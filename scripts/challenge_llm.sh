@@ -47,13 +47,4 @@ claim --basedir "$CHALLENGER" --claimed "$SUBMITTER/generation.json"
 [ "$FAULTY" = challenger ] && corrupt "$CHALLENGER"
 as_party 2 prover challenge --basedir "$CHALLENGER"
 
-say "both agents play every move: graph phase, the node's opening, the VM phase, the step"
-as_party 1 "$PYTHON" -m prover.cli dispute --side defender --basedir "$SUBMITTER" --poll 0.05 &
-DEFENDER_PID=$!
-as_party 2 prover dispute --side challenger --basedir "$CHALLENGER" --poll 0.05
-wait "$DEFENDER_PID"
-
-say "result"
-prover status --basedir "$SUBMITTER"
-game_field "f\"winner: the {game['winner']}; node {game['node']} ({game['op']}); rounds: {game['round']}; gas used: defender {game['gas']['defender']:,}, challenger {game['gas']['challenger']:,}, total {sum(game['gas'].values()):,}\""
-echo "wall time: $(($(date +%s) - START)) s"
+play_with_agents

@@ -159,6 +159,23 @@ dissect_and_step() {
         as_party 2 prover step --basedir "$CHALLENGER" || as_party 1 prover step --basedir "$SUBMITTER"
     fi
 
+    show_result
+}
+
+# `play_with_agents`: a `prover dispute` agent per side plays every move (graph phase, the node's
+# opening, the VM phase, the step), then the result.
+play_with_agents() {
+    say "both agents play every move: graph phase, the node's opening, the VM phase, the step"
+    as_party 1 "$PYTHON" -m prover.cli dispute --side defender --basedir "$SUBMITTER" --poll 0.05 &
+    local defender_pid=$!
+    as_party 2 prover dispute --side challenger --basedir "$CHALLENGER" --poll 0.05
+    wait "$defender_pid"
+    show_result
+}
+
+# `show_result`: the status, then the one line the demos end with (winner, node, rounds, gas) and
+# the wall time.
+show_result() {
     say "result"
     prover status --basedir "$SUBMITTER"
     game_field "f\"winner: the {game['winner']}; \" + (f\"node {game['node']} ({game['op']}); \" if game['node'] else '') + f\"rounds: {game['round']}; gas used: defender {game['gas']['defender']:,}, challenger {game['gas']['challenger']:,}, total {sum(game['gas'].values()):,}\""
