@@ -295,14 +295,20 @@ class Simulation:
         assert self.outcome.withdrawn == self.outcome.paid_in
 
     def expected_credits(self, status: dict[int, str], refuted: bool) -> dict[str, int]:
-        """docs/dispute-game.md's money rules applied to the games' outcomes, in game order."""
+        """docs/dispute-game.md's money rules applied to the games' outcomes, in the order the games
+        ended (the submitter's bond goes to the first challenger to win, which need not be the one
+        of the first game opened)."""
         credits: dict[str, int] = {}
 
         def credit(account: str, amount: int) -> None:
             credits[account] = credits.get(account, 0) + amount
 
+        ended = {
+            log["args"]["gameId"]: (log["blockNumber"], log["logIndex"])
+            for log in self.d.game.contract.events.GameResolved().get_logs(from_block=0)
+        }
         submitter_bond_paid = False
-        for player in sorted((p for p in self.challengers if p.game_id), key=lambda p: p.game_id):
+        for player in sorted((p for p in self.challengers if p.game_id), key=lambda p: ended.get(p.game_id, (float("inf"), 0))):
             if status[player.game_id] == "challenger won":
                 credit(player.account, CHALLENGE_BOND + (0 if submitter_bond_paid else SUBMIT_BOND))
                 submitter_bond_paid = True
