@@ -308,7 +308,8 @@ class Simulation:
             for log in self.d.game.contract.events.GameResolved().get_logs(from_block=0)
         }
         submitter_bond_paid = False
-        for player in sorted((p for p in self.challengers if p.game_id), key=lambda p: ended.get(p.game_id, (float("inf"), 0))):
+        players = [p for p in self.challengers if p.game_id]
+        for player in sorted(players, key=lambda p: ended.get(p.game_id, (float("inf"), 0))):
             if status[player.game_id] == "challenger won":
                 credit(player.account, CHALLENGE_BOND + (0 if submitter_bond_paid else SUBMIT_BOND))
                 submitter_bond_paid = True
