@@ -24,6 +24,7 @@ class GraphTrace:
     values: list[np.ndarray | None]  # per tensor, (1, count)
     commitments: list[bytes]  # per position 0..n
     states: list[bytes]  # G_0 .. G_n
+    final: PositionTree | None = None  # G_n's tree, when the trace was computed here (not read)
 
     @property
     def node_count(self) -> int:
@@ -34,6 +35,8 @@ class GraphTrace:
 
     def tree_at(self, node: int) -> PositionTree:
         """The tensor tree holding positions 0..node (G_node's tree)."""
+        if node >= self.node_count and self.final is not None:
+            return self.final  # the claim's output proof: 20 hashes per node not redone
         tree = PositionTree()
         for position in range(node + 1):
             tree.set(position, self.commitments[position])
@@ -91,7 +94,7 @@ def trace_graph(
         commitments.append(merkle.region_root(tensor_payload(graph.tensors[node.output], value[0])))
         tree.set(index, commitments[-1])
         states.append(tree.root())
-    return GraphTrace(graph, values, commitments, states)
+    return GraphTrace(graph, values, commitments, states, tree)
 
 
 def trace_bytes(trace: GraphTrace) -> bytes:
