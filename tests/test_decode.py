@@ -11,7 +11,7 @@ import pytest
 
 from prover.errors import ProverError
 from prover.model import engine
-from prover.model.decode import CachedDecoder
+from prover.model.decode import CachedDecoder, rows_are_exact
 from prover.model.graph import DType, Graph, Op
 from prover.model.llama import LlamaConfig, llama_graph, random_weights
 from prover.model.modelfile import load_model
@@ -104,3 +104,7 @@ def test_a_recording_decode_gives_every_value_of_the_tiled_forward_pass(source: 
                 assert value is None or np.array_equal(got[tensor], value), tiled.tensors[tensor].name
     with pytest.raises(ProverError, match="all"):
         CachedDecoder(graph).forward_values(window)
+    # only integer graphs' rows are the full pass's: an f32 claim is not assembled from its decode
+    assert rows_are_exact(graph) and not rows_are_exact(
+        llama_graph(CONFIG, random_weights(CONFIG, seed=7), 12)
+    )

@@ -231,5 +231,11 @@ class CachedDecoder:
                 logits = self.step([token])
 
 
+def rows_are_exact(graph: Graph) -> bool:
+    """Whether a step's rows are bit for bit the full pass's: integer graphs only (f32 products
+    sum in an order that depends on how many positions are computed together)."""
+    return all(t.dtype != DType.F32 for t in graph.tensors)
+
+
 def _with(dims: tuple[int, ...], axis: int | None, size: int) -> tuple[int, ...]:
     return dims if axis is None else (*dims[:axis], size, *dims[axis + 1 :])

@@ -21,7 +21,7 @@ import numpy as np
 
 from prover.errors import ProverError
 from prover.model.answer import generation
-from prover.model.decode import CachedDecoder
+from prover.model.decode import CachedDecoder, rows_are_exact
 from prover.model.modelfile import load_model
 from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.task.basedir import write_json
@@ -56,13 +56,13 @@ def write_generation_claim(
     else this decode's) and its run, and generation.json; returns generation.json."""
     graph = load_model(model_path)
     # Recording: the claim's forward pass is then assembled from the decode's rows, not computed again.
-    decoder = CachedDecoder(graph, record=True)
+    decoder = CachedDecoder(graph, record=rows_are_exact(graph))
     tokens = decoder.generate(prompt, count)
     stated = tokens if claimed is None else list(claimed)
     if len(stated) != count:
         raise ProverError(f"the claim states {len(stated)} tokens, not {count}")
     window = claim_window(prompt, stated, decoder.context)
-    known = decoder.forward_values([int(i) for i in window])
+    known = decoder.forward_values([int(i) for i in window]) if decoder.record else None
     payload = window.astype(">i4").tobytes()
     run = write_graph_task_and_run(
         basedir, model_path, graph, payload, tile_macs, fault_node, warn, progress, known
