@@ -10,9 +10,12 @@
   claim, and a whole 3,000,000-step dissection per k against k = 2 (plain bisection) as baseline.
 - A whole dispute over the real MNIST inference: task, claim, challenge, every move and the
   deciding step (a lying defender against an honest challenger, both played by prover/game/agent.py)
-  and the winner's withdrawal, for k = 16 and, as baseline, k = 2; and the same dispute on the
-  DisputeGame of commit BEFORE_COMMIT (before issue 16's rules and packed storage), deployed from
-  that commit's artifact read with `git show` (the one-step verifier is unchanged): before / after.
+  and the winner's withdrawal, for k = 16 and, as baseline, k = 2; at k = 16 also the longest
+  dispute over the same run (a fault whose pieces take the most rounds); and the same dispute on the
+  DisputeGame of the commits in BEFORE (before issue 16's rules and packed storage; the packed
+  storage, before the game was kept as its state's hash), each deployed from that commit's artifact
+  read with `git show` (the one-step verifier is unchanged) and played through StoredGame, a
+  wrapper of their ABI: before / after.
 - The bond economics: the defender's gas for a whole game, the MNIST one and the longest game the
   contract accepts (2^48 - 1 steps), in wei at GAS_PRICE_GWEI: the least challenge bond that pays
   for it (docs/contracts.md).
@@ -28,7 +31,9 @@ import subprocess
 import sys
 from collections import defaultdict
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from eth_hash.auto import keccak
 
@@ -46,8 +51,8 @@ from contract_fixtures import (
 )
 from contract_programs import random_witnesses
 
-from prover.chain.contracts import DisputeGame, MipsVerifier
-from prover.chain.game_view import Side
+from prover.chain.contracts import GAME_STATUS, DisputeGame, MipsVerifier, Receipt
+from prover.chain.game_view import GameState, GameView, Side
 from prover.chain.local import LocalChain
 from prover.game.agent import Bisect, FaultyTrace, Select, Step, Trace, next_move, rounds_needed, split_points
 from prover.model.data import mnist_test_digit
@@ -67,8 +72,12 @@ TARGET_LONG_ROUNDS = 6
 OUTPUT = (3).to_bytes(4, "big") + bytes(10)
 CHECKPOINT_INTERVAL = 10_000
 RARE_CLASS_MINIMUM = 20
-# main before issue 16's rules and packed storage (the "before" of the MNIST dispute)
-BEFORE_COMMIT = "9d22dba2737f832b790b7b10d78806cf6318dd8c"
+# The "before" of the MNIST dispute: main before issue 16's rules and packed storage, and the
+# packed storage (a game in five slots) before the game was kept as its state's hash.
+BEFORE = {
+    "9d22dba": "9d22dba2737f832b790b7b10d78806cf6318dd8c",
+    "ae53435": "ae53435efdb4e32f9e93c1f1e3dd537dc3b6ce42",
+}
 TARGET_CHALLENGE_GAS = 100_000
 TARGET_DISPUTE_GAS = 1_000_000
 GAS_PRICE_GWEI = 50  # the gas price the bond economics are stated at
@@ -235,18 +244,59 @@ def report_dissection() -> None:
 # ---------------------------------------------------------------- a whole MNIST dispute
 
 
-def deploy_before(k: int) -> Deployment:
-    """The DisputeGame of BEFORE_COMMIT, from that commit's committed artifact."""
+class StoredGame(DisputeGame):
+    """A DisputeGame of a BEFORE commit, whose games were kept in storage: moves take no state,
+    gameView(gameId) reads the game, and the posted hashes are in the Bisected event of block
+    postedBlock."""
+
+    def game(self, game_id: int) -> GameView:
+        left, right, left_hash, right_hash, count, block, posted_hash, turn, over, seconds = self.call(
+            "gameView", game_id
+        )
+        phase, node = self.call("gamePhase", game_id)
+        posted: tuple[bytes, ...] = ()
+        if count:
+            logs = self.contract.events.Bisected().get_logs(
+                argument_filters={"gameId": game_id}, from_block=block, to_block=block
+            )
+            posted = next(
+                hashes
+                for log in reversed(logs)
+                if keccak(b"".join(hashes := tuple(bytes(h) for h in log["args"]["hashes"]))) == posted_hash
+            )
+        turn_side = Side.DEFENDER if turn == 0 else Side.CHALLENGER
+        return GameView(
+            left,
+            right,
+            bytes(left_hash),
+            bytes(right_hash),
+            posted,
+            turn_side,
+            over,
+            seconds,
+            phase == 1,
+            node,
+        )
+
+    def _move(
+        self, function: str, game_id: int, state: GameState | None, *args: Any, **options: Any
+    ) -> Receipt:
+        return self.transact(function, game_id, *args, **options)
+
+    def game_status(self, game_id: int) -> str:
+        return GAME_STATUS[self.call("games", game_id)[2]]
+
+
+def deploy_before(commit: str, k: int) -> Deployment:
+    """The DisputeGame of `commit`, from that commit's committed artifact."""
     shown = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{BEFORE_COMMIT}:contracts/artifacts/DisputeGame.json"],
+        ["git", "-C", str(REPO), "show", f"{commit}:contracts/artifacts/DisputeGame.json"],
         capture_output=True,
         text=True,
         check=False,
     )
     if shown.returncode != 0:
-        sys.exit(
-            f"error: cannot read the DisputeGame artifact of {BEFORE_COMMIT} with git: {shown.stderr.strip()}"
-        )
+        sys.exit(f"error: cannot read the DisputeGame artifact of {commit} with git: {shown.stderr.strip()}")
     artifact = json.loads(shown.stdout)
     chain = LocalChain()
     mips = MipsVerifier.deploy(chain.w3)
@@ -255,7 +305,7 @@ def deploy_before(k: int) -> Deployment:
         {"from": chain.accounts[0]}
     )
     address = chain.w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
-    game = DisputeGame(chain.w3, address, abi=artifact["abi"])
+    game = StoredGame(chain.w3, address, abi=artifact["abi"])
     return Deployment(chain, mips, game, *chain.accounts[1:4])
 
 
@@ -287,14 +337,19 @@ def mnist_dispute(
     while not (view := d.game.game(game)).over:
         defender_move = next_move(Side.DEFENDER, view, liar, k)
         if isinstance(defender_move, Bisect):
-            gas["bisect"] += d.game.bisect(game, list(defender_move.hashes), sender=d.submitter).gas_used
+            receipt = d.game.bisect(game, list(defender_move.hashes), sender=d.submitter, state=view.state)
+            gas["bisect"] += receipt.gas_used
             rounds += 1
             continue
         move = next_move(Side.CHALLENGER, view, honest, k)
         if isinstance(move, Select):
-            gas["select"] += d.game.select(game, move.index, sender=d.challenger, posted=view.posted).gas_used
+            receipt = d.game.select(
+                game, move.index, sender=d.challenger, posted=view.posted, state=view.state
+            )
+            gas["select"] += receipt.gas_used
         elif isinstance(move, Step):
-            gas["step"] += d.game.step(game, move.state_data, move.proof, sender=d.challenger).gas_used
+            receipt = d.game.step(game, move.state_data, move.proof, sender=d.challenger, state=view.state)
+            gas["step"] += receipt.gas_used
         else:
             raise AssertionError(f"unexpected move {move} in {view}")
     assert d.game.game_status(game) == "challenger won"
@@ -319,13 +374,14 @@ def report_mnist_dispute(run: MnistRun) -> dict[str, int]:
         totals[k] = (total, gas)
         parts = ", ".join(f"{name} {value:,}" for name, value in gas.items())
         print(f"  k = {k:>2}: {rounds} rounds, total {total:,} gas ({total / baseline:.2f} x k = 2): {parts}")
-    print(f"  before (DisputeGame of {BEFORE_COMMIT[:7]}, same dispute, same agents) / now:")
-    for k in (2, 16):
-        _, before = mnist_dispute(run, k, fault, deploy_before(k))
-        total, now = totals[k]
-        parts = ", ".join(f"{name} {before[name]:,} -> {now[name]:,}" for name in now)
-        was = sum(before.values())
-        print(f"  k = {k:>2}: total {was:,} -> {total:,} ({total / was:.2f}): {parts}")
+    for name, commit in BEFORE.items():
+        print(f"  before (DisputeGame of {name}, same dispute, same agents) / now:")
+        for k in (2, 16):
+            _, before = mnist_dispute(run, k, fault, deploy_before(commit, k))
+            total, now = totals[k]
+            parts = ", ".join(f"{part} {before[part]:,} -> {now[part]:,}" for part in now)
+            was = sum(before.values())
+            print(f"  k = {k:>2}: total {was:,} -> {total:,} ({total / was:.2f}): {parts}")
     total, now = totals[16]
     challenge = "met" if now["challenge"] < TARGET_CHALLENGE_GAS else "MISSED"
     dispute = "met" if total < TARGET_DISPUTE_GAS else "MISSED"
@@ -333,7 +389,30 @@ def report_mnist_dispute(run: MnistRun) -> dict[str, int]:
         f"  challenge {now['challenge']:,} gas (target < {TARGET_CHALLENGE_GAS:,}: {challenge});"
         f" the k = 16 dispute {total:,} gas (target < {TARGET_DISPUTE_GAS:,}: {dispute})"
     )
+    longest = longest_dispute_fault(steps, 16)
+    rounds, gas = mnist_dispute(run, 16, longest)
+    total = sum(gas.values())
+    parts = ", ".join(f"{name} {value:,}" for name, value in gas.items())
+    dispute = "met" if total < TARGET_DISPUTE_GAS else "MISSED"
+    print(
+        f"  the longest k = 16 dispute over this run ({rounds} rounds: the defender lies from step"
+        f" {longest:,}): total {total:,} gas (target < {TARGET_DISPUTE_GAS:,}: {dispute}): {parts}"
+    )
     return now
+
+
+def longest_dispute_fault(steps: int, k: int) -> int:
+    """The first (seeded) fault step whose dispute takes the most rounds a `steps`-long claim can:
+    the honest challenger disputes the piece holding the first wrong state."""
+    rng = random.Random(5)
+    while True:
+        fault, left, right, rounds = rng.randint(1, steps), 0, steps, 0
+        while right - left > 1:
+            points = split_points(left, right, k)
+            left, right = next((a, b) for a, b in pairwise(points) if a < fault <= b)
+            rounds += 1
+        if rounds == rounds_needed(steps, k):
+            return fault
 
 
 # ---------------------------------------------------------------- bond economics

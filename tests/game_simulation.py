@@ -16,14 +16,14 @@ What every scenario must show, checked by `simulate`:
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from contract_fixtures import CHALLENGE_BOND, CLOCK, SUBMIT_BOND, WINDOW, Deployment, deploy
 from contract_programs import ProgramRun
 from eth_hash.auto import keccak
 
-from prover.chain.game_view import GameView, Side
+from prover.chain.game_view import GameState, GameView, Side
 from prover.errors import ProverError
 from prover.game.agent import Bisect, ClaimTimeout, FaultyTrace, Move, Select, Step, Trace, Wait, next_move
 
@@ -37,6 +37,7 @@ class Strategy(Enum):
     WRONG_PIECES = "select wrong pieces"  # a challenger's random index
     REPLAY = "replay old moves"  # its previous transaction again before each move
     FORGED_STEP = "step with a forged witness"  # a liar that proves the last step with a bad witness
+    FORGED_STATE = "forge the game's state"  # a liar whose moves pass a doctored state half the time
 
 
 # A staller moves when its clock shows at most this much left.
@@ -49,6 +50,7 @@ LIARS = (
     Strategy.SILENT,
     Strategy.REPLAY,
     Strategy.FORGED_STEP,
+    Strategy.FORGED_STATE,
 )
 CHALLENGER_LIARS = (*LIARS, Strategy.WRONG_PIECES)
 
@@ -169,14 +171,18 @@ class Simulation:
 
     def _call(self, player: Player, move: Move, view: GameView) -> tuple:
         game_id = player.game_id
+        assert view.state is not None
+        state = view.state
+        if player.strategy is Strategy.FORGED_STATE and self.rng.random() < 0.5:
+            state = forged_state(self.rng, state, player.side)
         if isinstance(move, Bisect):
-            return ("bisect", game_id, list(move.hashes))
+            return ("bisect", game_id, state.as_abi(), list(move.hashes))
         if isinstance(move, Select):
-            return ("select", game_id, move.index, list(view.posted))
+            return ("select", game_id, state.as_abi(), move.index, list(view.posted))
         if isinstance(move, Step):
-            return ("step", game_id, move.state_data, move.proof)
+            return ("step", game_id, state.as_abi(), move.state_data, move.proof)
         if isinstance(move, ClaimTimeout):
-            return ("claimTimeout", game_id)
+            return ("claimTimeout", game_id, state.as_abi())
         raise AssertionError(move)
 
     # ------------------------------------------------------------ the scenario
@@ -329,6 +335,21 @@ class Simulation:
         locked = SUBMIT_BOND if claim.status == "pending" else 0
         locked += CHALLENGE_BOND * len(self.open_games())
         assert d.balance(game.address) == credited + locked, (self.outcome, credited, locked)
+
+
+def forged_state(rng: random.Random, state: GameState, side: Side) -> GameState:
+    """The game's state doctored the way a liar gains by it: its own clock refilled, the other
+    side's clock emptied, another interval or other hashes at its ends."""
+    own, other = ("defender_clock", "challenger_clock")[:: 1 if side is Side.DEFENDER else -1]
+    forgeries = (
+        {own: getattr(state, own) + 1_000},
+        {other: 0},
+        {"left": state.left + 1, "right": state.right},
+        {"left_hash": keccak(rng.randbytes(8))},
+        {"right_hash": keccak(rng.randbytes(8))},
+        {"turn_start": state.turn_start + 60},
+    )
+    return replace(state, **rng.choice(forgeries))
 
 
 def forged_witness(rng: random.Random, state_data: bytes, proof: bytes) -> tuple[bytes, bytes]:

@@ -11,7 +11,7 @@ from contract_fixtures import CHALLENGE_BOND, SUBMIT_BOND, WINDOW, Deployment, d
 from contract_programs import ProgramRun, run_loop_program
 from eth_hash.auto import keccak
 
-from prover.chain.game_view import Side
+from prover.chain.game_view import GameState, Side
 from prover.errors import ProverError
 from prover.game.agent import Bisect, FaultyTrace, Move, Select, Step, Trace, Wait, next_move, rounds_needed
 
@@ -36,12 +36,14 @@ def play_move(d: Deployment, game_id: int, sender: str, trace: Trace, side: Side
     if isinstance(move, Bisect):
         receipt = d.game.bisect(game_id, list(move.hashes), sender=sender)
         args = receipt.event("Bisected").args
-        assert (args["left"], args["right"], tuple(args["hashes"])) == (view.left, view.right, move.hashes)
+        state = GameState.from_abi(args["state"])
+        assert (state.left, state.right, tuple(args["hashes"])) == (view.left, view.right, move.hashes)
     elif isinstance(move, Select):
         receipt = d.game.select(game_id, move.index, sender=sender)
         after = d.game.game(game_id)
         args = receipt.event("Selected").args
-        assert (args["index"], args["left"], args["right"]) == (move.index, after.left, after.right)
+        state = GameState.from_abi(args["state"])
+        assert (args["index"], state.left, state.right) == (move.index, after.left, after.right)
     elif isinstance(move, Step):
         receipt = d.game.step(game_id, move.state_data, move.proof, sender=sender)
         assert receipt.event("Stepped").args["step"] == view.left

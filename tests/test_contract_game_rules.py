@@ -353,15 +353,19 @@ def test_payout_to_a_reentering_contract(d: Deployment, reentry: str) -> None:
     def encode(function: str, *args: object) -> bytes:
         return bytes.fromhex(d.game.contract.encode_abi(function, list(args))[2:])
 
+    def state_of(game_id: int) -> tuple:
+        return d.game.game_state(game_id).state.as_abi()
+
     payee.functions.forward(encode("challenge", claim)).transact(
         {"from": d.challenger, "value": CHALLENGE_BOND}
     )
     game = other_game + 1
     d.chain.advance_time(CLOCK + 1)
-    payee.functions.forward(encode("claimTimeout", game)).transact({"from": d.challenger})
-    reentry_call = {"withdraw": encode("withdraw"), "claimTimeout": encode("claimTimeout", other_game)}[
-        reentry
-    ]
+    payee.functions.forward(encode("claimTimeout", game, state_of(game))).transact({"from": d.challenger})
+    reentry_call = {
+        "withdraw": encode("withdraw"),
+        "claimTimeout": encode("claimTimeout", other_game, state_of(other_game)),
+    }[reentry]
     payee.functions.setReentryCall(reentry_call).transact({"from": d.challenger})
     credited = d.game.balance_of(payee.address)
     assert credited == CHALLENGE_BOND + SUBMIT_BOND

@@ -21,6 +21,7 @@ from eth_hash.auto import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from prover.chain.game_view import GameState
 from prover.errors import ProverError
 
 OUTPUT = (3).to_bytes(4, "big") + bytes(10)
@@ -52,6 +53,11 @@ class Ledger(RuleBasedStateMachine):
         self.games += function == "challenge"
         return True
 
+    def state(self, game: int) -> tuple:
+        """The game's state as its events say (every move passes it back), or none."""
+        known = self.d.game.game_state(game)
+        return (GameState.unknown() if known is None else known.state).as_abi()
+
     @rule(who=st.integers(0, 3), steps=st.integers(1, STEPS), bond_off=st.sampled_from([0, 0, 0, 1]))
     def submit(self, who: int, steps: int, bond_off: int) -> None:
         mem_root, siblings = output_commitment(OUTPUT)
@@ -73,7 +79,7 @@ class Ledger(RuleBasedStateMachine):
         view = self.d.game.game(game)
         count = min(self.d.game.k, view.right - view.left) - 1
         hashes = [keccak(f"{salt}:{game}:{view.left}:{i}".encode()) for i in range(max(count, 0))]
-        self.call(self.accounts[who], "bisect", game, hashes)
+        self.call(self.accounts[who], "bisect", game, self.state(game), hashes)
 
     @precondition(lambda self: self.games > 0)
     @rule(who=st.integers(0, 3), game=st.integers(1, 8), index=st.integers(0, 16))
@@ -81,12 +87,12 @@ class Ledger(RuleBasedStateMachine):
         if game > self.games:
             return
         posted = list(self.d.game.game(game).posted)
-        self.call(self.accounts[who], "select", game, index, posted)
+        self.call(self.accounts[who], "select", game, self.state(game), index, posted)
 
     @precondition(lambda self: self.games > 0)
     @rule(who=st.integers(0, 3), game=st.integers(1, 8))
     def claim_timeout(self, who: int, game: int) -> None:
-        self.call(self.accounts[who], "claimTimeout", game)
+        self.call(self.accounts[who], "claimTimeout", game, self.state(game))
 
     @precondition(lambda self: self.claims > 0)
     @rule(who=st.integers(0, 3), claim=st.integers(1, 8))

@@ -1,9 +1,12 @@
 """DisputeGame's rules for deployments and results (issue 16): the constructor refuses parameters
 no game can be played with; one task per computation and one final claim per task, whatever the
 order claims are submitted, challenged and finalized in; no move after a game's end; clocks read
-by block time to the second; and the packed game storage's edges (a game's ends kept as zero
-until played, zero hashes refused, the 48-bit step bound). Every test plays the attack the rule
+by block time to the second; and a game kept as the hash of its state (every move refuses a forged or replayed
+state, a resolved game every state, a restarted party reads it back; zero hashes refused, the
+48-bit step bound). Every test plays the attack the rule
 stops."""
+
+from dataclasses import replace
 
 import pytest
 from contract_fixtures import (
@@ -20,7 +23,7 @@ from eth_hash.auto import keccak
 from test_contract_game_rules import OUTPUT, STEPS, fake_hashes, open_game
 
 from prover.chain.contracts import DisputeGame
-from prover.chain.game_view import NodeOpening
+from prover.chain.game_view import GameState, NodeOpening
 from prover.errors import ProverError
 
 ROOTS = (b"\x01" * 32, b"\x02" * 32, b"\x03" * 32)
@@ -219,29 +222,125 @@ def test_a_move_in_the_last_second_counts_and_one_a_second_later_does_not(
         assert d.game.claim(claim).status == "refuted"
 
 
-# ---------------------------------------------------------------- packed storage
+# ---------------------------------------------------------------- a game kept as its state's hash
 
 
-def test_a_game_starts_on_the_claims_ends_without_copying_them(d: Deployment) -> None:
-    """`challenge` leaves both hashes zero (two slots fewer); they read as S0 and SN until a
-    select replaces them, and the pieces at either end keep them."""
+def test_a_game_is_stored_as_the_hash_of_its_state(d: Deployment) -> None:
+    """`challenge` stores keccak256(abi.encode(state)) of the state in GameStarted (S0 and SN as
+    its ends); every move stores the hash of the state its event carries; a resolved game stores
+    its status."""
     claim, game = open_game(d)
-    initial = d.game.call("tasks", d.game.claim(claim).task_id)
-    final = d.game.claim(claim).final_state
-    stored = d.game.call("games", game)
-    assert stored[-3:-1] == [bytes(32), bytes(32)]  # leftHash, rightHash
-    view = d.game.game(game)
-    assert (view.left_hash, view.right_hash) == (initial, final)
+    started = d.game.game_state(game)
+    assert bytes(d.game.call("games", game)) == started.state.hash()
+    assert started.state.left_hash == d.game.call("tasks", d.game.claim(claim).task_id)
+    assert started.state.right_hash == d.game.claim(claim).final_state
+    assert (started.state.left, started.state.right, started.state.posted_hash) == (0, STEPS, bytes(32))
     hashes = fake_hashes(3)
-    d.game.bisect(game, hashes, sender=d.submitter)
-    d.game.select(game, 0, sender=d.challenger)
-    view = d.game.game(game)
-    assert (view.left, view.right, view.left_hash, view.right_hash) == (0, STEPS // 4, initial, hashes[0])
+    bisected = GameState.from_abi(
+        d.game.bisect(game, hashes, sender=d.submitter).event("Bisected").args["state"]
+    )
+    assert bisected.posted_hash == keccak(b"".join(hashes))
+    assert bytes(d.game.call("games", game)) == bisected.hash()
+    selected = GameState.from_abi(d.game.select(game, 0, sender=d.challenger).event("Selected").args["state"])
+    assert (selected.left, selected.right, selected.left_hash, selected.right_hash) == (
+        0,
+        STEPS // 4,
+        started.state.left_hash,
+        hashes[0],
+    )
+    assert bytes(d.game.call("games", game)) == selected.hash()
+    d.chain.advance_time(CLOCK + 1)
+    d.game.claim_timeout(game, sender=d.challenger)
+    assert d.game.call("games", game) == (3).to_bytes(32, "big")  # GameStatus.ChallengerWon
+    assert d.game.game(game).over and d.game.game_state(game).state == selected
+
+
+FORGERIES = {
+    # the defender's: more time on its clock; the challenger's: another agreed state, another
+    # interval; anyone's: itself as a party, an earlier round's posted hashes
+    "defender_clock": lambda state: replace(state, defender_clock=state.defender_clock + 100),
+    "left_hash": lambda state: replace(state, left_hash=keccak(b"forged")),
+    "right": lambda state: replace(state, right=state.right - 1),
+    "submitter": lambda state: replace(state, submitter=ACCOUNT),
+    "posted_hash": lambda state: replace(state, posted_hash=keccak(b"forged")),
+    "turn_start": lambda state: replace(state, turn_start=0),
+}
+ACCOUNT = "0x" + "ab" * 20
+
+
+@pytest.mark.parametrize("field", sorted(FORGERIES))
+def test_every_move_refuses_a_forged_state(d: Deployment, field: str) -> None:
+    """A state in calldata that is not the stored one (any field changed) is refused by every
+    move with GameStateMismatch, whoever sends it and whatever the move."""
+    _, game = open_game(d)
+    d.game.bisect(game, fake_hashes(3), sender=d.submitter)
+    state = d.game.game_state(game).state
+    forged = FORGERIES[field](state)
+    expected = (
+        f"GameStateMismatch\\(gameId={game}, expected=0x{state.hash().hex()}, got=0x{forged.hash().hex()}\\)"
+    )
+    posted = tuple(fake_hashes(3))
+    moves = [
+        lambda: d.game.select(game, 1, sender=d.challenger, posted=posted, state=forged),
+        lambda: d.game.bisect(game, fake_hashes(3), sender=d.submitter, state=forged),
+        lambda: d.game.step(game, bytes(226), bytes(1792), sender=d.challenger, state=forged),
+        lambda: d.game.claim_timeout(game, sender=d.other, state=forged),
+    ]
+    for move in moves:
+        with pytest.raises(ProverError, match=expected):
+            move()
+    with pytest.raises(ProverError, match="GameStateMismatch"):
+        d.game.call("gameView", game, forged.as_abi())
+    assert d.game.game_state(game).state == state  # nothing moved
+    d.game.select(game, 1, sender=d.challenger, posted=posted, state=state)
+
+
+def test_a_replayed_earlier_state_is_refused(d: Deployment) -> None:
+    """A move cannot be made on a state the game has left: the state before the last move (a
+    defender bisecting the same round again, a challenger selecting again) is not stored."""
+    _, game = open_game(d)
+    started = d.game.game_state(game).state
+    d.game.bisect(game, fake_hashes(3), sender=d.submitter)
+    bisected = d.game.game_state(game).state
+    with pytest.raises(ProverError, match="GameStateMismatch"):
+        d.game.bisect(game, fake_hashes(3, salt=1), sender=d.submitter, state=started)
+    d.game.select(game, 2, sender=d.challenger)
+    with pytest.raises(ProverError, match="GameStateMismatch"):
+        d.game.select(game, 1, sender=d.challenger, posted=tuple(fake_hashes(3)), state=bisected)
+
+
+def test_a_resolved_game_refuses_moves_whatever_state_is_passed(d: Deployment) -> None:
+    """Once resolved, the stored status (not a state hash) answers every move: GameOver, for the
+    game's last state as for any other."""
+    _, game = open_game(d)
+    last = d.game.game_state(game).state
+    d.chain.advance_time(CLOCK + 1)
+    d.game.claim_timeout(game, sender=d.challenger)
+    for state in (last, replace(last, defender_clock=CLOCK)):
+        with pytest.raises(ProverError, match=f"GameOver\\(gameId={game}\\)"):
+            d.game.bisect(game, fake_hashes(3), sender=d.submitter, state=state)
+        with pytest.raises(ProverError, match=f"GameOver\\(gameId={game}\\)"):
+            d.game.claim_timeout(game, sender=d.submitter, state=state)
+
+
+def test_a_restarted_party_reads_the_state_from_the_chain(d: Deployment) -> None:
+    """A fresh wrapper (a party restarted mid-game) has no state in memory: it reads it from the
+    events of the game's moves and checks it against the stored hash."""
+    _, game = open_game(d)
+    d.game.bisect(game, fake_hashes(3), sender=d.submitter)
+    d.game.select(game, 3, sender=d.challenger)
+    d.game.bisect(game, fake_hashes(3, salt=2), sender=d.submitter)
+    fresh = DisputeGame(d.chain.w3, d.game.address)
+    view = fresh.game(game)
+    assert view.state == d.game.game_state(game).state
+    assert view.posted == tuple(fake_hashes(3, salt=2))
+    assert view.state.hash() == bytes(d.game.call("games", game))
+    fresh.select(game, 0, sender=d.challenger)
+    assert DisputeGame(d.chain.w3, d.game.address).game(game).posted == ()
 
 
 def test_a_zero_hash_cannot_be_posted(d: Deployment) -> None:
-    """Zero stands for the claim's ends in storage: a defender posting zero would make the
-    interval it selects read as S0 or SN."""
+    """No state hashes to zero: a defender posting zero posts no state."""
     _, game = open_game(d)
     with pytest.raises(ProverError, match=r"ZeroHash\(index=1\)"):
         d.game.bisect(game, [keccak(b"a"), bytes(32), keccak(b"b")], sender=d.submitter)

@@ -53,47 +53,39 @@ contract DisputeGame {
         bytes32 outputHash;
     }
 
-    /// @dev Five slots, of which `challenge` writes two (docs/contracts.md, "Gas"): slot 0 holds
-    ///      who plays on which claim and the phase, slot 1 the interval, the clocks and this
-    ///      round's count and block; a move writes slot 1 and at most two of the hash slots.
-    struct Game {
-        uint56 claimId;
+    /// @notice A game's whole state. Storage keeps only its hash, keccak256(abi.encode(state))
+    ///         (`games`), written once per move; the state itself travels in every move's calldata
+    ///         and in the event of the move that made it (GameStarted, Bisected, Selected,
+    ///         NodeOpened), from which the parties read it back (docs/contracts.md, "Gas"). A
+    ///         state that is not the stored one is refused (GameStateMismatch).
+    struct GameState {
+        uint64 claimId;
+        address submitter; // the defender (the claim's submitter)
         address challenger;
-        GameStatus status;
-        // Multi-phase games (graph tasks, docs/dispute-game.md): Graph while the interval is over
-        // node indices; Vm once openNode linked the disputed node's VM run (then `node` says which).
-        Phase phase;
+        // Multi-phase games (graph tasks, docs/dispute-game.md): true while the interval is over
+        // node indices; false once openNode linked the disputed node's VM run (then `node` says
+        // which). A bool, not an enum: any well-formed calldata decodes.
+        bool graphPhase;
         uint24 node;
         uint48 left;
         uint48 right;
         uint32 defenderClock;
         uint32 challengerClock;
         uint40 turnStart;
-        // This round's hashes (none while postedCount == 0) are in calldata and in the Bisected
-        // event of block postedBlock; storage keeps only their hash, which select checks the
-        // challenger's copy against. Storing k - 1 hashes would cost 22,100 gas each in a game's
-        // first round and 5,000 in later ones (k = 16: 330,000 and 75,000).
-        uint8 postedCount;
-        uint40 postedBlock;
-        // Zero until the first select (or openNode) replaces them: the claim's ends, S0 and SN,
-        // which `challenge` does not copy (two fresh slots, 44,200 gas). A posted hash is never
-        // zero (bisect refuses it), so zero cannot be confused with a hash that was played.
-        bytes32 leftHash;
-        bytes32 rightHash;
+        bytes32 leftHash; // the agreed state at `left`
+        bytes32 rightHash; // the defender's state at `right`
+        // keccak256 of this round's hashes (in the Bisected event), zero while the defender is
+        // to move: a posted round always has this hash, never zero.
         bytes32 postedHash;
     }
 
-    /// @dev The three id counters in one slot: only the first id ever handed out pays for a
-    ///      fresh slot.
+    /// @dev The three id counters in one slot, made nonzero by the constructor (`deployed`): no
+    ///      id pays for a fresh slot (22,100 gas), every one for a used one (5,000).
     struct Counters {
         uint64 tasks;
         uint64 claims;
         uint64 games;
-    }
-
-    enum Phase {
-        Vm,
-        Graph
+        bool deployed;
     }
 
     /// @dev A graph task's model: the Merkle root (depth TREE_DEPTH) over its node leaves,
@@ -149,7 +141,9 @@ contract DisputeGame {
     ///         computation, so that one final claim is the one result of that computation.
     mapping(bytes32 => uint256) public taskOf;
     mapping(uint256 => Claim) public claims;
-    mapping(uint256 => Game) public games;
+    /// @notice Each game's state hash while it is open (keccak256(abi.encode(GameState))); once
+    ///         resolved, its GameStatus (DefenderWon or ChallengerWon) as a number; zero: no game.
+    mapping(uint256 => bytes32) public games;
     /// @notice The model of each graph task (nodeCount == 0 for a single-phase task).
     mapping(uint256 => GraphModel) public graphModels;
     /// @notice Credited, not yet withdrawn wei per account.
@@ -169,9 +163,9 @@ contract DisputeGame {
         uint64 steps,
         bytes output
     );
-    event GameStarted(uint256 indexed gameId, uint256 indexed claimId, address indexed challenger);
-    event Bisected(uint256 indexed gameId, uint64 left, uint64 right, bytes32[] hashes);
-    event Selected(uint256 indexed gameId, uint256 index, uint64 left, uint64 right);
+    event GameStarted(uint256 indexed gameId, uint256 indexed claimId, address indexed challenger, GameState state);
+    event Bisected(uint256 indexed gameId, bytes32[] hashes, GameState state);
+    event Selected(uint256 indexed gameId, uint256 index, GameState state);
     event Stepped(uint256 indexed gameId, uint64 step, bytes32 postState);
     event GameResolved(uint256 indexed gameId, Side winner, bool byTimeout, address payee, uint256 amount);
     event ClaimRefuted(uint256 indexed claimId, uint256 indexed gameId);
@@ -179,9 +173,9 @@ contract DisputeGame {
     event ClaimSuperseded(uint256 indexed claimId, uint256 indexed finalClaimId);
     event Withdrawn(address indexed account, uint256 amount);
     event GraphTaskCreated(uint256 indexed taskId, bytes32 nodesRoot, uint64 nodeCount);
-    event NodeOpened(
-        uint256 indexed gameId, uint64 node, bytes32 nodeRoot, bytes32 initialState, bytes32 finalState, uint64 steps
-    );
+    /// @dev The node task's S0, final state hash and steps are the state's leftHash, rightHash
+    ///      and right.
+    event NodeOpened(uint256 indexed gameId, bytes32 nodeRoot, GameState state);
 
     error InvalidParameters();
     error ZeroBond();
@@ -229,6 +223,7 @@ contract DisputeGame {
     error InputNotEarlier(uint256 index, uint256 position);
     error InputNotAgreed(uint256 index);
     error OutputNotLinked(uint64 node);
+    error GameStateMismatch(uint256 gameId, bytes32 expected, bytes32 got);
 
     /// @dev A transient lock (EIP-1153): one entry per transaction into any state-changing call.
     modifier nonReentrant() {
@@ -265,6 +260,7 @@ contract DisputeGame {
         challengeBond = challengeBond_;
         clockBudget = clockBudget_;
         challengeWindow = challengeWindow_;
+        counters.deployed = true;
     }
 
     // ---------------------------------------------------------------- tasks and claims
@@ -308,14 +304,24 @@ contract DisputeGame {
         if (msg.value != challengeBond) revert WrongBond(challengeBond, msg.value);
         claim.openGames += 1;
         gameId = ++counters.games;
-        // Two fresh slots; leftHash and rightHash stay zero (the claim's S0 and SN).
-        Game storage game = games[gameId];
-        (game.claimId, game.challenger, game.status) = (uint56(claimId), msg.sender, GameStatus.Open);
-        if (graphModels[claim.taskId].nodeCount != 0) game.phase = Phase.Graph;
         uint32 clock = uint32(clockBudget);
-        (game.right, game.defenderClock, game.challengerClock, game.turnStart) =
-            (uint48(claim.steps), clock, clock, uint40(block.timestamp));
-        emit GameStarted(gameId, claimId, msg.sender);
+        GameState memory state = GameState({
+            claimId: uint64(claimId),
+            submitter: claim.submitter,
+            challenger: msg.sender,
+            graphPhase: graphModels[claim.taskId].nodeCount != 0,
+            node: 0,
+            left: 0,
+            right: uint48(claim.steps),
+            defenderClock: clock,
+            challengerClock: clock,
+            turnStart: uint40(block.timestamp),
+            leftHash: tasks[claim.taskId].initialState,
+            rightHash: claim.finalState,
+            postedHash: 0
+        });
+        games[gameId] = keccak256(abi.encode(state)); // one fresh slot
+        emit GameStarted(gameId, claimId, msg.sender, state);
     }
 
     /// @notice Makes an unrefuted claim final once its window has passed and no game is open.
@@ -362,68 +368,72 @@ contract DisputeGame {
     // ---------------------------------------------------------------- moves
 
     /// @notice The defender's move: its state hashes at the n - 1 inner split points. They are
-    ///         kept in the Bisected event; the contract stores only their hash.
-    function bisect(uint256 gameId, bytes32[] calldata hashes) external nonReentrant {
-        Game storage game = _openGame(gameId);
-        if (msg.sender != claims[game.claimId].submitter) revert NotDefender(msg.sender);
+    ///         kept in the Bisected event; the game's state keeps only their hash.
+    function bisect(uint256 gameId, GameState calldata current, bytes32[] calldata hashes) external nonReentrant {
+        GameState memory game = _openGame(gameId, current);
+        if (msg.sender != game.submitter) revert NotDefender(msg.sender);
         uint256 length = game.right - game.left;
         if (length == 1) _revertOneLeft(gameId, game);
-        if (game.postedCount != 0) revert NotYourTurn(gameId, Side.Challenger);
+        if (game.postedHash != 0) revert NotYourTurn(gameId, Side.Challenger);
         uint256 pieces = length < k ? length : k;
         if (hashes.length != pieces - 1) revert WrongHashCount(pieces - 1, hashes.length);
         for (uint256 i = 0; i < hashes.length; ++i) {
             if (hashes[i] == 0) revert ZeroHash(i);
         }
         _spendClock(gameId, game, Side.Defender);
-        game.postedCount = uint8(hashes.length);
-        game.postedBlock = uint40(block.number);
         game.postedHash = keccak256(abi.encodePacked(hashes));
-        emit Bisected(gameId, game.left, game.right, hashes);
+        games[gameId] = keccak256(abi.encode(game));
+        emit Bisected(gameId, hashes, game);
     }
 
     /// @notice The challenger's move: it agrees with the hash at p_index and disputes the one at
     ///         p_index+1, which becomes the new interval. `posted` repeats this round's hashes
     ///         (from the Bisected event); they must be exactly the defender's.
-    function select(uint256 gameId, uint256 index, bytes32[] calldata posted) external nonReentrant {
-        Game storage game = _openGame(gameId);
+    function select(uint256 gameId, GameState calldata current, uint256 index, bytes32[] calldata posted)
+        external
+        nonReentrant
+    {
+        GameState memory game = _openGame(gameId, current);
         if (msg.sender != game.challenger) revert NotChallenger(msg.sender);
         uint256 left = game.left;
         uint256 length = game.right - left;
         if (length == 1) _revertOneLeft(gameId, game);
-        uint256 hashCount = game.postedCount;
-        if (hashCount == 0) revert NotYourTurn(gameId, Side.Defender);
-        uint256 pieces = hashCount + 1;
+        if (game.postedHash == 0) revert NotYourTurn(gameId, Side.Defender);
+        uint256 pieces = length < k ? length : k;
         if (index >= pieces) revert IndexOutOfRange(index, pieces);
         bytes32 postedHash = keccak256(abi.encodePacked(posted));
-        if (posted.length != hashCount || postedHash != game.postedHash) {
+        if (posted.length != pieces - 1 || postedHash != game.postedHash) {
             revert PostedHashesMismatch(game.postedHash, postedHash);
         }
         _spendClock(gameId, game, Side.Challenger);
         if (index != 0) game.leftHash = posted[index - 1];
-        if (index != hashCount) game.rightHash = posted[index];
+        if (index != pieces - 1) game.rightHash = posted[index];
         game.left = uint48(left + length * index / pieces);
         game.right = uint48(left + length * (index + 1) / pieces);
-        game.postedCount = 0;
-        emit Selected(gameId, index, game.left, game.right);
+        game.postedHash = 0;
+        games[gameId] = keccak256(abi.encode(game));
+        emit Selected(gameId, index, game);
     }
 
     /// @notice Decides a game narrowed to one step by executing it. Anyone may call: a proof is
     ///         accepted whatever the clocks say. The witness' state must be the agreed one.
-    function step(uint256 gameId, bytes calldata stateData, bytes calldata proof) external nonReentrant {
-        Game storage game = _openGame(gameId);
+    function step(uint256 gameId, GameState calldata current, bytes calldata stateData, bytes calldata proof)
+        external
+        nonReentrant
+    {
+        GameState memory game = _openGame(gameId, current);
         if (game.right - game.left != 1) revert NotOneStep(gameId, game.left, game.right);
-        if (game.phase == Phase.Graph) revert LinkRequired(gameId);
+        if (game.graphPhase) revert LinkRequired(gameId);
         bytes32 preState = keccak256(stateData);
-        bytes32 agreed = _leftHash(game);
-        if (preState != agreed) revert StateHashMismatch(agreed, preState);
+        if (preState != game.leftHash) revert StateHashMismatch(game.leftHash, preState);
         bytes32 postState = mips.step(stateData, proof);
         emit Stepped(gameId, game.left, postState);
-        _resolve(gameId, game, postState == _rightHash(game) ? Side.Defender : Side.Challenger, false);
+        _resolve(gameId, game, postState == game.rightHash ? Side.Defender : Side.Challenger, false);
     }
 
     /// @notice Ends a game whose side to move has used up its clock: the other side wins.
-    function claimTimeout(uint256 gameId) external nonReentrant {
-        Game storage game = _openGame(gameId);
+    function claimTimeout(uint256 gameId, GameState calldata current) external nonReentrant {
+        GameState memory game = _openGame(gameId, current);
         Side mover = _turn(game);
         uint256 left = _secondsLeft(game, mover);
         if (left != 0) revert ClockNotExpired(gameId, left);
@@ -478,18 +488,22 @@ contract DisputeGame {
     ///         agreed one plus `outputRoot` at position i, and that the final VM state proves
     ///         `outputRoot` in its output region; it then derives the node task's S0 itself and the
     ///         game goes on as a VM game over [0, steps] from S0 to the final state.
-    function openNode(uint256 gameId, NodeOpening calldata opening) external nonReentrant {
-        Game storage game = _openGame(gameId);
-        if (msg.sender != claims[game.claimId].submitter) revert NotDefender(msg.sender);
-        if (game.phase != Phase.Graph) revert NotGraphPhase(gameId);
+    function openNode(uint256 gameId, GameState calldata current, NodeOpening calldata opening)
+        external
+        nonReentrant
+    {
+        GameState memory game = _openGame(gameId, current);
+        if (msg.sender != game.submitter) revert NotDefender(msg.sender);
+        if (!game.graphPhase) revert NotGraphPhase(gameId);
         if (game.right - game.left != 1) revert NotOneStep(gameId, game.left, game.right);
         uint64 node = game.right;
-        bytes32 agreed = _leftHash(game);
-        _checkNodeInModel(claims[game.claimId].taskId, node, opening);
+        bytes32 agreed = game.leftHash;
+        uint256 taskId = claims[game.claimId].taskId;
+        _checkNodeInModel(taskId, node, opening);
         _checkInputsAgreed(agreed, node, opening);
         if (
             treeRoot(bytes32(0), node, opening.outputProof) != agreed
-                || treeRoot(opening.outputRoot, node, opening.outputProof) != _rightHash(game)
+                || treeRoot(opening.outputRoot, node, opening.outputProof) != game.rightHash
         ) revert OutputNotLinked(node);
         bytes calldata finalState = opening.finalState;
         if (finalState.length != STATE_SIZE) revert BadStateLength(finalState.length);
@@ -501,23 +515,14 @@ contract DisputeGame {
             revert OutputNotProven();
         }
         _spendClock(gameId, game, Side.Defender);
-        bytes32 initialState =
-            nodeInitialStateHash(graphModels[claims[game.claimId].taskId].programRoot, opening.nodeRoot, opening.inputRoots);
-        bytes32 finalHash = keccak256(finalState);
-        game.phase = Phase.Vm;
+        game.leftHash = nodeInitialStateHash(graphModels[taskId].programRoot, opening.nodeRoot, opening.inputRoots);
+        game.rightHash = keccak256(finalState);
+        game.graphPhase = false;
         game.node = uint24(node);
         game.left = 0;
         game.right = uint48(steps);
-        game.leftHash = initialState;
-        game.rightHash = finalHash;
-        emit NodeOpened(gameId, node, opening.nodeRoot, initialState, finalHash, steps);
-    }
-
-    /// @notice A game's phase and, once its node is opened, which node (0 before; nodes are 1..n).
-    function gamePhase(uint256 gameId) external view returns (Phase phase, uint64 node) {
-        Game storage game = games[gameId];
-        if (game.status == GameStatus.None) revert UnknownGame(gameId);
-        return (game.phase, game.node);
+        games[gameId] = keccak256(abi.encode(game));
+        emit NodeOpened(gameId, opening.nodeRoot, game);
     }
 
     /// @dev The node's leaf, keccak256(nodeRoot, input positions as 32-byte words), must sit at
@@ -542,42 +547,29 @@ contract DisputeGame {
 
     // ---------------------------------------------------------------- views
 
-    /// @notice One game as the parties need it (prover/agent.py's GameView). This round's
-    ///         hashes themselves are in the Bisected event of block `postedBlock` (none while
-    ///         postedCount == 0); `postedHash` is keccak256 of their concatenation.
-    function gameView(uint256 gameId)
+    /// @notice A game's status from storage: None, Open, DefenderWon or ChallengerWon.
+    function gameStatus(uint256 gameId) public view returns (GameStatus) {
+        uint256 stored = uint256(games[gameId]);
+        if (stored == 0) return GameStatus.None;
+        return stored <= uint256(GameStatus.ChallengerWon) ? GameStatus(stored) : GameStatus.Open;
+    }
+
+    /// @notice What the parties need besides the state (read from the game's events,
+    ///         docs/contracts.md): its status, whose turn it is in `state` and, while the game is
+    ///         open, the mover's remaining seconds. An open game's state must be the stored one.
+    function gameView(uint256 gameId, GameState calldata state)
         external
         view
-        returns (
-            uint64 left,
-            uint64 right,
-            bytes32 leftHash,
-            bytes32 rightHash,
-            uint256 postedCount,
-            uint256 postedBlock,
-            bytes32 postedHash,
-            Side turn,
-            bool over,
-            uint256 moverSecondsLeft
-        )
+        returns (GameStatus status, Side turn, uint256 moverSecondsLeft)
     {
-        Game storage game = games[gameId];
-        if (game.status == GameStatus.None) revert UnknownGame(gameId);
+        status = gameStatus(gameId);
+        if (status == GameStatus.None) revert UnknownGame(gameId);
+        GameState memory game = state;
         turn = _turn(game);
-        over = game.status != GameStatus.Open;
-        moverSecondsLeft = over ? 0 : _secondsLeft(game, turn);
-        return (
-            game.left,
-            game.right,
-            _leftHash(game),
-            _rightHash(game),
-            game.postedCount,
-            game.postedBlock,
-            game.postedHash,
-            turn,
-            over,
-            moverSecondsLeft
-        );
+        if (status == GameStatus.Open) {
+            _checkState(gameId, game);
+            moverSecondsLeft = _secondsLeft(game, turn);
+        }
     }
 
     /// @notice What `taskOf` is keyed by: keccak256 of the three roots (a graph task's modelRoot
@@ -716,52 +708,50 @@ contract DisputeGame {
         if (steps > MAX_STEPS) revert TooManySteps(steps);
     }
 
-    /// @dev The agreed hash at `left`: zero stored means the claim's start (the task's S0).
-    function _leftHash(Game storage game) private view returns (bytes32 hash) {
-        hash = game.leftHash;
-        if (hash == 0) hash = tasks[claims[game.claimId].taskId].initialState;
-    }
-
-    /// @dev The defender's hash at `right`: zero stored means the claim's end (SN).
-    function _rightHash(Game storage game) private view returns (bytes32 hash) {
-        hash = game.rightHash;
-        if (hash == 0) hash = claims[game.claimId].finalState;
-    }
-
     function _pendingClaim(uint256 claimId) private view returns (Claim storage claim) {
         claim = claims[claimId];
         if (claim.status == ClaimStatus.None) revert UnknownClaim(claimId);
         if (claim.status != ClaimStatus.Pending) revert ClaimNotPending(claimId, claim.status);
     }
 
-    function _openGame(uint256 gameId) private view returns (Game storage game) {
-        game = games[gameId];
-        if (game.status == GameStatus.None) revert UnknownGame(gameId);
-        if (game.status != GameStatus.Open) revert GameOver(gameId);
+    /// @dev The open game's state as a memory copy for the move to edit: `state` must be the one
+    ///      whose hash is stored.
+    function _openGame(uint256 gameId, GameState calldata state) private view returns (GameState memory game) {
+        GameStatus status = gameStatus(gameId);
+        if (status == GameStatus.None) revert UnknownGame(gameId);
+        if (status != GameStatus.Open) revert GameOver(gameId);
+        game = state;
+        _checkState(gameId, game);
+    }
+
+    function _checkState(uint256 gameId, GameState memory game) private view {
+        bytes32 expected = games[gameId];
+        bytes32 got = keccak256(abi.encode(game));
+        if (got != expected) revert GameStateMismatch(gameId, expected, got);
     }
 
     /// @dev The defender moves while the interval is longer than one step and it has not posted
     ///      this round's hashes; otherwise the challenger (select, or step at one step).
-    function _turn(Game storage game) private view returns (Side) {
+    function _turn(GameState memory game) private pure returns (Side) {
         uint256 length = game.right - game.left;
-        if (length == 1) return game.phase == Phase.Graph ? Side.Defender : Side.Challenger;
-        return game.postedCount == 0 ? Side.Defender : Side.Challenger;
+        if (length == 1) return game.graphPhase ? Side.Defender : Side.Challenger;
+        return game.postedHash == 0 ? Side.Defender : Side.Challenger;
     }
 
     /// @dev A dissection move with one piece left: that piece is stepped, or its node linked.
-    function _revertOneLeft(uint256 gameId, Game storage game) private view {
-        if (game.phase == Phase.Graph) revert LinkRequired(gameId);
+    function _revertOneLeft(uint256 gameId, GameState memory game) private pure {
+        if (game.graphPhase) revert LinkRequired(gameId);
         revert StepRequired(gameId);
     }
 
-    function _secondsLeft(Game storage game, Side side) private view returns (uint256) {
+    function _secondsLeft(GameState memory game, Side side) private view returns (uint256) {
         uint256 clock = side == Side.Defender ? game.defenderClock : game.challengerClock;
         uint256 elapsed = block.timestamp - game.turnStart;
         return elapsed >= clock ? 0 : clock - elapsed;
     }
 
     /// @dev Charges the mover the time since its turn began and starts the other side's turn.
-    function _spendClock(uint256 gameId, Game storage game, Side mover) private {
+    function _spendClock(uint256 gameId, GameState memory game, Side mover) private view {
         uint256 left = _secondsLeft(game, mover);
         if (left == 0) revert ClockExpired(gameId, mover);
         if (mover == Side.Defender) game.defenderClock = uint32(left);
@@ -770,13 +760,13 @@ contract DisputeGame {
     }
 
     /// @dev Exactly one payout per game; the submitter's bond goes to the first winning challenger.
-    function _resolve(uint256 gameId, Game storage game, Side winner, bool byTimeout) private {
+    function _resolve(uint256 gameId, GameState memory game, Side winner, bool byTimeout) private {
         Claim storage claim = claims[game.claimId];
         claim.openGames -= 1;
         address payee;
         uint256 amount;
         if (winner == Side.Challenger) {
-            game.status = GameStatus.ChallengerWon;
+            games[gameId] = bytes32(uint256(GameStatus.ChallengerWon));
             payee = game.challenger;
             amount = challengeBond;
             if (claim.status == ClaimStatus.Pending) {
@@ -785,8 +775,8 @@ contract DisputeGame {
                 emit ClaimRefuted(game.claimId, gameId);
             }
         } else {
-            game.status = GameStatus.DefenderWon;
-            payee = claim.submitter;
+            games[gameId] = bytes32(uint256(GameStatus.DefenderWon));
+            payee = game.submitter;
             amount = challengeBond;
         }
         balances[payee] += amount;

@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any, Self
 
 from eth_abi import abi
-from eth_hash.auto import keccak
 from eth_tester.exceptions import TransactionFailed
 from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
@@ -23,7 +22,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from prover.chain.artifacts import ARTIFACTS_DIR, load_artifact
-from prover.chain.game_view import GameView, NodeOpening, Side
+from prover.chain.game_view import GameState, GameView, NodeOpening, Side
 from prover.errors import ProverError
 
 # The gas every transaction pays before execution: the base fee and calldata (EIP-2028).
@@ -110,6 +109,7 @@ class Receipt:
     tx_hash: bytes
     gas_used: int
     events: tuple[Event, ...]
+    block: int = 0
 
     def event(self, name: str) -> Event:
         """The only event called `name` in this receipt."""
@@ -195,7 +195,9 @@ class DeployedContract:
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
             raise self._failure(function, call, options, receipt)
-        return Receipt(bytes(tx_hash), receipt["gasUsed"], self._decode_events(receipt))
+        return Receipt(
+            bytes(tx_hash), receipt["gasUsed"], self._decode_events(receipt), receipt["blockNumber"]
+        )
 
     def _send(self, function: str, call: ContractFunction, options: dict[str, Any]) -> Any:
         """The transaction's hash once the node has accepted it: sent again (signed with a fresh
@@ -279,15 +281,33 @@ class ClaimInfo:
     output_hash: bytes
 
 
-GRAPH_PHASE = 1  # DisputeGame.Phase.Graph
 CLAIM_STATUS = ("none", "pending", "refuted", "final", "superseded")
 GAME_STATUS = ("none", "open", "defender won", "challenger won")
+# The events that carry a game's state after the move that made it.
+STATE_EVENTS = ("GameStarted", "Bisected", "Selected", "NodeOpened")
+# How often a game's state is read again when a move was mined between two reads.
+STATE_READS = 5
+
+
+@dataclass(frozen=True)
+class KnownState:
+    """A game's state as last read from its events, the block of that event and, after a bisect,
+    the posted hashes."""
+
+    state: GameState
+    block: int
+    posted: tuple[bytes, ...]
 
 
 class DisputeGame(DeployedContract):
     """DisputeGame.sol (docs/dispute-game.md)."""
 
     name = "DisputeGame"
+
+    def __init__(self, w3: Web3, address: str, abi: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(w3, address, abi)
+        # The last state read per game: only a hint, used when its hash is the stored one.
+        self._known: dict[int, KnownState] = {}
 
     @property
     def k(self) -> int:
@@ -342,25 +362,47 @@ class DisputeGame(DeployedContract):
         receipt = self.transact("challenge", claim_id, sender=sender, value=self.challenge_bond)
         return receipt.event("GameStarted").args["gameId"]
 
-    def bisect(self, game_id: int, hashes: list[bytes], sender: str) -> Receipt:
-        return self.transact("bisect", game_id, list(hashes), sender=sender)
+    # Every move passes the game's state back (the contract keeps only its hash): `state`, or
+    # else the one read from the game's events (game_state).
+
+    def bisect(
+        self, game_id: int, hashes: list[bytes], sender: str, state: GameState | None = None
+    ) -> Receipt:
+        return self._move("bisect", game_id, state, list(hashes), sender=sender)
 
     def select(
-        self, game_id: int, index: int, sender: str, posted: tuple[bytes, ...] | None = None
+        self,
+        game_id: int,
+        index: int,
+        sender: str,
+        posted: tuple[bytes, ...] | None = None,
+        state: GameState | None = None,
     ) -> Receipt:
-        """The challenger's move. The contract needs this round's hashes back (it stores only
-        their hash): `posted`, or else they are read from the chain (`game(game_id).posted`)."""
+        """The challenger's move. The contract needs this round's hashes back (the state keeps
+        only their hash): `posted`, or else they are read from the chain (`game(game_id).posted`)."""
         if posted is None:
             posted = self.game(game_id).posted
-        return self.transact("select", game_id, index, list(posted), sender=sender)
+        return self._move("select", game_id, state, index, list(posted), sender=sender)
 
-    def step(self, game_id: int, state_data: bytes, proof: bytes, sender: str) -> Receipt:
-        return self.transact("step", game_id, state_data, proof, sender=sender)
+    def step(
+        self, game_id: int, state_data: bytes, proof: bytes, sender: str, state: GameState | None = None
+    ) -> Receipt:
+        return self._move("step", game_id, state, state_data, proof, sender=sender)
 
-    def claim_timeout(self, game_id: int, sender: str) -> Receipt:
+    def claim_timeout(self, game_id: int, sender: str, state: GameState | None = None) -> Receipt:
         """Sent without an estimate: a clock runs out by the time of the block the claim is mined
         in, and on a quiet chain the latest block (where an estimate runs) may be long past."""
-        return self.transact("claimTimeout", game_id, sender=sender, gas=CLAIM_TIMEOUT_GAS)
+        return self._move("claimTimeout", game_id, state, sender=sender, gas=CLAIM_TIMEOUT_GAS)
+
+    def _move(
+        self, function: str, game_id: int, state: GameState | None, *args: Any, **options: Any
+    ) -> Receipt:
+        if state is None:
+            known = self.game_state(game_id)
+            state = GameState.unknown() if known is None else known.state
+        receipt = self.transact(function, game_id, state.as_abi(), *args, **options)
+        self._remember(game_id, receipt)
+        return receipt
 
     def finalize(self, claim_id: int, sender: str, gas: int | None = None) -> Receipt:
         """`gas`: send without an estimate (as `claim_timeout`, for a window past by the clock
@@ -389,8 +431,10 @@ class DisputeGame(DeployedContract):
         )
         return receipt.event("ClaimSubmitted").args["claimId"]
 
-    def open_node(self, game_id: int, opening: NodeOpening, sender: str) -> Receipt:
-        return self.transact("openNode", game_id, opening.as_abi(), sender=sender)
+    def open_node(
+        self, game_id: int, opening: NodeOpening, sender: str, state: GameState | None = None
+    ) -> Receipt:
+        return self._move("openNode", game_id, state, opening.as_abi(), sender=sender)
 
     def node_initial_state_hash(
         self, program_root: bytes, node_root: bytes, input_roots: list[bytes]
@@ -401,43 +445,98 @@ class DisputeGame(DeployedContract):
         return bytes(self.call("treeRoot", leaf, position, siblings))
 
     def game(self, game_id: int) -> GameView:
-        """The game's state; this round's posted hashes come from their Bisected event."""
-        (left, right, left_hash, right_hash, count, block, posted_hash, turn, over, seconds_left) = self.call(
-            "gameView", game_id
-        )
-        phase, node = self.call("gamePhase", game_id)
-        return GameView(
-            left=left,
-            right=right,
-            left_hash=bytes(left_hash),
-            right_hash=bytes(right_hash),
-            posted=self._posted_hashes(game_id, count, block, bytes(posted_hash)),
-            turn=Side.DEFENDER if turn == 0 else Side.CHALLENGER,
-            over=over,
-            mover_seconds_left=seconds_left,
-            graph_phase=phase == GRAPH_PHASE,
-            node=node,
+        """The game as its events and the contract report it (its state, whose turn, the clock).
+        The state and gameView are two reads: a move mined between them makes gameView refuse the
+        state (GameStateMismatch), and both are read again."""
+        for attempt in range(STATE_READS):
+            known = self.game_state(game_id)
+            if known is None:
+                raise ProverError(f"no game {game_id} on the dispute game at {self.address}")
+            state = known.state
+            try:
+                status, turn, seconds_left = self.call("gameView", game_id, state.as_abi())
+            except ProverError as exc:
+                if "GameStateMismatch" in str(exc) and attempt < STATE_READS - 1:
+                    continue
+                raise
+            return GameView(
+                left=state.left,
+                right=state.right,
+                left_hash=state.left_hash,
+                right_hash=state.right_hash,
+                posted=known.posted,
+                turn=Side.DEFENDER if turn == 0 else Side.CHALLENGER,
+                over=GAME_STATUS[status] != "open",
+                mover_seconds_left=seconds_left,
+                graph_phase=state.graph_phase,
+                node=state.node,
+                state=state,
+            )
+        raise AssertionError("unreachable")
+
+    def game_state(self, game_id: int) -> KnownState | None:
+        """The game's current state (the last one once it is over) from the events of its moves
+        (None: no such game). While the game is open, the state is the one whose hash the
+        contract stores: from the moves after the last state this wrapper knew, else from all of
+        the game's moves (a restarted party, a node that answered with stale logs); a move mined
+        between the two reads makes them both read again. A party never plays on a state the
+        contract would refuse."""
+        for _ in range(STATE_READS):
+            stored = bytes(self.call("games", game_id))
+            if stored == bytes(32):
+                return None
+            known = self._known.get(game_id)
+            if known is not None and known.state.hash() == stored:
+                return known
+            current = self._current(self._read_states(game_id, known.block if known else 0), stored)
+            if current is None and known is not None:
+                current = self._current(self._read_states(game_id, 0), stored)
+            if current is not None:
+                self._known[game_id] = current
+                return current
+        raise ProverError(
+            f"game {game_id}: no event of its moves carries the state the contract stores"
+            f" (read {STATE_READS} times)"
         )
 
-    def _posted_hashes(self, game_id: int, count: int, block: int, posted_hash: bytes) -> tuple[bytes, ...]:
-        """The hashes of the game's Bisected event in `block` that the contract committed to. The
-        last matching event counts: a block may hold bisect, select and bisect of one game."""
-        if count == 0:
-            return ()
-        logs = self.contract.events.Bisected().get_logs(
-            argument_filters={"gameId": game_id}, from_block=block, to_block=block
+    @staticmethod
+    def _current(found: list[KnownState], stored: bytes) -> KnownState | None:
+        """The state among `found` that `stored` stands for: the last one once the game is over
+        (stored is its status), else the last one with that hash."""
+        if int.from_bytes(stored, "big") < len(GAME_STATUS):
+            return found[-1] if found else None
+        return next((entry for entry in reversed(found) if entry.state.hash() == stored), None)
+
+    def _read_states(self, game_id: int, from_block: int) -> list[KnownState]:
+        """The states the game's moves emitted from `from_block` on, in chain order."""
+        events = {name: getattr(self.contract.events, name)() for name in STATE_EVENTS}
+        topics = {event_abi_to_log_topic(event.abi): event for event in events.values()}
+        logs = self.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": from_block,
+                "topics": [list(topics), "0x" + game_id.to_bytes(32, "big").hex()],
+            }
         )
-        for log in reversed(logs):
-            hashes = tuple(bytes(h) for h in log["args"]["hashes"])
-            if len(hashes) == count and keccak(b"".join(hashes)) == posted_hash:
-                return hashes
-        raise ProverError(
-            f"game {game_id}: the node returned no Bisected event in block {block} with the posted hashes"
-        )
+        found = []
+        for log in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"])):
+            args = topics[bytes(log["topics"][0])].process_log(log)["args"]
+            posted = tuple(bytes(h) for h in args["hashes"]) if "hashes" in args else ()
+            found.append(KnownState(GameState.from_abi(args["state"]), log["blockNumber"], posted))
+        return found
+
+    def _remember(self, game_id: int, receipt: Receipt) -> None:
+        """The state this party's own move emitted: the next move needs no log query."""
+        for event in receipt.events:
+            if event.name in STATE_EVENTS and event.args.get("gameId") == game_id:
+                posted = tuple(bytes(h) for h in event.args.get("hashes", ()))
+                self._known[game_id] = KnownState(
+                    GameState.from_abi(event.args["state"]), receipt.block, posted
+                )
 
     def game_status(self, game_id: int) -> str:
         """ "open", "defender won" or "challenger won"."""
-        return GAME_STATUS[self.call("games", game_id)[2]]
+        return GAME_STATUS[self.call("gameStatus", game_id)]
 
     def claim(self, claim_id: int) -> ClaimInfo:
         task_id, submitter, status, open_games, steps, deadline, final_state, output_hash = self.call(

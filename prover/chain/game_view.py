@@ -1,8 +1,16 @@
-"""A game as the chain reports it (DisputeGame.gameView), the two sides that play it, and the
-defender's opening of a multi-phase game's node (DisputeGame.openNode's argument)."""
+"""A game as the chain reports it (its state, from the events of its moves, and
+DisputeGame.gameView), the two sides that play it, and the defender's opening of a multi-phase
+game's node (DisputeGame.openNode's argument)."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import astuple, dataclass
 from enum import Enum
+from typing import Any
+
+from eth_abi import abi
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 
 
 class Side(Enum):
@@ -11,6 +19,75 @@ class Side(Enum):
 
     def other(self) -> "Side":
         return Side.CHALLENGER if self is Side.DEFENDER else Side.DEFENDER
+
+
+GAME_STATE_FIELDS = (
+    "claimId",
+    "submitter",
+    "challenger",
+    "graphPhase",
+    "node",
+    "left",
+    "right",
+    "defenderClock",
+    "challengerClock",
+    "turnStart",
+    "leftHash",
+    "rightHash",
+    "postedHash",
+)
+GAME_STATE_ABI = (
+    "(uint64,address,address,bool,uint24,uint48,uint48,uint32,uint32,uint40,bytes32,bytes32,bytes32)"
+)
+
+
+@dataclass(frozen=True)
+class GameState:
+    """DisputeGame.GameState: a game's whole state, which the contract keeps as its hash and every
+    move passes back (docs/contracts.md, "Gas"). `posted_hash` is keccak256 of this round's
+    hashes, zero while the defender is to move."""
+
+    claim_id: int
+    submitter: str
+    challenger: str
+    graph_phase: bool
+    node: int
+    left: int
+    right: int
+    defender_clock: int
+    challenger_clock: int
+    turn_start: int
+    left_hash: bytes
+    right_hash: bytes
+    posted_hash: bytes
+
+    @classmethod
+    def from_abi(cls, values: tuple | Mapping[str, Any]) -> "GameState":
+        """From a decoded event argument (a mapping by the contract's field names) or a tuple."""
+        if isinstance(values, Mapping):
+            values = tuple(values[name] for name in GAME_STATE_FIELDS)
+        fields = list(values)
+        return cls(*fields[:10], *(bytes(HexBytes(value)) for value in fields[10:13]))
+
+    @classmethod
+    def unknown(cls) -> "GameState":
+        """The state passed for a game that has none on the chain: the contract reports why."""
+        return cls(
+            0, "0x" + "00" * 20, "0x" + "00" * 20, False, 0, 0, 0, 0, 0, 0, bytes(32), bytes(32), bytes(32)
+        )
+
+    def as_abi(self) -> tuple:
+        fields = astuple(self)
+        return (
+            fields[0],
+            to_checksum_address(self.submitter),
+            to_checksum_address(self.challenger),
+            *fields[3:],
+        )
+
+    def hash(self) -> bytes:
+        """keccak256(abi.encode(state)): what the contract stores while the game is open."""
+        return keccak(abi.encode([GAME_STATE_ABI], [self.as_abi()]))
 
 
 @dataclass(frozen=True)
@@ -30,6 +107,7 @@ class GameView:
     mover_seconds_left: int
     graph_phase: bool = False
     node: int = 0
+    state: GameState | None = None  # what a move passes back (None: the wrapper reads it again)
 
 
 @dataclass(frozen=True)

@@ -190,13 +190,15 @@ class Match:
 
     def _send(self, account: str, view: GameView, move: Move) -> Receipt:
         if isinstance(move, Bisect):
-            return self.game.bisect(self.game_id, list(move.hashes), sender=account)
+            return self.game.bisect(self.game_id, list(move.hashes), sender=account, state=view.state)
         if isinstance(move, Select):
-            return self.game.select(self.game_id, move.index, sender=account, posted=view.posted)
+            return self.game.select(
+                self.game_id, move.index, sender=account, posted=view.posted, state=view.state
+            )
         if isinstance(move, Step):
-            return self.game.step(self.game_id, move.state_data, move.proof, sender=account)
+            return self.game.step(self.game_id, move.state_data, move.proof, sender=account, state=view.state)
         if isinstance(move, OpenNode) and move.opening is not None:
-            return self.game.open_node(self.game_id, move.opening, sender=account)
+            return self.game.open_node(self.game_id, move.opening, sender=account, state=view.state)
         if isinstance(move, ClaimTimeout):
-            return self.game.claim_timeout(self.game_id, sender=account)
+            return self.game.claim_timeout(self.game_id, sender=account, state=view.state)
         raise ProverError(f"game {self.game_id}: cannot send {move!r}")

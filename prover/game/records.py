@@ -8,7 +8,7 @@ from typing import Any
 from eth_utils import event_abi_to_log_topic
 
 from prover.chain.contracts import DisputeGame, Receipt
-from prover.chain.game_view import GameView, Side
+from prover.chain.game_view import GameState, GameView, Side
 from prover.errors import ProverError
 from prover.game.agent import Bisect, Move, OpenNode, Select, Step, rounds_needed, split_points
 from prover.game.party import Party
@@ -65,19 +65,18 @@ class GameRecord:
     by_timeout: bool
 
 
-def stored_game(game: DisputeGame, game_id: int) -> dict[str, Any]:
-    """The contract's record of a game (its `games` getter) by field name."""
-    values = game.call("games", game_id)
-    if values[2] == 0:  # GameStatus.None: no such game
+def stored_game(game: DisputeGame, game_id: int) -> GameState:
+    """A game's state (the last one once it is over), read from the events of its moves."""
+    known = game.game_state(game_id)
+    if known is None:
         raise ProverError(f"no game {game_id} on the dispute game at {game.address}")
-    names = next(entry for entry in game.contract.abi if entry.get("name") == "games")["outputs"]
-    return {output["name"]: value for output, value in zip(names, values, strict=True)}
+    return known.state
 
 
 def parties_of(game: DisputeGame, game_id: int) -> tuple[int, str, str]:
     """A game's claim, defender (the claim's submitter) and challenger."""
-    stored = stored_game(game, game_id)
-    return stored["claimId"], game.claim(stored["claimId"]).submitter, stored["challenger"]
+    state = stored_game(game, game_id)
+    return state.claim_id, state.submitter, state.challenger
 
 
 def game_record(game: DisputeGame, party: Party, game_id: int) -> GameRecord:
@@ -150,16 +149,16 @@ def make_move(
 ) -> Receipt:
     """Send `move`, decided on `view` (whose posted hashes a select passes back to the contract)."""
     if isinstance(move, Bisect):
-        return game.bisect(game_id, list(move.hashes), party.sender)
+        return game.bisect(game_id, list(move.hashes), party.sender, state=view.state)
     if isinstance(move, Select):
-        return game.select(game_id, move.index, party.sender, posted=view.posted)
+        return game.select(game_id, move.index, party.sender, posted=view.posted, state=view.state)
     if isinstance(move, Step):
-        return game.step(game_id, move.state_data, move.proof, party.sender)
+        return game.step(game_id, move.state_data, move.proof, party.sender, state=view.state)
     if isinstance(move, OpenNode):
         if move.opening is None:
             raise ProverError(f"game {game_id}: opening node {move.node} needs the party's opening")
-        return game.open_node(game_id, move.opening, party.sender)
-    return game.claim_timeout(game_id, party.sender)
+        return game.open_node(game_id, move.opening, party.sender, state=view.state)
+    return game.claim_timeout(game_id, party.sender, state=view.state)
 
 
 def describe_move(move: Move, view: GameView, k: int) -> tuple[dict[str, Any], str]:
@@ -245,8 +244,8 @@ def game_status(
     model's ops by node, are known)."""
     record = game_record(game, party, game_id)
     view = game.game(game_id)
-    stored = stored_game(game, game_id)
-    clocks = {Side.DEFENDER: stored["defenderClock"], Side.CHALLENGER: stored["challengerClock"]}
+    stored = view.state or stored_game(game, game_id)
+    clocks = {Side.DEFENDER: stored.defender_clock, Side.CHALLENGER: stored.challenger_clock}
     if not view.over:
         clocks[view.turn] = view.mover_seconds_left
     claim = game.claim(record.claim_id)
