@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from test_modelfile import elementwise_graph, sample_f32_graph, sample_int8_graph
 
 from prover.errors import ProverError
-from prover.model.engine import LINEAR_CHUNK, integer_linear, mbqm, rdbpot, run, srdhm, wrap32
+from prover.model.engine import LINEAR_CHUNK, blas_linear, mbqm, rdbpot, run, srdhm, wrap32
 from prover.model.graph import DType, Graph, Op, f32_bits
 from prover.model.modelfile import write_model
 from prover.task.guest.native import NativeGuest, build_library
@@ -194,7 +194,7 @@ def test_bad_inputs_and_parameters():
     [(255, 0, 1000), (255, -128, 300), (2**20, 0, 50), (2**31 - 1, 127, 3000)],
     ids=["f32-blocks", "f32-narrow", "f64", "int64"],
 )
-def test_integer_linear_is_exact_in_every_regime(x_max: int, w_zp: int, inputs: int) -> None:
+def test_blas_linear_is_exact_in_every_regime(x_max: int, w_zp: int, inputs: int) -> None:
     """Extreme operands (every term at the bound, alternating signs and all one sign): the chunked
     float32 / float64 / int64 paths give the int64 product exactly."""
     rng = np.random.default_rng(inputs)
@@ -204,4 +204,4 @@ def test_integer_linear_is_exact_in_every_regime(x_max: int, w_zp: int, inputs: 
     x = rng.integers(-x_max, x_max + 1, (2, 3, inputs)).astype(np.int64)
     x[0, 0] = -x_max
     want = x @ (w.astype(np.int64) - w_zp).T
-    assert np.array_equal(integer_linear(x, w, w_zp), want)
+    assert np.array_equal(blas_linear(x, w, w_zp), want)

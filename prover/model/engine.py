@@ -35,6 +35,7 @@ from prover.model.graph import (
     dims4,
     permutation,
 )
+from prover.model.linear import native_linear
 
 INT32_MIN = -(1 << 31)
 
@@ -62,7 +63,14 @@ MIN_F32_BLOCK = 64  # narrower column blocks than this: float64 instead
 
 def integer_linear(x: np.ndarray, w: np.ndarray, w_zp: int) -> np.ndarray:
     """x @ (w - w_zp).T exactly, for int64 x (..., IN) and stored int8 weights w (OUT, IN) (a memory
-    map's pages), converted a chunk of rows at a time (a 7 B model's matrices pass through in 16 MB
+    map's pages): natively in int32 (prover/model/linear.c) when every sum fits, else `blas_linear`."""
+    native = native_linear(x, w, w_zp)
+    return blas_linear(x, w, w_zp) if native is None else native
+
+
+def blas_linear(x: np.ndarray, w: np.ndarray, w_zp: int) -> np.ndarray:
+    """x @ (w - w_zp).T exactly, for int64 x (..., IN) and stored int8 weights w (OUT, IN),
+    converted a chunk of rows at a time (a 7 B model's matrices pass through in 16 MB
     pieces). In float32 BLAS over column blocks short enough that every partial sum stays below
     2^24 in magnitude (each is then an exact integer whatever the order), the blocks summed in
     float64; in float64 when such blocks would be too short, while sums stay below 2^53; else int64."""
