@@ -15,6 +15,7 @@ from prover.model.graph import DType, Graph, GraphError, Op, Tensor
 from prover.model.modelfile import (
     VERSION_64,
     ModelFormatError,
+    load_model,
     model_chunks,
     read_model,
     save_model,
@@ -96,3 +97,19 @@ def test_a_model_filled_tensor_by_tensor_is_the_same_file(tmp_path: Path) -> Non
     with pytest.raises(GraphError, match="filled with"):
         save_model(graph, tmp_path / "bad.ggml", lambda index: np.zeros(3, np.int8))
     assert not (tmp_path / "bad.ggml").exists()  # nothing half-written
+
+
+def test_a_model_loaded_twice_is_mapped_once(tmp_path: Path) -> None:
+    """Two loads of the same file share one mapping (a 7 B model's pages counted once in the RSS
+    of a process that decodes and runs the graph); a file replaced since is mapped anew."""
+    path = tmp_path / "m.ggml"
+    save_model(read_model(int8_mlp()), path)
+    first, second = load_model(path), load_model(path)
+    weights = next(i for i, t in enumerate(first.tensors) if t.data is not None and t.data.size > 100)
+    assert first is not second and np.shares_memory(first.tensors[weights].data, second.tensors[weights].data)
+    graph = read_model(int8_mlp())
+    graph.tensors[weights].data = graph.tensors[weights].data ^ np.int8(1)
+    save_model(graph, path)  # atomically: another inode
+    third = load_model(path)
+    assert not np.shares_memory(third.tensors[weights].data, first.tensors[weights].data)
+    assert np.array_equal(third.tensors[weights].data, first.tensors[weights].data ^ np.int8(1))

@@ -18,6 +18,7 @@ import itertools
 import mmap
 import os
 import struct
+import weakref
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -363,13 +364,32 @@ def _read_data(
         )
 
 
+# The mappings of model files in use, by identity: a process that loads a model more than once (a
+# decoder and a graph run of the same 7 B file) maps it once, so its pages are not counted in its
+# RSS once per load. Entries live while a graph's tensors (views of the map) do.
+_MAPPINGS: weakref.WeakValueDictionary[tuple[int, int, int, int], mmap.mmap] = weakref.WeakValueDictionary()
+
+
+def _mapped(path: str | os.PathLike[str]) -> mmap.mmap | bytes:
+    """The file at `path` memory-mapped read-only: the mapping already in use if the file is the
+    same (device, inode, size, mtime), a new one otherwise."""
+    with open(path, "rb") as file:
+        stat = os.fstat(file.fileno())
+        if not stat.st_size:
+            return b""
+        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        data = _MAPPINGS.get(key)
+        if data is None:
+            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+            _MAPPINGS[key] = data
+        return data
+
+
 def load_model(path: str | os.PathLike[str]) -> Graph:
-    """Read a model file, memory-mapped (gigabyte models are never copied whole into memory); a
-    ProverError naming the path if it cannot be read or is malformed."""
+    """Read a model file, memory-mapped (gigabyte models are never copied whole into memory, and
+    mapped once per process); a ProverError naming the path if it cannot be read or is malformed."""
     try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        data = _mapped(path)
     except OSError as exc:
         raise ProverError(f"{path}: cannot read the model: {exc.strerror}") from None
     try:
