@@ -40,8 +40,10 @@ class Counted:
         self.computed += 1
         return commit_model(self.graph)
 
-    def __call__(self) -> ModelCommitment:
-        return cached_commitment(self.path, self.graph, self.tile, self.warnings.append, self.compute)
+    def __call__(self, task_root: bytes | None = None, beside: bool = False) -> ModelCommitment:
+        return cached_commitment(
+            self.path, self.graph, self.tile, self.warnings.append, self.compute, task_root, beside
+        )
 
 
 def same(a: ModelCommitment, b: ModelCommitment) -> bool:

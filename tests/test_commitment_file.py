@@ -10,35 +10,24 @@ from pathlib import Path
 
 import pytest
 from dispute_helpers import MODELS
+from test_commitment_cache import TILE, Counted
 
 from prover.model.modelfile import load_model
-from prover.model.tiling import tile_graph
-from prover.task.commitment_cache import HEADER, cached_commitment, commitment_file
+from prover.task.commitment_cache import HEADER, commitment_file
 from prover.task.commitments import ModelCommitment, PositionTree, commit_model, model_root, node_leaf
 from vm.hashing import keccak
 
-TILE = 1 << 18
 
-
-class Party:
-    """A party's view of the model at `path`: its own (fresh) cache, counting the computations."""
+class Party(Counted):
+    """A party's view of the model at `path`, with its own cache (`cache`)."""
 
     def __init__(self, path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, tile: int = TILE) -> None:
+        super().__init__(path, tile)
         self.cache, self.monkeypatch = cache, monkeypatch
-        self.path, self.tile = path, tile
-        self.graph = tile_graph(load_model(path), tile)
-        self.computed = 0
-        self.warnings: list[str] = []
-
-    def compute(self) -> ModelCommitment:
-        self.computed += 1
-        return commit_model(self.graph)
 
     def commitment(self, task_root: bytes | None = None, beside: bool = False) -> ModelCommitment:
         self.monkeypatch.setenv("PROVER_COMMITMENT_CACHE", str(self.cache))
-        return cached_commitment(
-            self.path, self.graph, self.tile, self.warnings.append, self.compute, task_root, beside
-        )
+        return self(task_root, beside)
 
 
 @pytest.fixture
