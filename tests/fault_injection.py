@@ -199,12 +199,19 @@ GRAPH_CORRUPTIONS: dict[str, Corruption] = {
     "commitment cache truncated": (commitment_cache, truncate),
     "commitment cache deleted": (commitment_cache, delete),
 }
+# The graph run kept beside graph.json (recomputed from the model and the input when damaged).
+# Not among the games' draws: tests/test_verified_files.py damages it on every draw.
+VALUES_CORRUPTIONS: dict[str, Corruption] = {
+    "graph.values bit": (lambda d, _: d / "graph.values", flip_any),
+    "graph.values truncated": (lambda d, _: d / "graph.values", truncate),
+    "graph.values deleted": (lambda d, _: d / "graph.values", delete),
+}
 CORRUPTIONS = {**VM_CORRUPTIONS, **GRAPH_CORRUPTIONS}
 
 
 def corrupt(basedir: Path, kind: str, rng: random.Random) -> bool:
     """Corrupt the party's file of `kind`; False when it has no such file (yet)."""
-    where, how = CORRUPTIONS[kind]
+    where, how = {**CORRUPTIONS, **VALUES_CORRUPTIONS}[kind]
     try:
         path = where(basedir, rng)
     except IndexError:  # no commitment cached yet: its agent has not loaded the run

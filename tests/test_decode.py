@@ -11,11 +11,12 @@ import pytest
 
 from prover.errors import ProverError
 from prover.model import engine
-from prover.model.decode import CachedDecoder
+from prover.model.decode import CachedDecoder, rows_are_exact
 from prover.model.graph import DType, Graph, Op
 from prover.model.llama import LlamaConfig, llama_graph, random_weights
 from prover.model.modelfile import load_model
 from prover.model.quantize import quantize
+from prover.model.tiling import tile_graph, tiled_values
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = LlamaConfig(vocab=40, dim=32, layers=2, heads=4, kv_heads=2, ffn_dim=48, context=64)
@@ -78,3 +79,32 @@ def test_refusals() -> None:
     g.output = g.add_node(Op.RESHAPE, [y], "r", DType.F32, (4, 4))
     with pytest.raises(ProverError, match=r"node 2 \(RESHAPE\): a reshape that does not keep the positions"):
         CachedDecoder(g)
+
+
+@pytest.mark.parametrize("source", ["llama", "trained"])
+def test_a_recording_decode_gives_every_value_of_the_tiled_forward_pass(source: str) -> None:
+    """The forward pass a generation claim runs, assembled from a recording decode and carried to
+    the tiled graph's tiles: every tensor equals the tiled graph's full pass, for the decoded
+    sequence padded with zeros (the padding decoded in one step) and for another sequence (decoded
+    afresh)."""
+    graph = llama_int8() if source == "llama" else load_model(REPO / "models" / "lm_int8.ggml")
+    tiled = tile_graph(graph, 64)
+    assert len(tiled.nodes) > len(graph.nodes)
+    decoder = CachedDecoder(graph, record=True)
+    prompt = [3, 1, 4, 1, 5]
+    tokens = decoder.generate(prompt, 4)
+    decoded = prompt + tokens[:-1]
+    for sequence in (decoded, [*decoded[:-1], (decoded[-1] + 1) % CONFIG.vocab]):
+        window = sequence + [0] * (decoder.context - len(sequence))
+        want = engine.activations(tiled, np.array(window, np.int32)[None])
+        got = tiled_values(tiled, decoder.forward_values(window))
+        for tensor, value in enumerate(want):
+            if tensor != tiled.input:
+                assert (value is None) == (got[tensor] is None)
+                assert value is None or np.array_equal(got[tensor], value), tiled.tensors[tensor].name
+    with pytest.raises(ProverError, match="all"):
+        CachedDecoder(graph).forward_values(window)
+    # only integer graphs' rows are the full pass's: an f32 claim is not assembled from its decode
+    assert rows_are_exact(graph) and not rows_are_exact(
+        llama_graph(CONFIG, random_weights(CONFIG, seed=7), 12)
+    )

@@ -1,6 +1,6 @@
 """The native int8 LINEAR (prover/model/linear.c) against the exact numpy product: random shapes,
 weight zero points, every operand at its extreme, IN at the int32 bound, and weights that are
-memory-mapped or viewed with strides."""
+memory-mapped or viewed with strides; and its requantization against the numpy MBQM."""
 
 from pathlib import Path
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from prover.errors import ProverError
-from prover.model.engine import blas_linear, integer_linear
-from prover.model.linear import INT32_LIMIT, native_linear
+from prover.model.engine import blas_linear, integer_linear, mbqm, wrap32
+from prover.model.linear import INT32_LIMIT, native_linear, native_requantize
 
 
 def exact(x: np.ndarray, w: np.ndarray, w_zp: int) -> np.ndarray:
@@ -80,3 +80,33 @@ def test_empty_shapes() -> None:
 def test_weights_other_than_int8_are_refused() -> None:
     with pytest.raises(ProverError, match="int8"):
         native_linear(np.zeros((1, 4), np.int64), np.zeros((2, 4), np.int16), 0)
+
+
+@pytest.mark.parametrize("rounding", [0, 1])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_requantize_matches_the_numpy_mbqm(rounding: int, per_channel: bool) -> None:
+    """Every int32 accumulator and multiplier, INT32_MIN with itself (SRDHM's saturation), every
+    shift of the rounding's range, zero points that wrap, bounds inside int8."""
+    rng = np.random.default_rng(rounding + 2 * per_channel)
+    channels = 64
+    acc = rng.integers(-(2**31), 2**31, (5, 3, channels), dtype=np.int64)
+    acc[0, 0, :8] = [-(2**31), 2**31 - 1, 0, -1, 1, -(2**30), 2**30, -(2**31)]
+    count = channels if per_channel else 1
+    mult = rng.integers(-(2**31), 2**31, count, dtype=np.int64).astype(np.int32)
+    shift = rng.integers(-31, 32 - rounding, count).astype(np.int32)
+    if per_channel:
+        mult[:4] = [-(2**31), 0, 2**31 - 1, 1 << 30]
+        shift[:4] = [0, 5, -31, 31 - rounding]
+    for y_zp, bounds in ((0, (-128, 127)), (-(2**31) + 5, (-100, 20)), (2**31 - 3, (3, 3))):
+        got = native_requantize(acc, mult, shift, y_zp, bounds, rounding)
+        m, s = mult.astype(np.int64).reshape(1, 1, -1), shift.astype(np.int64).reshape(1, 1, -1)
+        want = np.clip(wrap32(y_zp + mbqm(acc, m, s, rounding)), *bounds)
+        assert got is not None and got.dtype == np.int8
+        assert np.array_equal(got, want), (y_zp, bounds)
+
+
+def test_requantize_declines_what_it_does_not_compute() -> None:
+    acc = np.zeros((2, 4), np.int64)
+    one = np.ones(1, np.int32)
+    assert native_requantize(acc, np.ones(3, np.int32), np.ones(3, np.int32), 0, (-128, 127), 0) is None
+    assert native_requantize(acc, one, one, 0, (-129, 127), 0) is None

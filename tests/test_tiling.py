@@ -15,7 +15,7 @@ from prover.game.multiphase import GraphParty, Match, create_task, submit
 from prover.model import engine
 from prover.model.graph import Attr, DType, Graph, GraphError, Op, check_graph
 from prover.model.modelfile import load_model, write_model
-from prover.model.tiling import tile_graph
+from prover.model.tiling import tile_graph, tiled_values
 from prover.task.commitments import commit_model
 from prover.task.graph_trace import trace_graph
 from prover.task.guest.native import NativeGuest, build_library
@@ -147,6 +147,25 @@ def test_conv2d_tiles_compute_the_same_values(lenet: Graph, lenet_tiled: Graph) 
     for operand in (1, 5):
         tile, original = lenet_tiled.tensors[c3_tile.inputs[operand]], lenet.tensors[c3.inputs[operand]]
         assert tile.data.shape[0] < original.data.shape[0] and np.shares_memory(tile.data, original.data)
+
+
+@pytest.mark.parametrize("model", ["mlp", "lenet"])
+def test_tile_values_are_read_back_from_the_original_outputs(
+    model: str, request: pytest.FixtureRequest
+) -> None:
+    """`tiled_values`: every tile's value (a LINEAR's; a CONV2D's through its RESHAPEs and the CONCAT
+    tree) taken from the untiled graph's values equals the tiled graph's own run."""
+    graph, tiled_graph = (
+        request.getfixturevalue(model),
+        request.getfixturevalue("tiled" if model == "mlp" else "lenet_tiled"),
+    )
+    image = pixels(1)
+    want = engine.activations(tiled_graph, image)
+    got = tiled_values(tiled_graph, engine.activations(graph, image))
+    assert len(got) == len(want) > len(graph.tensors)
+    for tensor, value in enumerate(want):
+        assert (value is None) == (got[tensor] is None)
+        assert value is None or np.array_equal(got[tensor], value), tiled_graph.tensors[tensor].name
 
 
 def test_conv_tiles_reshapes_and_concats_in_the_vm_equal_the_engine(lenet_tiled: Graph) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from dispute_helpers import honest_run, tiny_run
-from fault_injection import GRAPH_CORRUPTIONS, VM_CORRUPTIONS, corrupt
+from fault_injection import GRAPH_CORRUPTIONS, VALUES_CORRUPTIONS, VM_CORRUPTIONS, corrupt
 
 from prover.game.party import load_run
 
@@ -48,7 +48,7 @@ def test_every_damage_of_a_graph_run(
     run = honest_run("mlp", tmp_path_factory, phases="multi")
     # The party's own commitment cache, where fault_injection.commitment_cache finds it.
     monkeypatch.setenv("PROVER_COMMITMENT_CACHE", str(tmp_path / "cache-party"))
-    check_every_kind(run, GRAPH_CORRUPTIONS, tmp_path)
+    check_every_kind(run, {**GRAPH_CORRUPTIONS, **VALUES_CORRUPTIONS}, tmp_path)
 
 
 @pytest.mark.parametrize("field", ["S0", "input_root"])

@@ -129,7 +129,8 @@ def _resized(tensor: Tensor, axes: Axes, queries: tuple[int, int], keys: int) ->
 class CachedDecoder:
     """A causal forward-pass graph evaluated position by position with a KV cache."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, record: bool = False) -> None:
+        """`record`: keep every step's rows, for `forward_values` (the claim's forward pass)."""
         ids, logits = graph.tensors[graph.input], graph.tensors[graph.output]
         if ids.dtype != DType.I32 or len(ids.dims) != 1 or logits.dims4[1:] != (ids.dims[0], 1, 1):
             raise ProverError("not a language model: i32 ids (T,) in, logits (V, T) out are needed")
@@ -140,10 +141,13 @@ class CachedDecoder:
         self.cached = {
             n.inputs[1] for n in graph.nodes if n.op == Op.MATMUL and graph.tensors[n.inputs[1]].data is None
         }
+        self.record = record
         self.reset()
 
     def reset(self) -> None:
         self.cache: dict[int, np.ndarray] = {}
+        self.rows: dict[int, list[np.ndarray]] = {}  # per position tensor, each step's (dims4[::-1])
+        self.ids: list[int] = []
         self.length = 0
 
     def step(self, ids: list[int]) -> np.ndarray:
@@ -165,6 +169,8 @@ class CachedDecoder:
             out = node.output
             if out not in self.cached:
                 values[out] = node_value(view, node, values)
+                if self.record and out in self.axes and self.axes[out].key is None:
+                    self.rows.setdefault(out, []).append(values[out].reshape(new[out].dims4[::-1]))
                 continue
             axis = self.axes[out].query
             part = node_value(view, node, values).reshape(new[out].dims4[::-1])
@@ -173,7 +179,34 @@ class CachedDecoder:
             new[out] = replace(new[out], dims=_with(new[out].dims, axis, stop))
             values[out] = joined.reshape(1, -1)
         self.length = stop
+        self.ids += ids
         return values[g.output].reshape(len(ids), self.vocabulary)
+
+    def forward_values(self, ids: list[int]) -> list[np.ndarray | None]:
+        """Every tensor's value, (1, count), in the forward pass of the whole graph over `ids` (all
+        `context` positions; a recording decoder): the positions decoded so far are kept when they
+        are a prefix of `ids`, the others decoded in one step. Each position's rows are the ones
+        the steps computed (bit for bit the full pass's, see above), the KV cache is taken as it
+        is, and only the tensors that span key positions (attention scores and probabilities,
+        whose rows hold future keys in the full pass) are computed again, from those."""
+        if not self.record or len(ids) != self.context:
+            raise ProverError(f"a forward pass is over all {self.context} positions, of a recording decoder")
+        if list(ids[: self.length]) != self.ids:
+            self.reset()
+        if self.length < self.context:
+            self.step(list(ids[self.length :]))
+        g = self.graph
+        values: list[np.ndarray | None] = [None] * len(g.tensors)
+        values[g.input] = np.asarray(self.ids, np.int32).reshape(1, -1)
+        for node in g.nodes:
+            out = node.output
+            if out in self.cache:
+                values[out] = self.cache[out].reshape(1, -1)
+            elif out in self.rows:
+                values[out] = np.concatenate(self.rows[out], axis=3 - self.axes[out].query).reshape(1, -1)
+            else:
+                values[out] = node_value(g, node, values)
+        return values
 
     def generate(self, prompt: list[int], count: int) -> list[int]:
         """The `count` greedy tokens after `prompt` (first index of the maximum, as the claim's
@@ -196,6 +229,12 @@ class CachedDecoder:
             yield token
             if index + 1 < count:
                 logits = self.step([token])
+
+
+def rows_are_exact(graph: Graph) -> bool:
+    """Whether a step's rows are bit for bit the full pass's: integer graphs only (f32 products
+    sum in an order that depends on how many positions are computed together)."""
+    return all(t.dtype != DType.F32 for t in graph.tensors)
 
 
 def _with(dims: tuple[int, ...], axis: int | None, size: int) -> tuple[int, ...]:

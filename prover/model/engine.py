@@ -35,7 +35,7 @@ from prover.model.graph import (
     dims4,
     permutation,
 )
-from prover.model.linear import native_linear
+from prover.model.linear import native_linear, native_requantize
 
 INT32_MIN = -(1 << 31)
 
@@ -218,9 +218,14 @@ def _requantize(
     rounding = node.attr(Attr.ROUNDING)
     if np.any((shift < -31) | (shift > 31 - rounding)):
         raise ProverError(f"a requantization shift outside -31..{31 - rounding}")
+    bounds = node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX)
+    if axis_shape[-1] == -1:  # channels last (LINEAR): in C
+        native = native_requantize(acc, mult, shift, node.attr(Attr.Y_ZP), bounds, rounding)
+        if native is not None:
+            return native
     mult, shift = mult.astype(np.int64).reshape(axis_shape), shift.astype(np.int64).reshape(axis_shape)
     y = wrap32(node.attr(Attr.Y_ZP) + mbqm(acc, mult, shift, rounding))
-    return np.clip(y, node.attr(Attr.ACT_MIN), node.attr(Attr.ACT_MAX))
+    return np.clip(y, *bounds)
 
 
 def _f32_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.ndarray:

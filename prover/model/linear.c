@@ -80,3 +80,37 @@ int int8_linear(const int16_t *x, const int32_t *x_sums, int64_t m, int64_t k, c
     rows(&first);
     return pthread_join(helper, 0) == 0 ? 0 : -1;
 }
+
+/* MBQM of docs/arithmetic.md: rounding 0 (SRDHM then RDBPOT) or 1 (one rounding). */
+static int32_t mbqm(int32_t x, int32_t m0, int32_t shift, int rounding) {
+    if (rounding) {
+        int total = 31 - shift;
+        return (int32_t)(uint32_t)(uint64_t)((((int64_t)x * m0) + ((int64_t)1 << (total - 1))) >> total);
+    }
+    int left = shift > 0 ? shift : 0, right = shift < 0 ? -shift : 0;
+    int32_t a = (int32_t)((uint32_t)x << left);
+    int32_t high;
+    if (a == INT32_MIN && m0 == INT32_MIN) {
+        high = INT32_MAX;
+    } else {
+        int64_t ab = (int64_t)a * m0;
+        high = (int32_t)((ab + (ab >= 0 ? (1LL << 30) : 1 - (1LL << 30))) / (1LL << 31));
+    }
+    int32_t mask = (int32_t)((1LL << right) - 1);
+    int32_t remainder = high & mask, threshold = (mask >> 1) + (high < 0);
+    return (high >> right) + (remainder > threshold);
+}
+
+/* LINEAR's output: y[r][c] = clamp(y_zp + MBQM(acc[r][c], m0[c], shift[c]), lo, hi) for int32
+ * accumulators (bias added) acc (m, n); m0 and shift have n entries, or one (stride 0). The shifts
+ * are checked by the caller (-31..31, -31..30 for rounding 1). */
+void int8_requantize(const int32_t *acc, int64_t m, int64_t n, const int32_t *m0, const int32_t *shift,
+                     int64_t stride, int32_t y_zp, int32_t lo, int32_t hi, int rounding, int8_t *y) {
+    for (int64_t r = 0; r < m; r++) {
+        for (int64_t c = 0; c < n; c++) {
+            int64_t v = (int64_t)y_zp + mbqm(acc[r * n + c], m0[c * stride], shift[c * stride], rounding);
+            int32_t w = (int32_t)(uint32_t)(uint64_t)v; /* wraps like the engine's wrap32 */
+            y[r * n + c] = (int8_t)(w < lo ? lo : w > hi ? hi : w);
+        }
+    }
+}

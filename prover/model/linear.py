@@ -1,7 +1,8 @@
-"""The int8 LINEAR's dot products at native speed: prover/model/linear.c built for this host with
-the pinned `zig cc` (vm/clib.py) and called through ctypes.
+"""The int8 LINEAR at native speed: prover/model/linear.c built for this host with the pinned
+`zig cc` (vm/clib.py) and called through ctypes.
 
     sums = native_linear(x, w, w_zp)     # x @ (w - w_zp).T, or None when int32 could overflow
+    y = native_requantize(acc, mult, shift, y_zp, (lo, hi), rounding)   # its int8 output
 
 Integers only, each sum exact in int32 (the bound is checked first), so the result equals the
 numpy engine's bit for bit on every CPU. The weights (a memory map's pages) are passed in place
@@ -33,6 +34,11 @@ def _library() -> ctypes.CDLL:
         raise ProverError(str(exc)) from None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     library.int8_linear.restype = ctypes.c_int
+    library.int8_requantize.restype = None
+    library.int8_requantize.argtypes = [
+        *(pointer, size, size, pointer, pointer, size),
+        *(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int, pointer),
+    ]
     library.int8_linear.argtypes = [
         pointer,
         pointer,
@@ -79,3 +85,34 @@ def native_linear(x: np.ndarray, w: np.ndarray, w_zp: int) -> np.ndarray | None:
         if status != 0:
             raise ProverError("native LINEAR: its second thread failed")
     return y.astype(np.int64).reshape(*x.shape[:-1], out)
+
+
+def native_requantize(
+    acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, y_zp: int, bounds: tuple[int, int], rounding: int
+) -> np.ndarray | None:
+    """clamp(y_zp + MBQM(acc, mult[c], shift[c]), *bounds) as int8, c the last axis of int32-valued
+    acc (..., C), computed by prover/model/linear.c; None (for the numpy path) when the vectors
+    have neither C entries nor one or the bounds leave int8. The shifts must be checked first."""
+    channels = acc.shape[-1]
+    lo, hi = bounds
+    if mult.size != shift.size or mult.size not in (1, channels) or not -128 <= lo <= hi <= 127:
+        return None
+    values = np.ascontiguousarray(acc, np.int32)
+    m0 = np.ascontiguousarray(mult.reshape(-1), np.int32)
+    shifts = np.ascontiguousarray(shift.reshape(-1), np.int32)
+    y = np.empty(values.shape, np.int8)
+    rows = values.size // channels if channels else 0
+    _library().int8_requantize(
+        values.ctypes.data,
+        rows,
+        channels,
+        m0.ctypes.data,
+        shifts.ctypes.data,
+        int(mult.size == channels),
+        y_zp,
+        lo,
+        hi,
+        rounding,
+        y.ctypes.data,
+    )
+    return y

@@ -19,6 +19,8 @@ slice of the input.
 
 from dataclasses import replace
 
+import numpy as np
+
 from prover.model.graph import MAX_INPUTS, Attr, DType, Graph, Node, Op, Tensor, dims4
 
 DEFAULT_TILE_MACS = 1 << 18  # about 1e6 VM steps per tile (docs/guest.md: 3.6 steps per MAC)
@@ -156,3 +158,33 @@ def tile_graph(graph: Graph, max_macs: int = DEFAULT_TILE_MACS) -> Graph:
         rows = tile_rows(graph, node, max_macs)
         tiled.nodes.extend([node] if rows is None else _tiles(tiled, node, rows))
     return tiled
+
+
+def tiled_values(tiled: Graph, values: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """The tensor values, (1, count), of `tiled` (`tile_graph` of the graph whose values are
+    `values`): the original tensors' as they are (they keep their indices), and every tile's the
+    part of its node's output that the CONCATs (and a CONV2D's RESHAPEs) join, read backwards from
+    the output: a tile computes exactly those channels, so this is its value bit for bit."""
+    result = list(values) + [None] * (len(tiled.tensors) - len(values))
+    for node in reversed(tiled.nodes):
+        joined = result[node.output]
+        if joined is None:
+            continue
+        if node.op == Op.RESHAPE:
+            _fill(tiled, result, node.inputs[0], joined)
+        elif node.op == Op.CONCAT:
+            out = tiled.tensors[node.output]
+            axis = node.attr(Attr.AXIS)
+            sizes = [tiled.tensors[t].dims[axis] for t in node.inputs]
+            pieces = np.split(
+                joined.reshape(out.dims[::-1]), np.cumsum(sizes)[:-1], axis=len(out.dims) - 1 - axis
+            )
+            for t, piece in zip(node.inputs, pieces, strict=True):
+                _fill(tiled, result, t, piece)
+    return result
+
+
+def _fill(graph: Graph, values: list[np.ndarray | None], tensor: int, value: np.ndarray) -> None:
+    """An activation's value where it is not known yet (stored tensors have none)."""
+    if values[tensor] is None and graph.tensors[tensor].data is None:
+        values[tensor] = value.reshape(1, -1)

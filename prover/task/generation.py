@@ -7,7 +7,8 @@ answered by GREEDY (prover/model/answer.py).
     claim = write_generation_claim(basedir, model_path, prompt, count, claimed=tokens)  # a checker
 
 The party decodes natively with the KV cache (prover/model/decode.py: prefill, then one position
-per token), then writes the graph task of the window and its run (graph.json, as `prover graph`)
+per token), then writes the graph task of the window and its run (graph.json, as `prover graph`),
+the run's node values taken from the decode (the positions past the tokens decoded in one step)
 and generation.json: the prompt, the tokens it generated, the tokens the claim states and whether
 the claim's answer is a greedy generation of them. A checker (`claimed`) builds the task of the
 tokens another party claims, so both play the same task, and learns whether its own decode agrees.
@@ -20,11 +21,11 @@ import numpy as np
 
 from prover.errors import ProverError
 from prover.model.answer import generation
-from prover.model.decode import CachedDecoder
+from prover.model.decode import CachedDecoder, rows_are_exact
 from prover.model.modelfile import load_model
 from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.task.basedir import write_json
-from prover.task.graph_run import run_graph, warn_on_stderr, write_graph_task
+from prover.task.graph_run import warn_on_stderr, write_graph_task_and_run
 
 GENERATION_JSON = "generation.json"
 
@@ -54,14 +55,18 @@ def write_generation_claim(
     """Decode `count` tokens after `prompt`, write the graph task of the claimed tokens (`claimed`,
     else this decode's) and its run, and generation.json; returns generation.json."""
     graph = load_model(model_path)
-    decoder = CachedDecoder(graph)
+    # Recording: the claim's forward pass is then assembled from the decode's rows, not computed again.
+    decoder = CachedDecoder(graph, record=rows_are_exact(graph))
     tokens = decoder.generate(prompt, count)
     stated = tokens if claimed is None else list(claimed)
     if len(stated) != count:
         raise ProverError(f"the claim states {len(stated)} tokens, not {count}")
-    payload = claim_window(prompt, stated, decoder.context).astype(">i4").tobytes()
-    write_graph_task(basedir, model_path, graph, payload, tile_macs, warn, progress)
-    run = run_graph(basedir, fault_node, warn, progress)
+    window = claim_window(prompt, stated, decoder.context)
+    known = decoder.forward_values([int(i) for i in window]) if decoder.record else None
+    payload = window.astype(">i4").tobytes()
+    run = write_graph_task_and_run(
+        basedir, model_path, graph, payload, tile_macs, fault_node, warn, progress, known
+    )
     try:
         _, answered = generation(bytes.fromhex(str(run["output"])[2:]), len(prompt), count)
         greedy = answered == stated

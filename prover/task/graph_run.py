@@ -14,6 +14,7 @@ The model's commitment comes from the commitment cache (prover/task/commitment_c
 computed once per model file and tile size, not per command.
 """
 
+import hashlib
 import shutil
 import sys
 import time
@@ -21,13 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from prover.errors import ProverError
+from prover.files import write_atomically
 from prover.model.answer import answered_class, with_answer
 from prover.model.graph import Graph
 from prover.model.modelfile import load_model
-from prover.model.tiling import DEFAULT_TILE_MACS, tile_graph
+from prover.model.tiling import DEFAULT_TILE_MACS, tile_graph, tiled_values
 from prover.task import merkle
 from prover.task.basedir import (
     CHECKPOINTS,
@@ -35,10 +38,11 @@ from prover.task.basedir import (
     GOLDEN_JSON,
     GOLDEN_SNAPSHOT,
     GRAPH_JSON,
+    GRAPH_VALUES,
 )
 from prover.task.commitment_cache import cache_file, cached_commitment, commitment_file
 from prover.task.commitments import ModelCommitment, PositionTree, check_graph_task, commit_model
-from prover.task.graph_trace import GraphTrace, trace_graph
+from prover.task.graph_trace import GraphTrace, trace_bytes, trace_graph, trace_of_bytes
 from prover.task.node import node_program_root
 from prover.task.run import load_task
 from prover.task.sealed import read_sealed, write_sealed
@@ -48,7 +52,7 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-CLAIM_FIELDS = ("final_state", "output", "output_proof", "class", "fault_node")
+CLAIM_FIELDS = ("final_state", "output", "output_proof", "class", "fault_node", "values_digest")
 
 
 def warn_on_stderr(text: str) -> None:
@@ -142,6 +146,12 @@ def write_graph_task(
     """Tile the model `graph` (LINEARs over `tile_macs` multiply-accumulates), append its ANSWER
     node, commit to it per node, write graph.json's task (without a claim); returns it."""
     commitment = committed(model_path, task_graph(graph, tile_macs), tile_macs, warn, progress)
+    return _write_task(basedir, model_path, payload, tile_macs, commitment)
+
+
+def _write_task(
+    basedir: Path, model_path: Path, payload: bytes, tile_macs: int, commitment: ModelCommitment
+) -> dict[str, object]:
     input_root = merkle.region_root(payload)
     first = PositionTree()
     first.set(0, input_root)
@@ -157,7 +167,7 @@ def write_graph_task(
         "initial_state": _hex(first.root()),
     }
     basedir.mkdir(parents=True, exist_ok=True)
-    for name in (FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT):
+    for name in (FINAL_JSON, GOLDEN_JSON, GOLDEN_SNAPSHOT, GRAPH_VALUES):
         (basedir / name).unlink(missing_ok=True)
     shutil.rmtree(basedir / CHECKPOINTS, ignore_errors=True)
     write_sealed(basedir / GRAPH_JSON, task)
@@ -182,6 +192,11 @@ def committed_task(
     return graph, commitment
 
 
+def _check_fault_node(fault_node: int | None, node_count: int) -> None:
+    if fault_node is not None and not 1 <= fault_node <= node_count:
+        raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{node_count}")
+
+
 def run_graph(
     basedir: Path,
     fault_node: int | None = None,
@@ -189,14 +204,54 @@ def run_graph(
     progress: bool = True,
 ) -> dict[str, object]:
     """Run graph.json's task natively (the numpy engine, node by node) and add its claim to
-    graph.json; returns it. `fault_node` (1-based) makes a dishonest run."""
+    graph.json; returns it. `fault_node` (1-based) makes a dishonest run: the nodes before it are
+    taken from an honest run kept in graph.values, when there is one."""
     record = read_graph_task(basedir, warn)
     task = {name: value for name, value in record.items() if name not in CLAIM_FIELDS}
     graph, commitment = committed_task(task, warn, progress)
+    _check_fault_node(fault_node, commitment.node_count)
+    honest = _stored_trace(basedir, record, graph) if record.get("fault_node") is None else None
+    return _run(basedir, task, graph, commitment, fault_node, None if honest is None else honest.values)
+
+
+def write_graph_task_and_run(
+    basedir: Path,
+    model_path: Path,
+    graph: Graph,
+    payload: bytes,
+    tile_macs: int = DEFAULT_TILE_MACS,
+    fault_node: int | None = None,
+    warn: Callable[[str], None] = warn_on_stderr,
+    progress: bool = True,
+    known: list[np.ndarray | None] | None = None,
+) -> dict[str, object]:
+    """`write_graph_task` then `run_graph`, the model tiled and its commitment found once; `known`
+    are tensor values of the model `graph` already computed for this input (a decode's), taken
+    for its tiles too (prover/model/tiling.py) instead of computing them (see `trace_graph`).
+    A --fault-node outside the tiled model is refused before anything is written."""
+    tiled = task_graph(graph, tile_macs)
+    _check_fault_node(fault_node, len(tiled.nodes))
+    commitment = committed(model_path, tiled, tile_macs, warn, progress)
+    task = _write_task(basedir, model_path, payload, tile_macs, commitment)
+    return _run(
+        basedir, task, tiled, commitment, fault_node, None if known is None else tiled_values(tiled, known)
+    )
+
+
+def _run(
+    basedir: Path,
+    task: dict,
+    graph: Graph,
+    commitment: ModelCommitment,
+    fault_node: int | None,
+    known: list[np.ndarray | None] | None,
+) -> dict[str, object]:
+    """Trace the task, keep the trace in graph.values and the claim (with the file's digest) in
+    graph.json; returns graph.json."""
     n = commitment.node_count
-    if fault_node is not None and not 1 <= fault_node <= n:
-        raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{n}")
-    trace = trace_graph(graph, bytes.fromhex(task["input"][2:]), fault_node)
+    trace = trace_graph(graph, bytes.fromhex(task["input"][2:]), fault_node, known)
+    stored = trace_bytes(trace)
+    write_atomically(basedir / GRAPH_VALUES, stored)
     run = {
         **task,
         "final_state": _hex(trace.state_hash_at(n)),
@@ -204,9 +259,21 @@ def run_graph(
         "output_proof": [_hex(h) for h in trace.tree_at(n).proof(n)],
         "class": answered_class(trace.output),
         "fault_node": fault_node,
+        "values_digest": hashlib.sha256(stored).hexdigest(),
     }
     write_sealed(basedir / GRAPH_JSON, run)
     return run
+
+
+def _stored_trace(basedir: Path, record: dict, graph: Graph) -> GraphTrace | None:
+    """The trace kept in graph.values if it is the one graph.json's run recorded, else None."""
+    try:
+        stored = (basedir / GRAPH_VALUES).read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(stored).hexdigest() != record.get("values_digest"):
+        return None
+    return trace_of_bytes(graph, bytes.fromhex(record["input"][2:]), stored)
 
 
 def write_graph_run(
@@ -222,11 +289,9 @@ def write_graph_run(
     """`prover graph`: the graph task and its run in one go; returns graph.json. A --fault-node
     outside the tiled model is refused before anything is written."""
     task = load_task(model_path, data_path, background)
-    n = len(task_graph(task.graph, tile_macs).nodes)
-    if fault_node is not None and not 1 <= fault_node <= n:
-        raise ProverError(f"--fault-node {fault_node}: the model has nodes 1..{n}")
-    write_graph_task(basedir, model_path, task.graph, task.data, tile_macs, warn, progress)
-    return run_graph(basedir, fault_node, warn, progress)
+    return write_graph_task_and_run(
+        basedir, model_path, task.graph, task.data, tile_macs, fault_node, warn, progress
+    )
 
 
 @dataclass(frozen=True)
@@ -240,15 +305,22 @@ class GraphRun:
 
 
 def load_graph_run(basedir: Path, warn: Callable[[str], None] = warn_on_stderr) -> GraphRun:
-    """graph.json's run, recomputed natively from the model file and the input (deterministic),
-    and checked against the recorded modelRoot and claim."""
+    """graph.json's run, read from graph.values when that matches its recorded digest, else
+    recomputed natively from the model file and the input (deterministic) and kept again; checked
+    against the recorded modelRoot and claim."""
     record = read_graph_task(basedir, warn)
     if "final_state" not in record:
         raise ProverError(
             f"{basedir / GRAPH_JSON}: no run of the graph task; run `prover run --basedir {basedir}`"
         )
     graph, commitment = committed_task(record, warn)
-    trace = trace_graph(graph, bytes.fromhex(record["input"][2:]), record["fault_node"])
+    trace = _stored_trace(basedir, record, graph)
+    if trace is None:
+        trace = trace_graph(graph, bytes.fromhex(record["input"][2:]), record["fault_node"])
+        stored = trace_bytes(trace)
+        if hashlib.sha256(stored).hexdigest() == record.get("values_digest"):
+            write_atomically(basedir / GRAPH_VALUES, stored)
+        warn(f"{basedir / GRAPH_VALUES}: missing or damaged; the graph run was computed again")
     if _hex(trace.state_hash_at(commitment.node_count)) != record["final_state"]:
         raise ProverError(
             f"{basedir / GRAPH_JSON}: the graph run recomputed from the model and the input does not "

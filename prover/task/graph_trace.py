@@ -24,6 +24,7 @@ class GraphTrace:
     values: list[np.ndarray | None]  # per tensor, (1, count)
     commitments: list[bytes]  # per position 0..n
     states: list[bytes]  # G_0 .. G_n
+    final: PositionTree | None = None  # G_n's tree, when the trace was computed here (not read)
 
     @property
     def node_count(self) -> int:
@@ -34,6 +35,8 @@ class GraphTrace:
 
     def tree_at(self, node: int) -> PositionTree:
         """The tensor tree holding positions 0..node (G_node's tree)."""
+        if node >= self.node_count and self.final is not None:
+            return self.final  # the claim's output proof: 20 hashes per node not redone
         tree = PositionTree()
         for position in range(node + 1):
             tree.set(position, self.commitments[position])
@@ -55,10 +58,17 @@ class GraphTrace:
         return self.payload(self.graph.output)
 
 
-def trace_graph(graph: Graph, input_payload: bytes, fault_node: int | None = None) -> GraphTrace:
+def trace_graph(
+    graph: Graph,
+    input_payload: bytes,
+    fault_node: int | None = None,
+    known: list[np.ndarray | None] | None = None,
+) -> GraphTrace:
     """Run `graph` natively on one input (its payload: the input tensor's bytes, big-endian) and
     commit to every tensor. `fault_node` (1-based) makes a dishonest trace: that node's output has
-    its lowest bit flipped, and later nodes compute from the corrupted value."""
+    its lowest bit flipped, and later nodes compute from the corrupted value. `known`: values per
+    tensor, (1, count), already computed for this input (a decode's, an earlier run's), taken
+    instead of computing the nodes before the fault node that have one."""
     check_graph_task(graph)
     tensor = graph.tensors[graph.input]
     if len(input_payload) != tensor.nbytes:
@@ -72,7 +82,11 @@ def trace_graph(graph: Graph, input_payload: bytes, fault_node: int | None = Non
     tree.set(0, commitments[0])
     states = [tree.root()]
     for index, node in enumerate(graph.nodes, start=1):
-        value = engine.node_value(graph, node, values)
+        given = None if known is None or node.output >= len(known) else known[node.output]
+        if given is not None and (fault_node is None or index < fault_node):
+            value = given
+        else:
+            value = engine.node_value(graph, node, values)
         if index == fault_node:
             value = value.copy()
             value.view(np.uint8).reshape(-1)[0] ^= 1
@@ -80,4 +94,36 @@ def trace_graph(graph: Graph, input_payload: bytes, fault_node: int | None = Non
         commitments.append(merkle.region_root(tensor_payload(graph.tensors[node.output], value[0])))
         tree.set(index, commitments[-1])
         states.append(tree.root())
+    return GraphTrace(graph, values, commitments, states, tree)
+
+
+def trace_bytes(trace: GraphTrace) -> bytes:
+    """The trace as a party keeps it (BASEDIR/graph.values, prover/task/graph_run.py): every node's
+    output in its dtype's native bytes, in node order, then the commitments and the states of
+    positions 0..n, 32 bytes each. The input is not in it: graph.json holds its payload."""
+    outputs = [np.ascontiguousarray(trace.values[node.output][0]).tobytes() for node in trace.graph.nodes]
+    return b"".join([*outputs, *trace.commitments, *trace.states])
+
+
+def trace_of_bytes(graph: Graph, input_payload: bytes, data: bytes) -> GraphTrace:
+    """The trace `trace_bytes` wrote for `graph` on this input; a ProverError if `data` is not of
+    its size."""
+    sizes = [graph.tensors[node.output].nbytes for node in graph.nodes]
+    hashes = 32 * (len(graph.nodes) + 1)
+    if len(data) != sum(sizes) + 2 * hashes:
+        raise ProverError(
+            f"{len(data)} bytes are not the stored trace of this graph ({sum(sizes) + 2 * hashes})"
+        )
+    tensor = graph.tensors[graph.input]
+    values: list[np.ndarray | None] = [None] * len(graph.tensors)
+    values[graph.input] = np.frombuffer(input_payload, tensor.dtype.numpy.newbyteorder(">")).reshape(1, -1)
+    offset = 0
+    for node, size in zip(graph.nodes, sizes, strict=True):
+        dtype = graph.tensors[node.output].dtype.numpy
+        values[node.output] = np.frombuffer(data, dtype, size // np.dtype(dtype).itemsize, offset).reshape(
+            1, -1
+        )
+        offset += size
+    commitments = [data[offset + i : offset + i + 32] for i in range(0, hashes, 32)]
+    states = [data[offset + hashes + i : offset + hashes + i + 32] for i in range(0, hashes, 32)]
     return GraphTrace(graph, values, commitments, states)

@@ -26,6 +26,7 @@ from prover.task.basedir import (
     GOLDEN_JSON,
     GOLDEN_SNAPSHOT,
     GRAPH_JSON,
+    GRAPH_VALUES,
     read_json,
     write_json,
 )
@@ -76,6 +77,7 @@ def write_golden(basedir: Path, model: bytes, data: bytes, program: Path = GUEST
     basedir.mkdir(parents=True, exist_ok=True)
     (basedir / FINAL_JSON).unlink(missing_ok=True)
     remove_sealed(basedir / GRAPH_JSON)  # a base directory holds one kind of run
+    (basedir / GRAPH_VALUES).unlink(missing_ok=True)
     shutil.rmtree(basedir / CHECKPOINTS, ignore_errors=True)
     save_snapshot(image.machine, basedir / GOLDEN_SNAPSHOT)
     golden = image.to_json()
