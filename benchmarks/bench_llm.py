@@ -1,17 +1,26 @@
 """LLaMA-shaped int8 models (scripts/make_llama.py: random weights, cached under
-~/.cache/opml-prover/llama) through generation claims, the figures of issue #18 in one run:
+~/.cache/opml-prover/llama) through generation claims, and issue #12's 100 M-parameter model beside
+them, the figures of issue #18 in one run:
 
-    .venv/bin/python benchmarks/bench_llm.py [--sizes 125m,1b] [--tokens 8] [--tile-macs 8388608]
-                                             [--no-dispute]
+    .venv/bin/python benchmarks/bench_llm.py [--sizes mlp100m,125m,1b,7b] [--tokens 8]
+                                             [--tile-macs 8388608] [--no-dispute]
 
-Per size: native greedy decoding with the KV cache (tokens/s); the submitter's overhead, a whole
-generation claim (decode, the graph run of the claim's forward pass with every tensor's
+Per LLaMA size: native greedy decoding with the KV cache (tokens/s); the submitter's overhead, a
+whole generation claim (decode, the graph run of the claim's forward pass with every tensor's
 commitment; the model's commitment cached) over the decode alone; `prover commit` (seconds, MB/s
-of the model file, node count); and, unless --no-dispute, a whole dispute in each direction
-(scripts/challenge_llm.sh on the embedded chain: FAULTY=challenger, then submitter) with its wall
-time, gas, the disputed node and the peak RSS of each party's largest process (/usr/bin/time).
+of the model file, node count, peak RSS); and, unless --no-dispute, a whole dispute in each
+direction (scripts/challenge_llm.sh on the embedded chain: FAULTY=challenger, then submitter) with
+its wall time, gas, the disputed node and the peak RSS of each party's largest process
+(/usr/bin/time: memory-mapped model pages count).
+
+`mlp100m` is issue #12's 100 M-parameter model (benchmarks/bench_scale.py's random int8 MLP,
+4096 -> 6 x 4096 -> 10, in $XDG_CACHE_HOME/opml-prover/bench): a classifier, so one forward pass
+stands for the decode (no tokens), `prover graph` for the claim, and its disputes are
+scripts/challenge_multiphase.sh's (MNIST test image 0 resized to its 4096 inputs, fault at node 2,
+#12's default tile size).
 Targets (issue #18): overhead <= 1.2x, commit of 7 B <= 3 min, dispute 1 B <= 120 s and 7 B <= 10 min,
-RSS <= 12 GiB per party for 7 B, gas <= 3 M. Run under `nice`; the figures depend on the load.
+RSS <= 12 GiB per party for 7 B, gas <= 3 M. Run under `nice`; the figures depend on the load
+(printed with each size).
 """
 
 from __future__ import annotations
@@ -26,11 +35,22 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from prover.model.tiling import DEFAULT_TILE_MACS
+
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = "The quick brown fox"  # its UTF-8 bytes are the prompt's ids (all < 32,000)
+MLP = "mlp100m"  # issue #12's 100 M-parameter model
+IMAGE = REPO / "examples" / "mnist" / "test_0000_label_7.png"
 
 
 def model_file(size: str, positions: int) -> Path:
+    if size == MLP:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from bench_scale import model_path
+
+        return model_path("100m")
     out = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "make_llama.py"), size, "--positions", str(positions)],
         check=True,
@@ -60,9 +80,31 @@ def native(path: Path, tokens: int, tile_macs: int) -> dict[str, float]:
     return {"tokens_per_s": tokens / decode, "decode_s": decode, "claim_s": whole, "overhead": whole / decode}
 
 
+def classifier(path: Path) -> dict[str, float]:
+    """The 100 M MLP: one native forward pass, and `prover graph`'s claim (the graph run with every
+    tensor's commitment, the model's commitment cached) over it."""
+    from prover.model import engine
+    from prover.task.graph_run import write_graph_run
+    from prover.task.run import load_task
+
+    task = load_task(path, IMAGE)
+    start = time.perf_counter()
+    engine.run(task.graph, np.frombuffer(task.data, np.uint8)[None])
+    forward = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as basedir:
+        write_graph_run(Path(basedir), path, IMAGE, progress=False)  # the commitment, cached
+        start = time.perf_counter()
+        write_graph_run(Path(basedir), path, IMAGE, progress=False)
+        whole = time.perf_counter() - start
+    return {"forward_s": forward, "claim_s": whole, "overhead": whole / forward}
+
+
 def commit(path: Path, tile_macs: int) -> dict:
     out = subprocess.run(
         [
+            "/usr/bin/time",
+            "-f",
+            "%M",
             sys.executable,
             "-m",
             "prover.cli",
@@ -78,11 +120,12 @@ def commit(path: Path, tile_macs: int) -> dict:
         text=True,
         cwd=REPO,
     )
-    return json.loads(out.stdout)
+    return {**json.loads(out.stdout), "rss": int(out.stderr.strip().splitlines()[-1]) * 1024}
 
 
-def dispute(path: Path, tokens: int, tile_macs: int, faulty: str) -> dict:
-    """scripts/challenge_llm.sh with each `prover` process under /usr/bin/time (its max RSS)."""
+def dispute(path: Path, tokens: int, tile_macs: int, faulty: str, mlp: bool) -> dict:
+    """scripts/challenge_llm.sh (challenge_multiphase.sh for the MLP) with each `prover` process
+    under /usr/bin/time (its max RSS)."""
     with tempfile.TemporaryDirectory() as work:
         log, wrapper = Path(work) / "rss.log", Path(work) / "python"
         wrapper.write_text(  # not the node: the script's trap kills the process it started
@@ -97,10 +140,11 @@ def dispute(path: Path, tokens: int, tile_macs: int, faulty: str) -> dict:
             "PROMPT": PROMPT,
             "TOKENS": str(tokens),
         }
-        env |= {"TILE_MACS": str(tile_macs), "FAULTY": faulty}
+        env |= {"TILE_MACS": str(tile_macs), "FAULTY": faulty, "IMAGE": "0"}
+        script = "challenge_multiphase.sh" if mlp else "challenge_llm.sh"
         start = time.perf_counter()
         run = subprocess.run(
-            ["bash", str(REPO / "scripts" / "challenge_llm.sh")],
+            ["bash", str(REPO / "scripts" / script)],
             env=env,
             capture_output=True,
             text=True,
@@ -108,7 +152,7 @@ def dispute(path: Path, tokens: int, tile_macs: int, faulty: str) -> dict:
         )
         wall = time.perf_counter() - start
         if run.returncode:
-            raise SystemExit(f"challenge_llm.sh failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+            raise SystemExit(f"{script} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
         rss = {"submitter": 0, "challenger": 0}
         for line in log.read_text().splitlines():
             kb, _, command = line.partition(" ")
@@ -128,7 +172,7 @@ def dispute(path: Path, tokens: int, tile_macs: int, faulty: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="125m,1b")
+    parser.add_argument("--sizes", default=f"{MLP},125m,1b")
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--positions", type=int, default=len(PROMPT.encode()) + 8 - 1)
     parser.add_argument("--tile-macs", type=int, default=1 << 23)
@@ -136,31 +180,50 @@ def main() -> None:
     args = parser.parse_args()
     for size in args.sizes.split(","):
         path = model_file(size, args.positions)
-        print(
-            f"== {size}: {path} ({path.stat().st_size / 1e9:.2f} GB), {args.tokens} tokens after {PROMPT!r}"
-        )
-        figures = native(path, args.tokens, args.tile_macs)
-        committed = commit(path, args.tile_macs)
-        print(
-            f"native decode (KV cache): {figures['tokens_per_s']:.2f} tokens/s ({figures['decode_s']:.1f} s)"
-        )
-        print(
-            f"submitter's generation claim: {figures['claim_s']:.1f} s, overhead {figures['overhead']:.2f}x "
-            "the decode (target <= 1.2x)"
-        )
+        mlp = size == MLP
+        tile_macs = DEFAULT_TILE_MACS if mlp else args.tile_macs
+        what = "MNIST image 0 resized to its 4096 inputs" if mlp else f"{args.tokens} tokens after {PROMPT!r}"
+        print(f"== {size}: {path} ({path.stat().st_size / 1e9:.2f} GB), {what}; {load()}")
+        if mlp:
+            figures = classifier(path)
+            print(f"native forward pass: {figures['forward_s']:.2f} s")
+            print(
+                f"submitter's graph claim (prover graph): {figures['claim_s']:.1f} s, overhead "
+                f"{figures['overhead']:.2f}x the forward pass (target <= 1.2x)"
+            )
+        else:
+            figures = native(path, args.tokens, args.tile_macs)
+            print(
+                f"native decode (KV cache): {figures['tokens_per_s']:.3f} tokens/s "
+                f"({figures['decode_s']:.1f} s)"
+            )
+            print(
+                f"submitter's generation claim: {figures['claim_s']:.1f} s, overhead "
+                f"{figures['overhead']:.2f}x the decode (target <= 1.2x)"
+            )
+        committed = commit(path, tile_macs)
         print(
             f"prover commit: {committed['seconds']:.1f} s, {committed['mb_per_s']:.0f} MB/s, "
-            f"{committed['node_count']} nodes at tile {args.tile_macs} MACs"
+            f"{committed['node_count']} nodes at tile {tile_macs} MACs, peak RSS {gib(committed['rss'])}; "
+            f"{load()}"
         )
         if args.no_dispute:
             continue
         for faulty in ("challenger", "submitter"):
-            d = dispute(path, args.tokens, args.tile_macs, faulty)
-            rss = {party: f"{size / 2**30:.2f} GiB" for party, size in d["rss"].items()}
+            d = dispute(path, args.tokens, tile_macs, faulty, mlp)
             print(
                 f"dispute, faulty {faulty}: {d['result']}; wall {d['wall_s']:.0f} s; gas {d['gas']:,}; "
-                f"peak RSS submitter {rss['submitter']}, challenger {rss['challenger']}"
+                f"peak RSS submitter {gib(d['rss']['submitter'])}, challenger {gib(d['rss']['challenger'])}; "
+                f"{load()}"
             )
+
+
+def gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
+
+
+def load() -> str:
+    return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
 if __name__ == "__main__":

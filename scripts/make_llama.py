@@ -14,6 +14,11 @@ quantizer, and its int8 block is repeated `layers` times with fresh random int8 
 same per-channel scales and requantization), a REQUANTIZE between blocks bringing each block's
 output to the first block's input scale. Every integer the file holds is one the guest executes
 (docs/arithmetic.md); the model is random, not trained, and that is all the benchmarks need.
+
+The repeated blocks' weights are never all in memory (7 B of them would be 6.5 GB): the graph
+holds zero-stride placeholders for them, and each is drawn from one seeded generator as the file
+is written, tensor by tensor in index order (save_model's `fill`), so the file is the same
+whatever the memory, and the peak is the full-width f32 block's quantization (about 4 GB at 7 B).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 
 from prover.model.graph import DType, Graph, Node, Op
 from prover.model.llama import LlamaConfig, llama_graph, random_weights
-from prover.model.modelfile import save_model
+from prover.model.modelfile import Fill, save_model
 from prover.model.quantize import quantize, quantize_multiplier
 
 SIZES = {
@@ -53,9 +58,10 @@ def one_block(config: LlamaConfig, positions: int, seed: int) -> Graph:
     return quantize(f32, calibration)
 
 
-def repeated(block: Graph, config: LlamaConfig, seed: int) -> Graph:
-    """`block`'s single block repeated config.layers times (fresh int8 LINEAR weights per block)."""
-    rng = np.random.default_rng(seed + 1)
+def repeated(block: Graph, config: LlamaConfig) -> tuple[Graph, list[int]]:
+    """`block`'s single block repeated config.layers times, and the indices of the tensors that get
+    fresh int8 LINEAR weights (the blocks after the first): placeholders until `fresh_weights`."""
+    fresh: list[int] = []
     g = Graph(metadata={**block.metadata, **config.metadata(), "source": "make_llama (random int8)"})
     mapped: dict[int, int] = {}
 
@@ -73,7 +79,8 @@ def repeated(block: Graph, config: LlamaConfig, seed: int) -> Graph:
                 and len(t.dims) == 2
                 and prefix != "blk.0."
             ):
-                data = rng.integers(-WEIGHT_SPREAD, WEIGHT_SPREAD + 1, t.shape, dtype=np.int8)
+                data = np.broadcast_to(np.int8(0), t.shape)
+                fresh.append(len(g.tensors))
             name = t.name if shared else prefix + t.name[len("blk.0.") :]
             mapped[key] = len(g.tensors)
             g.tensors.append(replace(t, name=name, data=data))
@@ -112,7 +119,23 @@ def repeated(block: Graph, config: LlamaConfig, seed: int) -> Graph:
         inputs = [None if t is None else (x if t == block_out else tensor(t, "")) for t in node.inputs]
         g.nodes.append(Node(node.op, inputs, tensor(node.output, ""), node.attrs))
     g.input, g.output = mapped[block.input], mapped[block.output]
-    return g
+    return g, fresh
+
+
+def fresh_weights(graph: Graph, fresh: list[int], seed: int) -> Fill:
+    """save_model's `fill`: the `fresh` tensors' uniform int8 weights, drawn from one generator in
+    index order (the order the writer asks for them), one tensor in memory at a time."""
+    rng = np.random.default_rng(seed + 1)
+    wanted, order = set(fresh), iter(fresh)
+
+    def fill(index: int) -> np.ndarray | None:
+        if index not in wanted:
+            return None
+        if index != next(order):  # another order would draw other weights: another model
+            raise RuntimeError(f"tensor {index}'s fresh weights asked for out of index order")
+        return rng.integers(-WEIGHT_SPREAD, WEIGHT_SPREAD + 1, graph.tensors[index].shape, dtype=np.int8)
+
+    return fill
 
 
 def main() -> None:
@@ -128,8 +151,8 @@ def main() -> None:
         return
     config = SIZES[args.size]
     start = time.perf_counter()
-    graph = repeated(one_block(config, args.positions, args.seed), config, args.seed)
-    save_model(graph, path)
+    graph, fresh = repeated(one_block(config, args.positions, args.seed), config)
+    save_model(graph, path, fresh_weights(graph, fresh, args.seed))
     print(
         f"{path}: {config.parameters / 1e9:.2f} G parameters, {len(graph.nodes)} nodes, "
         f"{path.stat().st_size / 1e9:.2f} GB, {time.perf_counter() - start:.0f} s",

@@ -40,8 +40,10 @@ class Counted:
         self.computed += 1
         return commit_model(self.graph)
 
-    def __call__(self) -> ModelCommitment:
-        return cached_commitment(self.path, self.graph, self.tile, self.warnings.append, self.compute)
+    def __call__(self, task_root: bytes | None = None, beside: bool = False) -> ModelCommitment:
+        return cached_commitment(
+            self.path, self.graph, self.tile, self.warnings.append, self.compute, task_root, beside
+        )
 
 
 def same(a: ModelCommitment, b: ModelCommitment) -> bool:
@@ -130,7 +132,7 @@ def test_a_damaged_cache_file_is_one_warning_and_recomputed(cache: Path, tmp_pat
     path.write_bytes(bytes(data))
     assert same(counted(), expected) and counted.computed == 2
     assert len(counted.warnings) == 1 and str(path) in counted.warnings[0]
-    assert "recomputing it" in counted.warnings[0]
+    assert "re-deriving it" in counted.warnings[0]
     assert same(counted(), expected) and counted.computed == 2  # written again: good from now on
     assert len(counted.warnings) == 1
 
@@ -156,7 +158,7 @@ def test_the_commands_use_it_and_repair_it_with_one_line(cache: Path, tmp_path: 
     path.write_bytes(path.read_bytes()[:-1])
     repaired = ok(prover_here("run", "--basedir", str(tmp_path / "a")))
     warnings = [line for line in repaired.err.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "commitment cache" in warnings[0] and "recomputing it" in warnings[0]
+    assert len(warnings) == 1 and "commitment cache" in warnings[0] and "re-deriving it" in warnings[0]
     assert repaired.out.splitlines()[-1] == "class 7"
 
 

@@ -20,8 +20,8 @@ from prover.model import engine
 from prover.model.decode import CachedDecoder
 from prover.model.importers.gguf import open_gguf
 from prover.model.importers.gguf_export import export_gguf
-from prover.model.importers.gguf_import import import_gguf
-from prover.model.modelfile import load_model, write_model
+from prover.model.importers.gguf_import import import_gguf, import_gguf_deferred
+from prover.model.modelfile import load_model, save_model, write_model
 from prover.model.vocabulary import byte_vocabulary, tokenizer_path, vocabulary_for
 
 POSITIONS = 16
@@ -78,6 +78,20 @@ def test_f16_and_q8_0_stay_close_to_f32(files) -> None:
     scale = np.abs(logits["f32"]).max()
     assert 0 < np.abs(logits["f16"] - logits["f32"]).max() < 2e-3 * scale
     assert 0 < np.abs(logits["q8_0"] - logits["f32"]).max() < 5e-2 * scale
+
+
+@pytest.mark.parametrize("tensor_type", ["f32", "f16", "q8_0"])
+def test_f16_and_q8_0_weights_are_converted_one_at_a_time_as_written(files, tmp_path, tensor_type) -> None:
+    """`prover convert`'s graph holds zero-stride placeholders (no memory) for the F16 and Q8_0
+    weights, each converted when save_model writes it: the file import_gguf's graph gives."""
+    path = files["llama", tensor_type]
+    graph, fill = import_gguf_deferred(path, POSITIONS)
+    tensors = open_gguf(path).tensors
+    converted = {name for name in tensors if tensors.type_name(name) != "F32"}
+    placeholders = {t.name for t in graph.tensors if t.data is not None and not any(t.data.strides)}
+    assert placeholders == converted and (tensor_type == "f32") == (not converted)
+    save_model(graph, tmp_path / "m.ggml", fill)
+    assert (tmp_path / "m.ggml").read_bytes() == write_model(import_gguf(path, POSITIONS))
 
 
 def test_convert_writes_the_graph_and_its_vocabulary(files, tmp_path) -> None:

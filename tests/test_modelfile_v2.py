@@ -11,8 +11,16 @@ import numpy as np
 import pytest
 from test_guest_models import int8_mlp, native_guest
 
-from prover.model.graph import DType, Graph, Op, Tensor
-from prover.model.modelfile import VERSION_64, ModelFormatError, model_chunks, read_model, write_model
+from prover.model.graph import DType, Graph, GraphError, Op, Tensor
+from prover.model.modelfile import (
+    VERSION_64,
+    ModelFormatError,
+    load_model,
+    model_chunks,
+    read_model,
+    save_model,
+    write_model,
+)
 from prover.task.guest.native import NativeGuest
 
 __all__ = ["native_guest"]  # the fixture, imported for this module
@@ -64,3 +72,44 @@ def test_version_2_of_a_small_model_runs_alike_in_the_guest(native_guest: Native
     assert native_guest.run(broken, image).exit_code != 0
     with pytest.raises(ModelFormatError, match="runs past the end"):
         read_model(broken)
+
+
+def test_a_model_filled_tensor_by_tensor_is_the_same_file(tmp_path: Path) -> None:
+    """save_model's `fill`: the graph holds zero-stride placeholders and each stored tensor's data
+    comes when it is written (scripts/make_llama.py's 7 B model), giving the file the data would."""
+    graph = read_model(int8_mlp())
+    stored = [i for i, t in enumerate(graph.tensors) if t.data is not None]
+    real = {i: graph.tensors[i].data for i in stored}
+    for i in stored:
+        graph.tensors[i].data = np.broadcast_to(graph.tensors[i].data.dtype.type(0), graph.tensors[i].shape)
+    asked: list[int] = []
+
+    def fill(index: int) -> np.ndarray | None:
+        asked.append(index)
+        return real[index] if index != stored[0] else None  # None: the placeholder itself
+
+    save_model(graph, tmp_path / "filled.ggml", fill)
+    assert asked == stored  # in index order, once each
+    graph.tensors[stored[0]].data = np.zeros_like(real[stored[0]])
+    for i in stored[1:]:
+        graph.tensors[i].data = real[i]
+    assert (tmp_path / "filled.ggml").read_bytes() == write_model(graph)
+    with pytest.raises(GraphError, match="filled with"):
+        save_model(graph, tmp_path / "bad.ggml", lambda index: np.zeros(3, np.int8))
+    assert not (tmp_path / "bad.ggml").exists()  # nothing half-written
+
+
+def test_a_model_loaded_twice_is_mapped_once(tmp_path: Path) -> None:
+    """Two loads of the same file share one mapping (a 7 B model's pages counted once in the RSS
+    of a process that decodes and runs the graph); a file replaced since is mapped anew."""
+    path = tmp_path / "m.ggml"
+    save_model(read_model(int8_mlp()), path)
+    first, second = load_model(path), load_model(path)
+    weights = next(i for i, t in enumerate(first.tensors) if t.data is not None and t.data.size > 100)
+    assert first is not second and np.shares_memory(first.tensors[weights].data, second.tensors[weights].data)
+    graph = read_model(int8_mlp())
+    graph.tensors[weights].data = graph.tensors[weights].data ^ np.int8(1)
+    save_model(graph, path)  # atomically: another inode
+    third = load_model(path)
+    assert not np.shares_memory(third.tensors[weights].data, first.tensors[weights].data)
+    assert np.array_equal(third.tensors[weights].data, first.tensors[weights].data ^ np.int8(1))

@@ -17,7 +17,7 @@ from prover.model.graph import DType, Graph, Op
 from prover.model.modelfile import load_model, read_model, write_model
 from prover.task import merkle
 from prover.task.commitments import PositionTree, commit_model, node_leaf, tree_root
-from prover.task.golden import MODEL_BASE, region_bytes, region_root
+from prover.task.golden import MODEL_BASE, region_bytes, region_root, subtree_root
 from prover.task.graph_trace import trace_graph
 from prover.task.node import (
     activation_operands,
@@ -48,7 +48,8 @@ def some_input(graph: Graph, seed: int = 0) -> bytes:
     return values.astype(tensor.dtype.numpy).astype(tensor.dtype.numpy.newbyteorder(">")).tobytes()
 
 
-@pytest.mark.parametrize("size", [0, 1, 31, 32, 33, 4095, 4096, 100_003])
+# 32 * 1023 and 32 * 1024 (with the header leaf): a chunk of 2^10 leaves just full, one leaf over
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 33, 4095, 4096, 32 * 1023, 32 * 1024, 100_003])
 def test_native_region_root_is_the_region_root(size: int, tmp_path: Path) -> None:
     payload = os.urandom(size)
     assert merkle.region_root(payload) == region_root(payload)
@@ -57,6 +58,13 @@ def test_native_region_root_is_the_region_root(size: int, tmp_path: Path) -> Non
     if size:
         with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, prot=mmap.PROT_READ) as mapped:
             assert merkle.region_root(mapped) == region_root(payload)  # read in place, not copied
+
+
+@pytest.mark.parametrize("level", [0, 3, 9, 10, 11, 14])
+def test_native_region_root_at_every_level(level: int) -> None:
+    """Levels below, at and above the native code's 2^10-leaf chunks (hashed lanes at a time)."""
+    payload = os.urandom(32 * ((1 << level) - 1))  # a region just full: every leaf nonzero
+    assert merkle.region_root(payload, level) == subtree_root([(0, region_bytes(payload))], level)
 
 
 def test_native_keccak_is_keccak256() -> None:

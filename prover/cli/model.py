@@ -29,7 +29,7 @@ from prover.cli.run import fault_node_option, tile_macs_option
 from prover.errors import ProverError
 from prover.files import write_atomically
 from prover.model.convention import DARK, LIGHT, Prepared
-from prover.model.convert import SOURCES, convert_model
+from prover.model.convert import SOURCES, convert_gguf, convert_model
 from prover.model.data import load_mnist, mnist_dir, prepare_input, prepare_set
 from prover.model.decode import CachedDecoder
 from prover.model.engine import dequantized, run
@@ -165,9 +165,12 @@ def convert_command(
     whose vocabulary goes beside OUT as OUT's name .tokenizer.json (int8 through `prover quantize`).
     An image input's convention is recorded in the file."""
     pixel = None if pixel_scale is None and pixel_offset is None else (pixel_scale, pixel_offset)
-    graph = convert_model(source, in_path, module, input_shape, input_background, pixel, positions)
+    if source == "gguf":  # F16 / Q8_0 weights converted as they are written: one at a time in memory
+        graph, fill = convert_gguf(in_path, positions)
+    else:
+        graph, fill = convert_model(source, in_path, module, input_shape, input_background, pixel), None
     vocabulary = vocabulary_for(in_path).to_json().encode() if source == "gguf" else None
-    save_model(graph, out_path)  # streamed tensor by tensor (a converted LLM can be gigabytes)
+    save_model(graph, out_path, fill)  # streamed tensor by tensor (a converted LLM can be gigabytes)
     if vocabulary is not None:
         write_atomically(tokenizer_path(out_path), vocabulary)
     out.emit(_written(out_path, graph, str(graph.metadata["mode"])))

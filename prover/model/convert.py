@@ -2,12 +2,15 @@
 ONNX, Keras 3 and GGUF (f32 graphs), and quantized TFLite files (int8 graphs). An importer's optional
 package is imported only when its format is asked for."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
 from prover.errors import ProverError
 from prover.model.convention import DARK, with_convention
 from prover.model.graph import Graph
+from prover.model.modelfile import Fill
 from prover.model.opml import read_opml
 
 SOURCES = ("opml", "torch", "onnx", "keras", "tflite", "gguf")
@@ -37,13 +40,29 @@ def convert_model(
     normalization (scale, offset) as text ("1/255", "-1"); `positions` a GGUF language model's
     forward-pass length (default its context). A file the importer rejects or a missing
     importer package is one ProverError line."""
-    try:
+    with _named(source, in_path):
         if source == "gguf":
             from prover.model.importers.gguf_import import import_gguf
 
             return import_gguf(in_path, positions)
         return with_convention(_import(source, in_path, module, input_shape, pixel), background)
-    except ProverError as exc:  # named after the file, once
+
+
+def convert_gguf(in_path: Path, positions: int | None = None) -> tuple[Graph, Fill]:
+    """convert_model of a GGUF file with its F16 and Q8_0 weights converted only as save_model
+    writes them (its `fill`): `prover convert` of a model larger than memory in f32."""
+    with _named("gguf", in_path):
+        from prover.model.importers.gguf_import import import_gguf_deferred
+
+        return import_gguf_deferred(in_path, positions)
+
+
+@contextmanager
+def _named(source: str, in_path: Path) -> Iterator[None]:
+    """An importer's ProverError named after the file (once), a missing package said how to get."""
+    try:
+        yield
+    except ProverError as exc:
         message = str(exc)
         raise ProverError(message if message.startswith(f"{in_path}:") else f"{in_path}: {message}") from None
     except ModuleNotFoundError as exc:

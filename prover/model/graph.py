@@ -261,10 +261,14 @@ class Graph:
         zero_point: int = 0,
     ) -> int:
         """Append a tensor and return its index; `data` (any array of `dims[::-1]`'s element count)
-        is converted to the tensor's dtype and shape."""
+        is converted to the tensor's dtype and shape, and made contiguous unless all its strides
+        are zero (np.broadcast_to of one value: no memory), which it stays: the placeholders of
+        weights converted only as the file is written (save_model's `fill`) are such arrays."""
         dims = tuple(int(d) for d in dims)
         if data is not None:
-            data = np.ascontiguousarray(np.asarray(data).astype(dtype.numpy, copy=False).reshape(dims[::-1]))
+            data = np.asarray(data).astype(dtype.numpy, copy=False).reshape(dims[::-1])
+            if any(data.strides):
+                data = np.ascontiguousarray(data)
         self.tensors.append(Tensor(name, DType(dtype), dims, data, tuple(scales), int(zero_point)))
         return len(self.tensors) - 1
 

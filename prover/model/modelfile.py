@@ -18,7 +18,8 @@ import itertools
 import mmap
 import os
 import struct
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -111,15 +112,26 @@ def _layout(graph: Graph, version: int) -> tuple[int, list[int], int]:
     return data_start, offsets, end
 
 
+Fill = Callable[[int], np.ndarray | None]
+
+
 def model_chunks(
-    graph: Graph, *, check: bool = True, single_node: bool = False, version: int | None = None
+    graph: Graph,
+    *,
+    check: bool = True,
+    single_node: bool = False,
+    version: int | None = None,
+    fill: Fill | None = None,
 ) -> Iterator[bytes | np.ndarray]:
     """The canonical file of a valid graph, in pieces: the header and tables, then each stored
     tensor's padding and big-endian data (an array: int8 data is the tensor's own, not a copy;
     GraphError if the graph is not valid; `single_node`: a
     valid node file, see check_graph). Version 1 unless the file passes 4 GiB (then version 2), or
     `version`. `check=False` encodes the graph as it is, valid or not: how tests craft malformed
-    files."""
+    files. `fill(index)`, called for each stored tensor in index order as it is written, gives
+    the data written in place of the graph's (None: the graph's own), so that a model larger
+    than memory is generated tensor by tensor, its graph holding placeholders
+    (np.broadcast_to: no memory) of the right dtype and shape."""
     if check:
         check_graph(graph, single_node=single_node)
     data_start, offsets, end = _layout(graph, version or VERSION)
@@ -141,11 +153,19 @@ def model_chunks(
     body = header + _tables(graph, offsets, version)
     yield body + bytes(data_start - len(body))
     position = data_start
-    for t, offset in zip(graph.tensors, offsets, strict=True):
-        if t.data is not None:
-            yield bytes(offset - position)
-            yield np.ascontiguousarray(t.data.astype(t.data.dtype.newbyteorder(">"), copy=False))
-            position = offset + t.nbytes
+    for index, (t, offset) in enumerate(zip(graph.tensors, offsets, strict=True)):
+        if t.data is None:
+            continue
+        data = t.data if fill is None else fill(index)
+        if data is None:
+            data = t.data
+        elif data.dtype != t.data.dtype or data.shape != t.data.shape:
+            raise GraphError(
+                f"tensor {index}: filled with {data.dtype}{data.shape}, not {t.data.dtype}{t.data.shape}"
+            )
+        yield bytes(offset - position)
+        yield np.ascontiguousarray(data.astype(data.dtype.newbyteorder(">"), copy=False))
+        position = offset + t.nbytes
 
 
 def write_model(graph: Graph, *, check: bool = True, single_node: bool = False) -> bytes:
@@ -344,13 +364,32 @@ def _read_data(
         )
 
 
+# The mappings of model files in use, by identity: a process that loads a model more than once (a
+# decoder and a graph run of the same 7 B file) maps it once, so its pages are not counted in its
+# RSS once per load. Entries live while a graph's tensors (views of the map) do.
+_MAPPINGS: weakref.WeakValueDictionary[tuple[int, int, int, int], mmap.mmap] = weakref.WeakValueDictionary()
+
+
+def _mapped(path: str | os.PathLike[str]) -> mmap.mmap | bytes:
+    """The file at `path` memory-mapped read-only: the mapping already in use if the file is the
+    same (device, inode, size, mtime), a new one otherwise."""
+    with open(path, "rb") as file:
+        stat = os.fstat(file.fileno())
+        if not stat.st_size:
+            return b""
+        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        data = _MAPPINGS.get(key)
+        if data is None:
+            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+            _MAPPINGS[key] = data
+        return data
+
+
 def load_model(path: str | os.PathLike[str]) -> Graph:
-    """Read a model file, memory-mapped (gigabyte models are never copied whole into memory); a
-    ProverError naming the path if it cannot be read or is malformed."""
+    """Read a model file, memory-mapped (gigabyte models are never copied whole into memory, and
+    mapped once per process); a ProverError naming the path if it cannot be read or is malformed."""
     try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        data = _mapped(path)
     except OSError as exc:
         raise ProverError(f"{path}: cannot read the model: {exc.strerror}") from None
     try:
@@ -359,5 +398,6 @@ def load_model(path: str | os.PathLike[str]) -> Graph:
         raise ModelFormatError(exc.offset, exc.problem, str(path)) from None
 
 
-def save_model(graph: Graph, path: str | os.PathLike[str]) -> None:
-    write_atomically(path, model_chunks(graph))
+def save_model(graph: Graph, path: str | os.PathLike[str], fill: Fill | None = None) -> None:
+    """Write the canonical file of `graph` atomically, tensor by tensor (`fill`: model_chunks)."""
+    write_atomically(path, model_chunks(graph, fill=fill))

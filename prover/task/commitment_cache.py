@@ -1,37 +1,46 @@
 """A model's commitment (prover/task/commitments.py: every node file's root, the nodes tree,
-modelRoot) computed once per model file and tile size and kept in a content-addressed cache, so
-that the commands of a multi-phase game do not hash the model again each (a gigabyte model's node
-files are most of a command's work otherwise).
+modelRoot) computed once per model file and tile size and kept, so that the commands of a
+multi-phase game do not hash the model again each (a gigabyte model's node files are most of a
+command's work otherwise). It is kept in two places, in one format:
 
-    cached_commitment(path, graph, tile_macs, warn, compute) -> ModelCommitment
+- beside the model, `MODEL.tile<tile_macs>.commit` (commitment_file), written by `prover commit`:
+  the file that travels with the model (copy both, and a party on another machine does not hash
+  the model again);
+- in a content-addressed cache, $XDG_CACHE_HOME/opml-prover/commitments (else ~/.cache/...), or
+  $PROVER_COMMITMENT_CACHE: `<sha256 of the model file>-<tile_macs>-<scheme>.commit`, written by
+  every command that had to compute it (a copy or a move of the model finds it again).
 
-The cache lives in $XDG_CACHE_HOME/opml-prover/commitments (else ~/.cache/...), or in
-$PROVER_COMMITMENT_CACHE:
-- `<sha256 of the model file>-<tile_macs>-<scheme>.commit`: the commitment of that content at that
-  tile size (a copy or a move of the file finds it again); `scheme` is a digest of what else the
-  commitment depends on: the tiled task graph's structure (its nodes, attributes and tensor shapes:
-  how the model was tiled and answered) and the sources of the code that lays out and hashes node
-  files, so that a cache written by another version of this package is never taken for this one's
-  (it would be self-consistent and still wrong: an honest party would commit to another modelRoot);
-- `path-<sha256 of the file's real path>.txt`: the file's size, mtime_ns and inode when its digest
-  was taken, so that an unchanged file is not read whole again to find its digest (a changed stat
-  means the digest is taken again, a changed content means another cache file; a file modified
-  less than 2 s before is not indexed, since a rewrite within the filesystem's timestamp
-  granularity would keep its stat).
+    cached_commitment(path, graph, tile_macs, warn, compute, model_root=None, beside=False)
+
+`scheme` is a digest of what else the commitment depends on: the tiled task graph's structure
+(its nodes, attributes and tensor shapes: how the model was tiled and answered) and the sources of
+the code that lays out and hashes node files, so that a commitment written by another version of
+this package is never taken for this one's (it would be self-consistent and still wrong: an
+honest party would commit to another modelRoot). The cache also holds
+`path-<sha256 of the file's real path>.txt`: the file's size, mtime_ns and inode when its digest
+was taken, so that an unchanged file is not read whole again to find its digest (a changed stat
+means the digest is taken again, a changed content means another cache file; a file modified
+less than 2 s before is not indexed, since a rewrite within the filesystem's timestamp
+granularity would keep its stat).
 
 A .commit file, big-endian, every size and offset 64 bits (models of more than 4 GiB):
 
-    0    magic "PVMC", u32 version (1)
+    0    magic "PVMC", u32 version (2)
     8    the model file's sha256 (32 bytes), u64 its size, u64 tile_macs, u64 node count n
-    64   modelRoot (32 bytes)
-    96   keccak256 of the body (32 bytes)
-    128  body: n node roots (32 bytes each; node i at 128 + 32 (i - 1))
+    64   the scheme (8 bytes)
+    72   modelRoot (32 bytes)
+    104  keccak256 of bytes 0..104 and the body (32 bytes)
+    136  body: n node roots (32 bytes each; node i at 136 + 32 (i - 1))
 
-It is read memory-mapped and checked before use: its header against the model, the body against
-its checksum, and modelRoot against the nodes tree rebuilt from the node roots and the graph's
-input positions. A cache file that fails a check (stale, truncated, corrupted) is named in one
-warning line and the commitment is recomputed and written again (atomically); a cache that cannot
-be written (a read-only home) is one warning line too, never an error.
+It is read memory-mapped and checked before use: its header against the model file's identity
+(digest, size), the tile size and the scheme; the whole against its checksum; modelRoot against
+the nodes tree rebuilt from the node roots and the graph's input positions, and against the
+task's modelRoot when the caller has one (graph.json's, which the party's game matches on chain).
+The cache is read first, then the file beside the model. A file that fails a check (stale,
+truncated, corrupted, of another model or tile size) is named in one warning line and never
+trusted: the commitment is taken from the other place or computed, and written again
+(atomically) where it failed; a place that cannot be written (a read-only home or model
+directory) is one warning line too, never an error.
 """
 
 import contextlib
@@ -41,7 +50,10 @@ import os
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from prover.errors import ProverError
 from prover.files import write_atomically
@@ -57,8 +69,11 @@ from prover.task.commitments import (
 from vm.hashing import keccak
 
 MAGIC = b"PVMC"
-VERSION = 1
-HEADER = struct.Struct(">4sI32sQQQ32s32s")  # magic, version, digest, size, tile_macs, n, modelRoot, checksum
+VERSION = 2
+HEADER = struct.Struct(
+    ">4sI32sQQQ8s32s32s"
+)  # magic, version, digest, size, tile_macs, n, scheme, root, checksum
+CHECKSUM = slice(HEADER.size - 32, HEADER.size)
 ROOT_SIZE = 32
 RACY_NS = 2_000_000_000  # a file modified less than this ago is not put in the stat index (as git)
 
@@ -105,18 +120,19 @@ SCHEME_SOURCES = tuple(
 
 def scheme_digest(graph: Graph) -> str:
     """16 hex digits of sha256 over the structure of `graph` (everything but the weights' bytes,
-    which the model file's digest covers) and the SCHEME_SOURCES."""
-    structure = [
-        [(t.name, int(t.dtype), t.dims, t.scales, t.zero_point, t.data is None) for t in graph.tensors],
-        [
-            (int(n.op), n.inputs, n.output, sorted((int(k), v) for k, v in n.attrs.items()))
-            for n in graph.nodes
-        ],
-        graph.input,
-        graph.output,
-        sorted(graph.metadata.items()),
-    ]
-    digest = hashlib.sha256(repr(structure).encode())
+    which the model file's digest covers) and the SCHEME_SOURCES. Per-channel scales go in as
+    their float64 bytes: a tiled 7 B model has millions, too many to print."""
+    digest = hashlib.sha256()
+    for t in graph.tensors:
+        digest.update(
+            repr((t.name, int(t.dtype), t.dims, len(t.scales), t.zero_point, t.data is None)).encode()
+        )
+        digest.update(np.asarray(t.scales, dtype=np.float64).tobytes())
+    for n in graph.nodes:
+        digest.update(
+            repr((int(n.op), n.inputs, n.output, sorted((int(k), v) for k, v in n.attrs.items()))).encode()
+        )
+    digest.update(repr((graph.input, graph.output, sorted(graph.metadata.items()))).encode())
     for source in SCHEME_SOURCES:
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
@@ -127,37 +143,63 @@ def cache_file(path: Path, tile_macs: int, graph: Graph) -> Path:
     return cache_dir() / f"{file_digest(path)}-{tile_macs}-{scheme_digest(graph)}.commit"
 
 
-def encode(commitment: ModelCommitment, digest: str, size: int, tile_macs: int) -> bytes:
-    body = b"".join(commitment.node_roots)
+def commitment_file(path: Path, tile_macs: int) -> Path:
+    """Where `prover commit` stores the commitment of the model file at `path` at `tile_macs`."""
+    return path.with_name(f"{path.name}.tile{tile_macs}.commit")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a .commit file must have been made for: the model file's content, the tile size, the
+    scheme (the task graph's structure and this code)."""
+
+    digest: str
+    size: int
+    tile_macs: int
+    scheme: str
+
+
+def _checksum(data: bytes | mmap.mmap) -> bytes:
+    return keccak(bytes(data[: CHECKSUM.start]) + bytes(data[HEADER.size :]))
+
+
+def encode(commitment: ModelCommitment, identity: Identity) -> bytes:
     header = HEADER.pack(
         MAGIC,
         VERSION,
-        bytes.fromhex(digest),
-        size,
-        tile_macs,
+        bytes.fromhex(identity.digest),
+        identity.size,
+        identity.tile_macs,
         commitment.node_count,
+        bytes.fromhex(identity.scheme),
         commitment.model_root,
-        keccak(body),
+        bytes(32),
     )
-    return header + body
+    data = bytearray(header + b"".join(commitment.node_roots))
+    data[CHECKSUM] = _checksum(data)
+    return bytes(data)
 
 
-def decode(data: bytes | mmap.mmap, graph: Graph, digest: str, size: int, tile_macs: int) -> ModelCommitment:
-    """The commitment a cache file holds, checked (a ProverError saying what is wrong)."""
+def decode(
+    data: bytes | mmap.mmap, graph: Graph, identity: Identity, task_root: bytes | None = None
+) -> ModelCommitment:
+    """The commitment a .commit file holds, checked (a ProverError saying what is wrong)."""
     if len(data) < HEADER.size:
         raise ProverError(f"truncated ({len(data)} bytes)")
-    magic, version, file_digest_, file_size, tiles, n, root, checksum = HEADER.unpack_from(data, 0)
+    magic, version, digest, size, tiles, n, scheme, root, checksum = HEADER.unpack_from(data, 0)
     if magic != MAGIC or version != VERSION:
-        raise ProverError("not a commitment cache file of this version")
-    if (file_digest_.hex(), file_size, tiles) != (digest, size, tile_macs):
-        raise ProverError("made for another model file or tile size")
-    if n != len(graph.nodes):
-        raise ProverError(f"{n} nodes, the tiled model has {len(graph.nodes)}")
+        raise ProverError("not a commitment file of this version")
+    if _checksum(data) != checksum:
+        raise ProverError("its content does not match its checksum (corrupted or truncated)")
+    if (digest.hex(), size) != (identity.digest, identity.size):
+        raise ProverError("made for another model file (or an older version of this one)")
+    if tiles != identity.tile_macs:
+        raise ProverError(f"made for tile size {tiles}, not {identity.tile_macs}")
+    if scheme.hex() != identity.scheme:
+        raise ProverError("made for another task graph or version of this package")
+    if n != len(graph.nodes) or len(data) != HEADER.size + n * ROOT_SIZE:
+        raise ProverError(f"{n} node roots, the tiled model has {len(graph.nodes)}")
     body = data[HEADER.size :]
-    if len(body) != n * ROOT_SIZE:
-        raise ProverError(f"a body of {len(body)} bytes, not {n * ROOT_SIZE}")
-    if keccak(body) != checksum:
-        raise ProverError("its body does not match its checksum (corrupted)")
     roots = tuple(bytes(body[i : i + ROOT_SIZE]) for i in range(0, len(body), ROOT_SIZE))
     producers = producer_positions(graph)
     positions = tuple(tuple(input_positions(graph, index, producers)) for index in range(n))
@@ -166,7 +208,17 @@ def decode(data: bytes | mmap.mmap, graph: Graph, digest: str, size: int, tile_m
         tree.set(index + 1, node_leaf(node_root, list(inputs)))
     if model_root(tree.root(), n) != root:
         raise ProverError("its node roots do not give its modelRoot (corrupted)")
+    if task_root is not None and root != task_root:
+        raise ProverError(f"modelRoot 0x{root.hex()} is not the task's 0x{task_root.hex()}")
     return ModelCommitment(roots, positions, tree, root)
+
+
+def _read(file: Path, graph: Graph, identity: Identity, task_root: bytes | None) -> ModelCommitment:
+    with open(file, "rb") as stream:
+        if os.fstat(stream.fileno()).st_size == 0:
+            raise ProverError("empty")
+        with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return decode(data, graph, identity, task_root)
 
 
 def cached_commitment(
@@ -175,21 +227,38 @@ def cached_commitment(
     tile_macs: int,
     warn: Callable[[str], None],
     compute: Callable[[], ModelCommitment],
+    task_root: bytes | None = None,
+    beside: bool = False,
 ) -> ModelCommitment:
     """The commitment of `graph` (the model file at `path`, tiled at `tile_macs`): from the cache
-    when it holds a good one, else `compute()`d (commit_model) and stored."""
-    size = Path(path).stat().st_size
+    or the file beside the model when one holds a good one (and, with `task_root`, that
+    modelRoot), else `compute()`d (commit_model); then written to the cache, and beside the model
+    when `beside` (`prover commit`) or when the file there was bad."""
+    path = Path(path)
     cached = cache_file(path, tile_macs, graph)
-    digest = cached.name.split("-")[0]
-    if cached.exists():
+    digest, scheme = cached.name.split("-")[0], cached.stem.split("-")[-1]
+    identity = Identity(digest, path.stat().st_size, tile_macs, scheme)
+    places = {"commitment cache": cached, "commitment file": commitment_file(path, tile_macs)}
+    commitment, bad = None, []
+    for what, file in places.items():
+        if not file.exists():
+            continue
         try:
-            with open(cached, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return decode(data, graph, digest, size, tile_macs)
+            commitment = _read(file, graph, identity, task_root)
+            break
         except (ProverError, OSError, ValueError) as exc:
-            warn(f"{cached}: commitment cache of {path} not usable ({exc}); recomputing it")
-    commitment = compute()
-    try:
-        write_atomically(cached, encode(commitment, digest, size, tile_macs))
-    except (OSError, ProverError) as exc:
-        warn(f"{cached}: cannot write the commitment cache ({exc}); it is recomputed next time")
+            warn(f"{file}: {what} of {path} not usable ({exc}); re-deriving it")
+            bad.append(what)
+    if commitment is None:
+        commitment = compute()
+    wanted = {"commitment cache": not cached.exists() or "commitment cache" in bad}
+    wanted["commitment file"] = beside or "commitment file" in bad
+    data = encode(commitment, identity)
+    for what, file in places.items():
+        if not wanted[what]:
+            continue
+        try:
+            write_atomically(file, data)
+        except (OSError, ProverError) as exc:
+            warn(f"{file}: cannot write the {what} ({exc}); it is recomputed next time")
     return commitment

@@ -40,7 +40,7 @@ from prover.task.basedir import (
     GRAPH_JSON,
     GRAPH_VALUES,
 )
-from prover.task.commitment_cache import cache_file, cached_commitment
+from prover.task.commitment_cache import cache_file, cached_commitment, commitment_file
 from prover.task.commitments import ModelCommitment, PositionTree, check_graph_task, commit_model
 from prover.task.graph_trace import GraphTrace, trace_bytes, trace_graph, trace_of_bytes
 from prover.task.node import node_program_root
@@ -60,10 +60,16 @@ def warn_on_stderr(text: str) -> None:
 
 
 def committed(
-    model_path: Path, graph: Graph, tile_macs: int, warn: Callable[[str], None], progress: bool = False
+    model_path: Path,
+    graph: Graph,
+    tile_macs: int,
+    warn: Callable[[str], None],
+    progress: bool = False,
+    task_root: bytes | None = None,
 ) -> ModelCommitment:
-    """The commitment of the tiled model `graph` (the file at `model_path`), from the cache, or
-    computed (with a progress bar) and cached."""
+    """The commitment of the tiled model `graph` (the file at `model_path`), from the cache or
+    the model's .commit file (with `task_root`: only if it is that modelRoot), or computed (with
+    a progress bar) and cached."""
 
     def compute() -> ModelCommitment:
         total = sum(t.nbytes for t in graph.tensors if t.data is not None)
@@ -72,16 +78,16 @@ def committed(
         ) as bar:
             return commit_model(graph, progress=bar.update)
 
-    return cached_commitment(model_path, graph, tile_macs, warn, compute)
+    return cached_commitment(model_path, graph, tile_macs, warn, compute, task_root)
 
 
 def commit_model_file(
     model_path: Path, tile_macs: int, force: bool, warn: Callable[[str], None], progress: bool = True
 ) -> dict[str, object]:
     """`prover commit`: the commitment of the model's graph task (tiled, answered) computed (again
-    with `force`) and cached; modelRoot, node count, bytes of node files hashed, seconds, MB/s
-    (seconds from the graph's load to the cache's write; MB/s of the model file; 0 bytes hashed
-    when the cache held it)."""
+    with `force`) and stored beside the model (commitment_file) and in the cache; modelRoot, node
+    count, bytes of node files hashed, seconds, MB/s (seconds from the graph's load to the files'
+    write; MB/s of the model file; 0 bytes hashed when the cache or the file held it)."""
     start = time.perf_counter()
     graph = task_graph(load_model(model_path), tile_macs)
     hashed = 0
@@ -100,10 +106,11 @@ def commit_model_file(
 
             return commit_model(graph, progress=advance)
 
-    cache = cache_file(model_path, tile_macs, graph)
+    cache, beside = cache_file(model_path, tile_macs, graph), commitment_file(model_path, tile_macs)
     if force:
         cache.unlink(missing_ok=True)
-    commitment = cached_commitment(model_path, graph, tile_macs, warn, compute)
+        beside.unlink(missing_ok=True)
+    commitment = cached_commitment(model_path, graph, tile_macs, warn, compute, beside=True)
     seconds = time.perf_counter() - start
     return {
         "model": str(model_path.resolve()),
@@ -116,6 +123,7 @@ def commit_model_file(
         "model_bytes": model_path.stat().st_size,
         "mb_per_s": round(model_path.stat().st_size / 1e6 / seconds, 1) if hashed else 0.0,
         "cache": str(cache),
+        "commitment_file": str(beside),
     }
 
 
@@ -177,7 +185,8 @@ def committed_task(
     """The tiled model of graph.json's task and its commitment, checked against the recorded
     modelRoot (a model file changed since is an error)."""
     graph = task_graph(load_model(record["model"]), record["tile_macs"])
-    commitment = committed(Path(record["model"]), graph, record["tile_macs"], warn, progress)
+    root = bytes.fromhex(record["model_root"][2:])
+    commitment = committed(Path(record["model"]), graph, record["tile_macs"], warn, progress, root)
     if _hex(commitment.model_root) != record["model_root"]:
         raise ProverError(f"{record['model']}: its modelRoot is no longer the one of the graph task")
     return graph, commitment

@@ -3,9 +3,18 @@
  * padding, as Ethereum's keccak256) written from the Keccak reference (FIPS 202's permutation),
  * and the binary tree of 32-byte leaves with node = keccak256(left || right) and all-zero subtrees
  * replaced by their precomputed hashes. Built for the host by prover/task/merkle.py.
+ *
+ * Speed: nearly every hash of a region's tree is one permutation over 32 bytes of payload, so the
+ * permutation is the cost. It runs on LANES independent states at once (a lane of each 512-bit
+ * vector per state: clang's vector extensions, AVX-512's rotates on this host, plain 64-bit code on
+ * another), and the tree is hashed level by level in chunks of 2^CHUNK_LEVEL leaves so that a
+ * level's pairs fill the lanes; above the chunks, and for small regions, it is hashed pair by pair.
  */
 #include <stdint.h>
 #include <string.h>
+
+#define LANES 8
+typedef uint64_t lanes_t __attribute__((vector_size(8 * LANES)));
 
 static const uint64_t ROUND_CONSTANTS[24] = {
     0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808aULL, 0x8000000080008000ULL,
@@ -16,32 +25,32 @@ static const uint64_t ROUND_CONSTANTS[24] = {
     0x8000000080008081ULL, 0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL,
 };
 
-static inline uint64_t rotl(uint64_t v, unsigned n) { return (v << n) | (v >> ((64 - n) & 63)); }
+static inline lanes_t rotl(lanes_t v, unsigned n) { return (v << n) | (v >> ((64 - n) & 63)); }
 
-/* The permutation with its 25 lanes in variables (aXY: lane x + 5y). Each round is theta (the
+/* The permutation of LANES states, with its 25 lanes in variables (aXY: lane x + 5y). Each round is theta (the
  * column parities c, d), rho and pi together (lane (x, y) rotated by its rho offset lands at
  * (y, 2x + 3y)), chi along rows, iota: written out from FIPS 202's
  * definitions; about three times faster than the loops over lane indices. */
-static void keccak_f1600(uint64_t a[25]) {
-    uint64_t a00 = a[0], a01 = a[1], a02 = a[2], a03 = a[3], a04 = a[4];
-    uint64_t a05 = a[5], a06 = a[6], a07 = a[7], a08 = a[8], a09 = a[9];
-    uint64_t a10 = a[10], a11 = a[11], a12 = a[12], a13 = a[13], a14 = a[14];
-    uint64_t a15 = a[15], a16 = a[16], a17 = a[17], a18 = a[18], a19 = a[19];
-    uint64_t a20 = a[20], a21 = a[21], a22 = a[22], a23 = a[23], a24 = a[24];
+static void keccak_f1600(lanes_t a[25]) {
+    lanes_t a00 = a[0], a01 = a[1], a02 = a[2], a03 = a[3], a04 = a[4];
+    lanes_t a05 = a[5], a06 = a[6], a07 = a[7], a08 = a[8], a09 = a[9];
+    lanes_t a10 = a[10], a11 = a[11], a12 = a[12], a13 = a[13], a14 = a[14];
+    lanes_t a15 = a[15], a16 = a[16], a17 = a[17], a18 = a[18], a19 = a[19];
+    lanes_t a20 = a[20], a21 = a[21], a22 = a[22], a23 = a[23], a24 = a[24];
     for (int round = 0; round < 24; round++) {
-        uint64_t c0 = a00 ^ a05 ^ a10 ^ a15 ^ a20, c1 = a01 ^ a06 ^ a11 ^ a16 ^ a21;
-        uint64_t c2 = a02 ^ a07 ^ a12 ^ a17 ^ a22, c3 = a03 ^ a08 ^ a13 ^ a18 ^ a23;
-        uint64_t c4 = a04 ^ a09 ^ a14 ^ a19 ^ a24;
-        uint64_t d0 = c4 ^ rotl(c1, 1);
-        uint64_t d1 = c0 ^ rotl(c2, 1);
-        uint64_t d2 = c1 ^ rotl(c3, 1);
-        uint64_t d3 = c2 ^ rotl(c4, 1);
-        uint64_t d4 = c3 ^ rotl(c0, 1);
-        uint64_t b00 = (a00 ^ d0); uint64_t b01 = rotl(a06 ^ d1, 44); uint64_t b02 = rotl(a12 ^ d2, 43); uint64_t b03 = rotl(a18 ^ d3, 21); uint64_t b04 = rotl(a24 ^ d4, 14);
-        uint64_t b05 = rotl(a03 ^ d3, 28); uint64_t b06 = rotl(a09 ^ d4, 20); uint64_t b07 = rotl(a10 ^ d0, 3); uint64_t b08 = rotl(a16 ^ d1, 45); uint64_t b09 = rotl(a22 ^ d2, 61);
-        uint64_t b10 = rotl(a01 ^ d1, 1); uint64_t b11 = rotl(a07 ^ d2, 6); uint64_t b12 = rotl(a13 ^ d3, 25); uint64_t b13 = rotl(a19 ^ d4, 8); uint64_t b14 = rotl(a20 ^ d0, 18);
-        uint64_t b15 = rotl(a04 ^ d4, 27); uint64_t b16 = rotl(a05 ^ d0, 36); uint64_t b17 = rotl(a11 ^ d1, 10); uint64_t b18 = rotl(a17 ^ d2, 15); uint64_t b19 = rotl(a23 ^ d3, 56);
-        uint64_t b20 = rotl(a02 ^ d2, 62); uint64_t b21 = rotl(a08 ^ d3, 55); uint64_t b22 = rotl(a14 ^ d4, 39); uint64_t b23 = rotl(a15 ^ d0, 41); uint64_t b24 = rotl(a21 ^ d1, 2);
+        lanes_t c0 = a00 ^ a05 ^ a10 ^ a15 ^ a20, c1 = a01 ^ a06 ^ a11 ^ a16 ^ a21;
+        lanes_t c2 = a02 ^ a07 ^ a12 ^ a17 ^ a22, c3 = a03 ^ a08 ^ a13 ^ a18 ^ a23;
+        lanes_t c4 = a04 ^ a09 ^ a14 ^ a19 ^ a24;
+        lanes_t d0 = c4 ^ rotl(c1, 1);
+        lanes_t d1 = c0 ^ rotl(c2, 1);
+        lanes_t d2 = c1 ^ rotl(c3, 1);
+        lanes_t d3 = c2 ^ rotl(c4, 1);
+        lanes_t d4 = c3 ^ rotl(c0, 1);
+        lanes_t b00 = (a00 ^ d0); lanes_t b01 = rotl(a06 ^ d1, 44); lanes_t b02 = rotl(a12 ^ d2, 43); lanes_t b03 = rotl(a18 ^ d3, 21); lanes_t b04 = rotl(a24 ^ d4, 14);
+        lanes_t b05 = rotl(a03 ^ d3, 28); lanes_t b06 = rotl(a09 ^ d4, 20); lanes_t b07 = rotl(a10 ^ d0, 3); lanes_t b08 = rotl(a16 ^ d1, 45); lanes_t b09 = rotl(a22 ^ d2, 61);
+        lanes_t b10 = rotl(a01 ^ d1, 1); lanes_t b11 = rotl(a07 ^ d2, 6); lanes_t b12 = rotl(a13 ^ d3, 25); lanes_t b13 = rotl(a19 ^ d4, 8); lanes_t b14 = rotl(a20 ^ d0, 18);
+        lanes_t b15 = rotl(a04 ^ d4, 27); lanes_t b16 = rotl(a05 ^ d0, 36); lanes_t b17 = rotl(a11 ^ d1, 10); lanes_t b18 = rotl(a17 ^ d2, 15); lanes_t b19 = rotl(a23 ^ d3, 56);
+        lanes_t b20 = rotl(a02 ^ d2, 62); lanes_t b21 = rotl(a08 ^ d3, 55); lanes_t b22 = rotl(a14 ^ d4, 39); lanes_t b23 = rotl(a15 ^ d0, 41); lanes_t b24 = rotl(a21 ^ d1, 2);
         a00 = b00 ^ (~b01 & b02);
         a01 = b01 ^ (~b02 & b03);
         a02 = b02 ^ (~b03 & b04);
@@ -86,17 +95,26 @@ static inline void store_le64(uint8_t *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* keccak256(left || right): the 64 bytes fit the 136-byte rate, so one permutation. */
-static void hash_pair(const uint8_t left[32], const uint8_t right[32], uint8_t out[32]) {
-    uint64_t a[25] = {0};
-    for (int i = 0; i < 4; i++) {
-        a[i] = load_le64(left + 8 * i);
-        a[i + 4] = load_le64(right + 8 * i);
-    }
+/* keccak256 of `count` (1..LANES) 64-byte messages (in + 64 j) into out + 32 j, their
+ * permutations side by side (64 bytes fit the 136-byte rate: one permutation each). Every input
+ * is read before any output is written, so `out` may be `in`. */
+static void hash_pairs(const uint8_t *in, uint8_t *out, unsigned count) {
+    lanes_t a[25] = {0};
+    for (unsigned j = 0; j < count; j++)
+        for (int i = 0; i < 8; i++) a[i][j] = load_le64(in + 64 * j + 8 * i);
     a[8] ^= 0x01;                   /* padding: 0x01 after the message ... */
     a[16] ^= 0x8000000000000000ULL; /* ... and 0x80 in the last byte of the rate */
     keccak_f1600(a);
-    for (int i = 0; i < 4; i++) store_le64(out + 8 * i, a[i]);
+    for (unsigned j = 0; j < count; j++)
+        for (int i = 0; i < 4; i++) store_le64(out + 32 * j + 8 * i, a[i][j]);
+}
+
+/* keccak256(left || right). */
+static void hash_pair(const uint8_t left[32], const uint8_t right[32], uint8_t out[32]) {
+    uint8_t in[64];
+    memcpy(in, left, 32);
+    memcpy(in + 32, right, 32);
+    hash_pairs(in, out, 1);
 }
 
 #define MAX_LEVEL 40
@@ -106,22 +124,52 @@ typedef struct {
     const uint8_t *payload; /* leaves 1.. */
     uint64_t payload_len;
     uint64_t n_leaves;
-    uint8_t zero[MAX_LEVEL + 1][32];
 } region_t;
 
+/* ZERO[l]: the root of 2^l zero leaves, filled once by merkle_init (merkle.py calls it on load). */
+static uint8_t ZERO[MAX_LEVEL + 1][32];
+
+void merkle_init(void) {
+    for (unsigned l = 1; l <= MAX_LEVEL; l++) hash_pair(ZERO[l - 1], ZERO[l - 1], ZERO[l]);
+}
+
 static void leaf(const region_t *r, uint64_t index, uint8_t out[32]) {
+    memset(out, 0, 32);
     if (index == 0) {
         memcpy(out, r->header, 32);
-        return;
+    } else if (index < r->n_leaves) {
+        uint64_t start = (index - 1) * 32, n = r->payload_len - start < 32 ? r->payload_len - start : 32;
+        memcpy(out, r->payload + start, n);
     }
-    uint64_t start = (index - 1) * 32, n = r->payload_len - start < 32 ? r->payload_len - start : 32;
-    memset(out, 0, 32);
-    memcpy(out, r->payload + start, n);
+}
+
+#define CHUNK_LEVEL 10 /* 1024 leaves: 32 KiB, a level's pairs in batches of LANES */
+
+/* The root of the 2^CHUNK_LEVEL leaves from `first`, level by level in place (a level's nodes
+ * into the first half of the room of the one below): only the nodes over some payload are hashed,
+ * the last one's sibling, when it has no payload, being that level's zero root. */
+static void chunk_root(const region_t *r, uint64_t first, uint8_t out[32]) {
+    static _Thread_local uint8_t nodes[32 << CHUNK_LEVEL];
+    uint64_t live = r->n_leaves - first < ((uint64_t)1 << CHUNK_LEVEL) ? r->n_leaves - first
+                                                                       : (uint64_t)1 << CHUNK_LEVEL;
+    for (uint64_t i = 0; i < live; i++) leaf(r, first + i, nodes + 32 * i);
+    for (unsigned level = 0; level < CHUNK_LEVEL; level++) {
+        if (live % 2) memcpy(nodes + 32 * live, ZERO[level], 32);
+        uint64_t pairs = (live + 1) / 2;
+        for (uint64_t j = 0; j < pairs; j += LANES)
+            hash_pairs(nodes + 64 * j, nodes + 32 * j, pairs - j < LANES ? (unsigned)(pairs - j) : LANES);
+        live = pairs;
+    }
+    memcpy(out, nodes, 32);
 }
 
 static void subtree(const region_t *r, uint64_t first, unsigned level, uint8_t out[32]) {
     if (first >= r->n_leaves) {
-        memcpy(out, r->zero[level], 32);
+        memcpy(out, ZERO[level], 32);
+        return;
+    }
+    if (level == CHUNK_LEVEL) {
+        chunk_root(r, first, out);
         return;
     }
     if (level == 0) {
@@ -140,9 +188,8 @@ static void subtree(const region_t *r, uint64_t first, unsigned level, uint8_t o
 int region_root(const uint8_t *header, const uint8_t *payload, uint64_t payload_len, unsigned level,
                 uint8_t out[32]) {
     if (level > MAX_LEVEL) return -1;
-    region_t r = {header, payload, payload_len, 1 + (payload_len + 31) / 32, {{0}}};
+    region_t r = {header, payload, payload_len, 1 + (payload_len + 31) / 32};
     if (level < 63 && r.n_leaves > ((uint64_t)1 << level)) return -1;
-    for (unsigned l = 1; l <= level; l++) hash_pair(r.zero[l - 1], r.zero[l - 1], r.zero[l]);
     subtree(&r, 0, level, out);
     return 0;
 }

@@ -37,6 +37,8 @@ def _library() -> ctypes.CDLL:
     ]
     library.keccak_pair.restype = None
     library.keccak_pair.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+    library.merkle_init.restype = None
+    library.merkle_init()  # the zero subtrees' roots, once
     return library
 
 

@@ -11,32 +11,91 @@
   approximation, a difference of up to ~1e-3 in an activation), and an `output.bias`, which our LM
   has and llama.cpp's gpt2 has not, is read when present.
 Q8_0 and F16 tensors come in dequantized exactly; `prover quantize` then makes the int8 graph.
+
+`import_gguf_deferred` gives a `llama` file's graph with its F16 and Q8_0 weights as zero-stride
+placeholders and the `fill` that converts each when save_model writes it (`prover convert`): a
+7 B F16 file is 27 GB in f32, more than this machine's memory, so the conversion holds one
+converted tensor at a time (F32 tensors are views of the mapped file either way).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from prover.errors import ProverError
 from prover.model.graph import Graph
-from prover.model.importers.gguf import GGUFModel, open_gguf
+from prover.model.importers.gguf import GGUFModel, GGUFTensors, open_gguf
 from prover.model.importers.gguf_export import BLOCK_NAMES
 from prover.model.importers.imported import ImportedLayer, ImportedModel
 from prover.model.llama import GGUF_KEYS, LlamaConfig, llama_graph
+from prover.model.modelfile import Fill
 from prover.model.sequence_layers import LAYERNORM_EPS
 
 
 def import_gguf(path: Path, positions: int | None = None) -> Graph:
     """The f32 graph of the GGUF file at `path` over `positions` token positions (default: the
-    file's context_length)."""
+    file's context_length), every tensor converted."""
+    graph, fill = import_gguf_deferred(path, positions)
+    for index, tensor in enumerate(graph.tensors):
+        data = fill(index)
+        if data is not None:
+            tensor.data = data
+    return graph
+
+
+def import_gguf_deferred(path: Path, positions: int | None = None) -> tuple[Graph, Fill]:
+    """import_gguf's graph with a `llama` file's F16 and Q8_0 weights still to convert: zero-stride
+    placeholders of their shape, and save_model's `fill` that converts them one at a time."""
     model = open_gguf(path)
     name = str(model.value("general.name", path.stem))[:200]
-    build = _llama if model.architecture == "llama" else _gpt2
-    graph = build(model, positions, name)
+    if model.architecture == "llama":
+        deferred = Deferred(model.tensors)
+        graph = _llama(model, deferred, positions, name)
+        fill = deferred.fill(graph)
+    else:
+        graph, fill = _gpt2(model, positions, name), _nothing
     graph.metadata["source"] = "gguf"
-    return graph
+    return graph, fill
+
+
+def _nothing(index: int) -> None:
+    """A graph with nothing deferred: every tensor written as it is."""
+
+
+class Deferred(Mapping[str, np.ndarray]):
+    """The file's tensors for the LLaMA graph builder (which stores them as they are): F32 ones
+    as read (views of the mapped file), the others as zero-stride f32 placeholders."""
+
+    def __init__(self, tensors: GGUFTensors) -> None:
+        self.tensors = tensors
+        self.placeholders: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.tensors and self.tensors.type_name(name) != "F32":
+            self.placeholders.add(name)
+            return np.broadcast_to(np.float32(0), self.tensors.shape(name))
+        return self.tensors[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.tensors
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def fill(self, graph: Graph) -> Fill:
+        """save_model's `fill` for `graph`: a placeholder tensor's conversion, None for the others."""
+
+        def converted(index: int) -> np.ndarray | None:
+            name = graph.tensors[index].name
+            return self.tensors[name] if name in self.placeholders else None
+
+        return converted
 
 
 def _positions(positions: int | None, context: int) -> int:
@@ -60,9 +119,9 @@ def llama_config(model: GGUFModel) -> LlamaConfig:
     return config
 
 
-def _llama(model: GGUFModel, positions: int | None, name: str) -> Graph:
+def _llama(model: GGUFModel, weights: Mapping[str, np.ndarray], positions: int | None, name: str) -> Graph:
     config = llama_config(model)
-    return llama_graph(config, model.tensors, _positions(positions, config.context), name)
+    return llama_graph(config, weights, _positions(positions, config.context), name)
 
 
 def _gpt2(model: GGUFModel, positions: int | None, name: str) -> Graph:
