@@ -36,6 +36,7 @@ from dispute_helpers import CHALLENGER, REPO, SUBMITTER, Match, ok, prover_here
 
 from prover.chain.connect import connect
 from prover.chain.contracts import DisputeGame
+from prover.chain.game_view import GameState
 
 SEND_METHODS = {"eth_sendTransaction", "eth_sendRawTransaction"}
 GAME_TIMEOUT_S = 600  # a game that has not ended by then is a failure
@@ -474,12 +475,17 @@ def chain_moves(game: DisputeGame, game_id: int, multi_phase: bool) -> list[tupl
             args = log["args"]
             if kind == "timeout" and not args["byTimeout"]:
                 continue
-            key = {
-                "bisect": (args.get("left"), args.get("right")),
-                "select": (args.get("left"), args.get("right")),
-                "open_node": (args.get("node"),),
-                "step": (args.get("step"),),
-            }.get(kind, ())
+            if kind in ("bisect", "select"):
+                # A bisect leaves the interval as it was and a select narrows it: either way the
+                # state the move emits holds the interval the agent's line names.
+                state = GameState.from_abi(args["state"])
+                key = (state.left, state.right)
+            elif kind == "open_node":
+                key = (GameState.from_abi(args["state"]).node,)
+            elif kind == "step":
+                key = (args["step"],)
+            else:
+                key = ()
             moves.append((kind, key, bytes(log["transactionHash"]), (log["blockNumber"], log["logIndex"])))
     moves.sort(key=lambda move: move[3])
     phase = "graph" if multi_phase else "vm"
