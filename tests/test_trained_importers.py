@@ -3,6 +3,9 @@ training scripts' path, and the same trained networks through a torch.onnx expor
 importer give byte-identical .ggml files and the same predictions."""
 
 import io
+import os
+import platform
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -60,15 +63,39 @@ def training_convention():
     return CONVENTION
 
 
+def converted(arch: str) -> tuple[bytes, bytes]:
+    """(f32, int8) model files from the committed checkpoint by the training scripts' path."""
+    metadata = {"name": arch, "arch": arch, **training_convention().metadata()}
+    f32 = import_torch(build(arch), SHAPES[arch]).to_graph(metadata)
+    train_images, _ = load_mnist(MNIST_DIR, "train")
+    return write_model(f32), write_model(quantize(f32, train_images[:CALIBRATION]))
+
+
 @needs_mnist("train")
 @pytest.mark.parametrize("arch", sorted(SHAPES))
 def test_committed_files_are_the_checkpoints_through_the_torch_importer(arch):
-    metadata = {"name": arch, "arch": arch, **training_convention().metadata()}
-    f32 = import_torch(build(arch), SHAPES[arch]).to_graph(metadata)
-    assert write_model(f32) == (REPO / "models" / f"{arch}_f32.ggml").read_bytes()
-    train_images, _ = load_mnist(MNIST_DIR, "train")
-    int8 = quantize(f32, train_images[:CALIBRATION])
-    assert write_model(int8) == (REPO / "models" / f"{arch}_int8.ggml").read_bytes()
+    f32, int8 = converted(arch)
+    assert f32 == (REPO / "models" / f"{arch}_f32.ggml").read_bytes()
+    assert int8 == (REPO / "models" / f"{arch}_int8.ggml").read_bytes()
+
+
+@needs_mnist("train")
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 kernel names")
+@pytest.mark.parametrize("arch", sorted(SHAPES))
+def test_the_quantized_file_does_not_depend_on_the_cpu(arch):
+    """With OpenBLAS's oldest x86-64 kernels and numpy's SIMD loops held to the baseline (another
+    summation order, other exp / tanh code), the calibration and so the file are the same."""
+    script = (
+        "import sys; sys.path[:0] = ['tests']\n"
+        "from numpy._core._multiarray_umath import __cpu_features__\n"
+        "assert not __cpu_features__.get('X86_V3'), 'numpy SIMD still above the baseline'\n"
+        "from test_trained_importers import converted\n"
+        f"sys.stdout.buffer.write(converted({arch!r})[1])\n"
+    )
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": "X86_V3"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout == (REPO / "models" / f"{arch}_int8.ggml").read_bytes()
 
 
 @pytest.mark.parametrize("arch", sorted(SHAPES))

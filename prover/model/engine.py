@@ -168,9 +168,17 @@ def masked_weights(w: np.ndarray, mask: np.ndarray | None, groups: int) -> np.nd
     return np.where(connected[:, :, None, None], w, np.zeros((), w.dtype))
 
 
+def wide(x: np.ndarray) -> np.ndarray:
+    """f32 operands of a sum of products or of exp / tanh, in float64, the result rounded once to
+    f32: a float32 BLAS sum's order, and numpy's float32 exp / tanh, depend on the CPU's
+    instruction set and move the last bits, while the float64 result rounded to f32 is the same on
+    every CPU (but for a tie at the rounding boundary), so a calibration is too."""
+    return x.astype(np.float64)
+
+
 def _conv_sums(node: Node, x: np.ndarray, w: np.ndarray, mask: np.ndarray | None, dtype: type) -> np.ndarray:
     """sum over each window and the group's input channels of x * w: (B * N, C, H, W) ->
-    (B * N, COUT, OH, OW) in `dtype` (int64 for int8 mode: exact modulo 2^64; float32)."""
+    (B * N, COUT, OH, OW) in `dtype` (int64 for int8 mode: exact modulo 2^64; float64 for f32 mode)."""
     groups = node.attr(Attr.GROUPS)
     w = masked_weights(w, mask, groups)
     cout, cin_group, kh, kw = w.shape
@@ -233,13 +241,13 @@ def _f32_elementwise(node: Node, x: np.ndarray, b: np.ndarray | None) -> np.ndar
     if node.op == Op.RELU:
         return np.where(x > 0, x, np.float32(0))
     if node.op == Op.TANH:
-        return np.tanh(x)
+        return np.tanh(wide(x))
     if node.op == Op.SIGMOID:
-        return np.float32(1) / (np.float32(1) + np.exp(-x))
+        return 1 / (1 + np.exp(-wide(x)))
     if node.op == Op.GELU:
         return _gelu(x)
     if node.op == Op.SILU:
-        return x / (np.float32(1) + np.exp(-x))
+        return x / (1 + np.exp(-wide(x)))
     if node.op == Op.CLIP:
         lo, hi = np.float32(bits_f32(a(Attr.MIN_F))), np.float32(bits_f32(a(Attr.MAX_F)))
         return np.where(x < lo, lo, np.where(x > hi, hi, x))
@@ -324,7 +332,7 @@ def _matmul(node: Node, a: np.ndarray, b: np.ndarray, ta: Tensor, tb: Tensor, f3
         bv = bv.swapaxes(-1, -2)
     bv = np.repeat(bv, av.shape[2] // bv.shape[2], axis=2)
     if f32:
-        return np.matmul(av, bv) * np.float32(bits_f32(node.attr(Attr.ALPHA)))
+        return np.matmul(wide(av), wide(bv)) * np.float32(bits_f32(node.attr(Attr.ALPHA)))
     ac = wrap32(av.astype(np.int64) - node.attr(Attr.A_ZP))
     bc = wrap32(bv.astype(np.int64) - node.attr(Attr.B_ZP))
     acc = wrap32(integer_matmul(ac, bc))
@@ -342,8 +350,8 @@ def _softmax(node: Node, x: np.ndarray, tensor: Tensor, table: np.ndarray | None
         allowed[:] = True
     if table is None:
         shifted = v - np.where(allowed, v, -np.inf).max(axis=-1, keepdims=True)
-        e = np.where(allowed, np.exp(np.where(allowed, shifted, 0)), np.float32(0))
-        return e / e.sum(axis=-1, keepdims=True, dtype=np.float32)
+        e = np.where(allowed, np.exp(np.where(allowed, wide(shifted), 0)), 0)
+        return e / e.sum(axis=-1, keepdims=True)
     table = table.reshape(-1).astype(np.int64)
     if np.any((table < 0) | (table > SOFTMAX_ONE)) or table[0] < 1:
         raise ProverError("SOFTMAX: exp table entries outside 0..2^20, or table[0] = 0")
@@ -459,7 +467,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
         w, bias = param(1), param(2)
         inp = w.shape[-1]
         if f32:
-            y = x.reshape(batch, -1, inp) @ w.reshape(-1, inp).T
+            y = wide(x).reshape(batch, -1, inp) @ wide(w).reshape(-1, inp).T
             return (y + bias.reshape(-1) if bias is not None else y).reshape(batch, -1)
         xc = wrap32(x.astype(np.int64) - a(Attr.X_ZP)).reshape(batch, -1, inp)
         acc = integer_linear(xc, w.reshape(-1, inp), a(Attr.W_ZP))
@@ -470,7 +478,7 @@ def _run_node(graph: Graph, node: Node, values: list[np.ndarray | None]) -> np.n
         w_dims = dims4(graph.tensors[node.inputs[1]].dims)
         w, bias, mask = param(1).reshape(w_dims[::-1]), param(2), param(5)
         if f32:
-            sums = _conv_sums(node, _spatial(x, x_tensor), w, mask, np.float32)
+            sums = _conv_sums(node, _spatial(x, x_tensor), w, mask, np.float64)
             y = sums + bias.reshape(1, -1, 1, 1) if bias is not None else sums
             return y.reshape(batch, -1)
         xc = wrap32(_spatial(x, x_tensor).astype(np.int64) - a(Attr.X_ZP))
