@@ -179,6 +179,27 @@ def test_position_tree_updates_match_a_fresh_tree() -> None:
     assert incremental.root() == fresh.root()
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 8, 9, 17, 1000])
+def test_a_natively_filled_tree_and_its_prefix_roots_are_those_of_leaves_set_one_by_one(count: int) -> None:
+    leaves = [os.urandom(32) for _ in range(count)]
+    tree, prefix_roots = PositionTree.filled(leaves, prefix_roots=True)
+    one_by_one, expected = PositionTree(), []
+    for position, leaf in enumerate(leaves):
+        one_by_one.set(position, leaf)
+        expected.append(one_by_one.root())
+    assert prefix_roots == expected
+    assert tree.root() == one_by_one.root()
+    assert all(tree.proof(p) == one_by_one.proof(p) for p in {0, count // 2, count - 1, count, 1 << 19})
+
+
+def test_a_full_tree_fills_natively_and_more_leaves_are_refused() -> None:
+    assert PositionTree.filled([bytes(32)] * 3)[0].root() == PositionTree().root()
+    with pytest.raises(ProverError, match="do not fit"):
+        PositionTree.filled([bytes(32)] * ((1 << 20) + 1))
+    with pytest.raises(ProverError, match="32-byte leaves"):
+        merkle.position_tree(b"", 20, prefix_roots=False)
+
+
 def test_a_dishonest_graph_trace_differs_from_its_fault_node_on() -> None:
     graph = models()["lenet5"]
     honest = trace_graph(graph, some_input(graph))

@@ -10,6 +10,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from vm.errors import VmError
@@ -30,9 +31,9 @@ def library_path(source: Path) -> Path:
 
 def build_library(source: Path, out: Path) -> Path:
     """Compile `source` for the host with `zig cc` into `out` (atomically: built beside it under a
-    name of this process, then renamed)."""
+    name of this process and thread, then renamed)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + f".{os.getpid()}.build")
+    temporary = out.with_name(out.name + f".{os.getpid()}.{threading.get_ident()}.build")
     command = [sys.executable, "-m", "ziglang", "cc", *FLAGS, str(source), "-o", str(temporary)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:

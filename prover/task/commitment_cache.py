@@ -58,14 +58,7 @@ import numpy as np
 from prover.errors import ProverError
 from prover.files import write_atomically
 from prover.model.graph import Graph
-from prover.task.commitments import (
-    ModelCommitment,
-    PositionTree,
-    input_positions,
-    model_root,
-    node_leaf,
-    producer_positions,
-)
+from prover.task.commitments import ModelCommitment, input_positions, model_commitment, producer_positions
 from vm.hashing import keccak
 
 MAGIC = b"PVMC"
@@ -203,14 +196,12 @@ def decode(
     roots = tuple(bytes(body[i : i + ROOT_SIZE]) for i in range(0, len(body), ROOT_SIZE))
     producers = producer_positions(graph)
     positions = tuple(tuple(input_positions(graph, index, producers)) for index in range(n))
-    tree = PositionTree()
-    for index, (node_root, inputs) in enumerate(zip(roots, positions, strict=True)):
-        tree.set(index + 1, node_leaf(node_root, list(inputs)))
-    if model_root(tree.root(), n) != root:
+    commitment = model_commitment(roots, positions)
+    if commitment.model_root != root:
         raise ProverError("its node roots do not give its modelRoot (corrupted)")
     if task_root is not None and root != task_root:
         raise ProverError(f"modelRoot 0x{root.hex()} is not the task's 0x{task_root.hex()}")
-    return ModelCommitment(roots, positions, tree, root)
+    return commitment
 
 
 def _read(file: Path, graph: Graph, identity: Identity, task_root: bytes | None) -> ModelCommitment:

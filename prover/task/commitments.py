@@ -41,6 +41,19 @@ class PositionTree:
             node = keccak(sibling + node) if position & 1 else keccak(node + sibling)
             position >>= 1
 
+    @classmethod
+    def filled(cls, leaves: list[bytes], prefix_roots: bool = False) -> tuple["PositionTree", list[bytes]]:
+        """The tree holding `leaves` at positions 0, 1, ... hashed natively (what setting them one
+        by one gives), and with `prefix_roots` the root of the tree holding only leaves 0..i, for
+        each i (a graph trace's states G_i; else [])."""
+        if len(leaves) > 1 << TREE_DEPTH:
+            raise ProverError(f"{len(leaves)} leaves do not fit the tree (2^{TREE_DEPTH})")
+        levels, states = merkle.position_tree(b"".join(leaves), TREE_DEPTH, prefix_roots)
+        tree = cls()
+        for level, data in enumerate(levels):
+            tree._levels[level] = {i // 32: data[i : i + 32] for i in range(0, len(data), 32)}
+        return tree, [states[i : i + 32] for i in range(0, len(states), 32)]
+
     def _node(self, level: int, index: int) -> bytes:
         return self._levels[level].get(index, ZERO_HASHES[level])
 
@@ -130,13 +143,20 @@ def commit_model(graph: Graph, progress: Callable[[int], None] | None = None) ->
     """Every node file's region root (native hashing), each node's leaf at its position in the
     nodes tree, and the model root. `progress(bytes)` is called per node with its file's size."""
     check_graph_task(graph)
-    roots, positions, tree = [], [], PositionTree()
+    roots, positions = [], []
     producers = producer_positions(graph)
     for index in range(len(graph.nodes)):
         data = node_file(graph, index)
         roots.append(merkle.region_root(data))
         positions.append(tuple(input_positions(graph, index, producers)))
-        tree.set(index + 1, node_leaf(roots[-1], list(positions[-1])))
         if progress is not None:
             progress(len(data))
-    return ModelCommitment(tuple(roots), tuple(positions), tree, model_root(tree.root(), len(roots)))
+    return model_commitment(tuple(roots), tuple(positions))
+
+
+def model_commitment(roots: tuple[bytes, ...], positions: tuple[tuple[int, ...], ...]) -> ModelCommitment:
+    """The commitment of a model whose node i has root roots[i - 1] and inputs positions[i - 1]:
+    the nodes tree of their leaves (position 0 empty) and its modelRoot."""
+    leaves = [node_leaf(root, list(inputs)) for root, inputs in zip(roots, positions, strict=True)]
+    tree, _ = PositionTree.filled([bytes(32), *leaves])
+    return ModelCommitment(roots, positions, tree, model_root(tree.root(), len(roots)))

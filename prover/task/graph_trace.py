@@ -6,6 +6,8 @@ G_0 .. G_n that the two sides dissect.
 graph phase with it as it plays the VM phase with a VM trace.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,10 +39,7 @@ class GraphTrace:
         """The tensor tree holding positions 0..node (G_node's tree)."""
         if node >= self.node_count and self.final is not None:
             return self.final  # the claim's output proof: 20 hashes per node not redone
-        tree = PositionTree()
-        for position in range(node + 1):
-            tree.set(position, self.commitments[position])
-        return tree
+        return PositionTree.filled(self.commitments[: node + 1])[0]
 
     def payload(self, tensor: int) -> bytes:
         value = self.values[tensor]
@@ -77,10 +76,6 @@ def trace_graph(
         )
     values: list[np.ndarray | None] = [None] * len(graph.tensors)
     values[graph.input] = np.frombuffer(input_payload, tensor.dtype.numpy.newbyteorder(">")).reshape(1, -1)
-    tree = PositionTree()
-    commitments = [merkle.region_root(input_payload)]
-    tree.set(0, commitments[0])
-    states = [tree.root()]
     for index, node in enumerate(graph.nodes, start=1):
         given = None if known is None or node.output >= len(known) else known[node.output]
         if given is not None and (fault_node is None or index < fault_node):
@@ -91,9 +86,12 @@ def trace_graph(
             value = value.copy()
             value.view(np.uint8).reshape(-1)[0] ^= 1
         values[node.output] = value
-        commitments.append(merkle.region_root(tensor_payload(graph.tensors[node.output], value[0])))
-        tree.set(index, commitments[-1])
-        states.append(tree.root())
+    payloads = [input_payload] + [
+        tensor_payload(graph.tensors[node.output], values[node.output][0]) for node in graph.nodes
+    ]
+    with ThreadPoolExecutor(os.cpu_count()) as pool:  # the native hashing lets go of the GIL
+        commitments = list(pool.map(merkle.region_root, payloads))
+    tree, states = PositionTree.filled(commitments, prefix_roots=True)
     return GraphTrace(graph, values, commitments, states, tree)
 
 

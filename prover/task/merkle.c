@@ -198,3 +198,55 @@ int region_root(const uint8_t *header, const uint8_t *payload, uint64_t payload_
 void keccak_pair(const uint8_t left[32], const uint8_t right[32], uint8_t out[32]) {
     hash_pair(left, right, out);
 }
+
+/* A position tree (prover/task/commitments.py): `depth` levels over 2^depth leaves, of which the
+ * first `count` are `leaves` (32 bytes each) and the rest zero. Writes its nodes level by level
+ * into `levels`, level l holding ceil(count / 2^l) nodes (the last one's missing sibling is
+ * ZERO[l]), up to the root; and, when `states` is not NULL, states + 32 i: the root of the tree
+ * holding only leaves 0..i (a graph trace's G_i). G_i's path takes, where i's bit l is set, the
+ * left sibling from the whole tree (a subtree of leaves before i only), and a zero subtree on the
+ * right elsewhere; so every position's path is hashed independently, LANES positions at a time.
+ * Returns 0, or -1 when the leaves do not fit. */
+int position_tree(const uint8_t *leaves, uint64_t count, unsigned depth, uint8_t *levels, uint8_t *states) {
+    if (depth > MAX_LEVEL || count == 0 || count > ((uint64_t)1 << depth)) return -1;
+    const uint8_t *below = levels;
+    uint64_t live = count;
+    memcpy(levels, leaves, 32 * count);
+    for (unsigned level = 0; level < depth; level++) {
+        uint8_t *above = (uint8_t *)below + 32 * live;
+        uint64_t pairs = (live + 1) / 2;
+        for (uint64_t j = 0; j < pairs; j += LANES) {
+            uint8_t in[64 * LANES];
+            unsigned batch = pairs - j < LANES ? (unsigned)(pairs - j) : LANES;
+            for (unsigned b = 0; b < batch; b++) {
+                uint64_t left = 2 * (j + b);
+                memcpy(in + 64 * b, below + 32 * left, 32);
+                memcpy(in + 64 * b + 32, left + 1 < live ? below + 32 * (left + 1) : ZERO[level], 32);
+            }
+            hash_pairs(in, above + 32 * j, batch);
+        }
+        below = above;
+        live = pairs;
+    }
+    if (states == NULL) return 0;
+    for (uint64_t first = 0; first < count; first += LANES) {
+        unsigned batch = count - first < LANES ? (unsigned)(count - first) : LANES;
+        uint8_t nodes[32 * LANES], in[64 * LANES];
+        memcpy(nodes, leaves + 32 * first, 32 * batch);
+        const uint8_t *level_nodes = levels;
+        uint64_t level_count = count;
+        for (unsigned level = 0; level < depth; level++) {
+            for (unsigned b = 0; b < batch; b++) {
+                uint64_t index = (first + b) >> level;
+                int right = index & 1;
+                memcpy(in + 64 * b + 32 * right, nodes + 32 * b, 32);
+                memcpy(in + 64 * b + 32 * !right, right ? level_nodes + 32 * (index - 1) : ZERO[level], 32);
+            }
+            hash_pairs(in, nodes, batch);
+            level_nodes += 32 * level_count;
+            level_count = (level_count + 1) / 2;
+        }
+        memcpy(states + 32 * first, nodes, 32 * batch);
+    }
+    return 0;
+}

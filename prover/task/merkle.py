@@ -7,6 +7,7 @@ of leaves. The library is built once per source version into the user's cache di
 """
 
 import ctypes
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -21,8 +22,16 @@ SLOT_LEVEL = 23  # a memory slot of 2^28 bytes (docs/memory-map.md)
 REGION_HEADER = 32
 
 
-@cache
+_LOADING = threading.Lock()  # one thread builds and initializes the library; the others wait
+
+
 def _library() -> ctypes.CDLL:
+    with _LOADING:
+        return _loaded()
+
+
+@cache
+def _loaded() -> ctypes.CDLL:
     try:
         library = load_library(SOURCE)
     except VmError as exc:
@@ -34,6 +43,14 @@ def _library() -> ctypes.CDLL:
         ctypes.c_uint64,  # payload length
         ctypes.c_uint,  # level
         ctypes.c_char_p,  # out (32 bytes)
+    ]
+    library.position_tree.restype = ctypes.c_int
+    library.position_tree.argtypes = [
+        ctypes.c_char_p,  # leaves (32 bytes each)
+        ctypes.c_uint64,  # their count
+        ctypes.c_uint,  # depth
+        ctypes.c_void_p,  # out: the nodes, level by level
+        ctypes.c_void_p,  # out: the prefix roots, or NULL
     ]
     library.keccak_pair.restype = None
     library.keccak_pair.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
@@ -61,3 +78,22 @@ def keccak_pair(left: bytes, right: bytes) -> bytes:
     out = ctypes.create_string_buffer(32)
     _library().keccak_pair(left, right, out)
     return out.raw
+
+
+def position_tree(leaves: bytes, depth: int, prefix_roots: bool) -> tuple[list[bytes], bytes]:
+    """A binary tree of 2^depth leaves whose first ones are `leaves` (32 bytes each), the rest zero:
+    its nodes, one bytes object per level from the leaves up (level l: ceil(count / 2^l) nodes of 32
+    bytes, those over some leaf), and with `prefix_roots` the root of the tree holding only leaves
+    0..i for each i, concatenated (else b"")."""
+    count = len(leaves) // 32
+    if count == 0 or len(leaves) != 32 * count:
+        raise ProverError(f"{len(leaves)} bytes are not one or more 32-byte leaves")
+    sizes = [-(-count >> level) for level in range(depth + 1)]
+    levels = ctypes.create_string_buffer(32 * sum(sizes))
+    states = ctypes.create_string_buffer(32 * count) if prefix_roots else None
+    if _library().position_tree(leaves, count, depth, levels, states) != 0:
+        raise ProverError(f"{count} leaves do not fit a tree of depth {depth}")
+    data, offsets = levels.raw, [0]
+    for size in sizes:
+        offsets.append(offsets[-1] + 32 * size)
+    return [data[offsets[i] : offsets[i + 1]] for i in range(depth + 1)], states.raw if states else b""
