@@ -89,10 +89,26 @@ def trace_graph(
     payloads = [input_payload] + [
         tensor_payload(graph.tensors[node.output], values[node.output][0]) for node in graph.nodes
     ]
-    with ThreadPoolExecutor(os.cpu_count()) as pool:  # the native hashing lets go of the GIL
-        commitments = list(pool.map(merkle.region_root, payloads))
+    commitments = region_roots(payloads)
     tree, states = PositionTree.filled(commitments, prefix_roots=True)
     return GraphTrace(graph, values, commitments, states, tree)
+
+
+def region_roots(payloads: list[bytes]) -> list[bytes]:
+    """Each payload's region root, hashed on every core (the native hashing lets go of the GIL):
+    one share of the payloads per thread, interleaved so that large and small ones mix."""
+    threads = min(os.cpu_count() or 1, len(payloads))
+    with ThreadPoolExecutor(threads) as pool:
+        shares = list(
+            pool.map(
+                lambda share: [merkle.region_root(p) for p in share],
+                [payloads[i::threads] for i in range(threads)],
+            )
+        )
+    roots = [b""] * len(payloads)
+    for i, share in enumerate(shares):
+        roots[i::threads] = share
+    return roots
 
 
 def trace_bytes(trace: GraphTrace) -> bytes:
