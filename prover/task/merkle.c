@@ -6,9 +6,12 @@
  *
  * Speed: nearly every hash of a region's tree is one permutation over 32 bytes of payload, so the
  * permutation is the cost. It runs on LANES independent states at once (a lane of each 512-bit
- * vector per state: clang's vector extensions, AVX-512's rotates on this host, plain 64-bit code on
- * another), and the tree is hashed level by level in chunks of 2^CHUNK_LEVEL leaves so that a
- * level's pairs fill the lanes; above the chunks, and for small regions, it is hashed pair by pair.
+ * vector per state, clang's vector extensions: AVX-512's rotates where the host has them, two AVX2
+ * registers per vector on an AVX2 host, plain 64-bit code on another), and the tree is hashed
+ * level by level in chunks of 2^CHUNK_LEVEL leaves so that a level's pairs fill the lanes; above
+ * the chunks, and for small regions, it is hashed pair by pair. Position trees (the tensor and
+ * nodes trees of graph tasks) are hashed level by level too, and their prefix roots LANES paths
+ * at a time.
  */
 #include <stdint.h>
 #include <string.h>
