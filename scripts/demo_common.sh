@@ -7,13 +7,15 @@
 # KEYS="K0 K1 K2": the parties sign with these private keys (hex) instead of the node's accounts
 # 0, 1 and 2 (the keys reach `prover` through PROVER_KEY, never on a command line).
 
-# The Python that has prover installed: $PYTHON, else the activated environment's, else `python`
-# on PATH, else the README's .venv.
+# The Python that has prover installed with its dependencies: $PYTHON, else the activated
+# environment's, else `python` on PATH, else the README's .venv.
+INSTALLED='import importlib.util, prover; exit(not all(importlib.util.find_spec(m) for m in ("web3", "eth", "eth_tester", "numpy")))'
 find_python() {
     local candidate
     for candidate in "${PYTHON:-}" "${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/python}" python python3 .venv/bin/python; do
         [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 || continue
-        "$candidate" -c "import prover" 2>/dev/null && { echo "$candidate"; return; }
+        # Not `import prover` alone: from the checkout any Python imports it, installed or not.
+        "$candidate" -c "$INSTALLED" 2>/dev/null && { echo "$candidate"; return; }
         # An explicit choice that cannot import prover is an error, not a reason to look elsewhere.
         [ "$candidate" = "${PYTHON:-}" ] && break
     done

@@ -65,6 +65,20 @@ def test_demos_use_the_activated_environment(tmp_path):
     assert on_path.stdout.strip() == "python", on_path.stderr
 
 
+def test_demos_pass_over_a_python_that_imports_prover_only_from_the_checkout(tmp_path):
+    """A Python without the dependencies imports `prover` from the checkout all the same: the
+    demos take the README's .venv after it (the main job run without activating the venv)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    bare = tmp_path / "bare" / "bin"  # a Python with nothing installed
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "scripts" / "demo_common.sh").write_text((REPO / "scripts" / "demo_common.sh").read_text())
+    (checkout / "prover").symlink_to(REPO / "prover")
+    (checkout / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    result = python_the_demos_pick(checkout, PATH=f"{bare}:/usr/bin:/bin")
+    assert result.stdout.strip() == ".venv/bin/python", result.stderr
+
+
 def test_demos_say_when_prover_is_not_installed(tmp_path):
     no_prover = tmp_path / "python"
     no_prover.write_text("#!/bin/sh\nexit 1\n")
