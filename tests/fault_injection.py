@@ -652,8 +652,9 @@ def play_games(
             except BaseException as exc:
                 failures.append(exc)
                 raise
-            reports[number] = report
-            progress(report)
+            with lock:  # one line at a time: two threads printing at once lost a line of the benchmark
+                reports[number] = report
+                progress(report)
 
     workers = [threading.Thread(target=worker, args=(rng.randrange(1 << 30),)) for _ in range(at_once)]
     try:
