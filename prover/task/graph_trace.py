@@ -6,8 +6,6 @@ G_0 .. G_n that the two sides dissect.
 graph phase with it as it plays the VM phase with a VM trace.
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,26 +87,9 @@ def trace_graph(
     payloads = [input_payload] + [
         tensor_payload(graph.tensors[node.output], values[node.output][0]) for node in graph.nodes
     ]
-    commitments = region_roots(payloads)
+    commitments = merkle.region_roots(payloads)
     tree, states = PositionTree.filled(commitments, prefix_roots=True)
     return GraphTrace(graph, values, commitments, states, tree)
-
-
-def region_roots(payloads: list[bytes]) -> list[bytes]:
-    """Each payload's region root, hashed on every core (the native hashing lets go of the GIL):
-    one share of the payloads per thread, interleaved so that large and small ones mix."""
-    threads = min(os.cpu_count() or 1, len(payloads))
-    with ThreadPoolExecutor(threads) as pool:
-        shares = list(
-            pool.map(
-                lambda share: [merkle.region_root(p) for p in share],
-                [payloads[i::threads] for i in range(threads)],
-            )
-        )
-    roots = [b""] * len(payloads)
-    for i, share in enumerate(shares):
-        roots[i::threads] = share
-    return roots
 
 
 def trace_bytes(trace: GraphTrace) -> bytes:
