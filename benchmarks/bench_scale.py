@@ -49,9 +49,9 @@ from prover.model.modelfile import load_model, save_model
 from prover.model.quantize import quantize_multiplier
 from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.task import merkle
-from prover.task.commitments import commit_model
+from prover.task.commitments import commit_model, task_graph
 from prover.task.golden import OUTPUT_BASE, build_golden, top_tree_siblings
-from prover.task.graph_run import committed, task_graph
+from prover.task.graph_run import committed
 from prover.task.graph_trace import trace_graph
 from prover.task.node import node_file, node_image, node_program_root
 from prover.task.run import output_payload
@@ -225,8 +225,8 @@ def measure(name: str, k: int, tile_macs: int, single_max: int) -> dict:
     params = sum(t.count for t in original.tensors if t.data is not None)
     graph, tile_s = timed(task_graph, original, tile_macs)
     _, commit_s = timed(commit_model, graph)
-    committed(path, graph, tile_macs, print)  # into the commitment cache, if it is not there yet
-    _, cached_s = timed(committed, path, graph, tile_macs, print)  # what every later command pays
+    committed(path, original, graph, tile_macs, print)  # into the commitment cache, if it is not there yet
+    _, cached_s = timed(committed, path, original, graph, tile_macs, print)  # what every later command pays
     payload = input_for(graph)
     trace, graph_s = timed(trace_graph, graph, payload)
     node = largest_node(graph)

@@ -9,9 +9,12 @@ from vm import files
 from vm.errors import VmError
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) -> None:
-    """Replace `path` with `data`, atomically, with the permissions a plain open() would give."""
+def write_atomically(
+    path: str | os.PathLike[str], data: bytes | Iterable[bytes], durable: bool = True
+) -> None:
+    """Replace `path` with `data`, atomically, with the permissions a plain open() would give
+    (`durable`: see vm/files.py)."""
     try:
-        files.write_atomically(path, data)
+        files.write_atomically(path, data, durable)
     except VmError as exc:
         raise ProverError(str(exc)) from None

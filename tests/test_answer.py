@@ -18,8 +18,7 @@ from prover.game.multiphase import GraphParty, create_task
 from prover.model.answer import answered_class, with_answer
 from prover.model.graph import DType, Graph, GraphError, Node, Op, check_graph
 from prover.model.modelfile import load_model, write_model
-from prover.task.commitments import commit_model
-from prover.task.graph_run import task_graph
+from prover.task.commitments import commit_model, task_graph
 from prover.task.graph_trace import trace_graph
 from prover.task.guest.native import NativeGuest
 from prover.task.node import node_image, node_output

@@ -11,8 +11,7 @@ import pytest
 from dispute_helpers import MODELS, ok, prover_here
 
 from prover.model.modelfile import load_model
-from prover.task.commitments import commit_model
-from prover.task.graph_run import task_graph
+from prover.task.commitments import commit_model, task_graph
 
 
 def test_commit_caches_the_commitment_of_the_graph_task(

@@ -15,7 +15,8 @@ from prover.model.data import sample_digit
 from prover.model.graph import Attr
 from prover.model.modelfile import load_model
 from prover.model.tiling import tile_graph
-from prover.task.commitment_cache import HEADER, cache_dir, cached_commitment, file_digest
+from prover.task import commitment_cache
+from prover.task.commitment_cache import HEADER, SCHEME_SOURCES, cache_dir, cached_commitment, file_digest
 from prover.task.commitments import ModelCommitment, commit_model
 
 TILE = 1 << 18
@@ -32,7 +33,8 @@ class Counted:
 
     def __init__(self, path: Path, tile: int = TILE) -> None:
         self.path, self.tile = path, tile
-        self.graph = tile_graph(load_model(path), tile)
+        self.model = load_model(path)
+        self.graph = tile_graph(self.model, tile)
         self.computed = 0
         self.warnings: list[str] = []
 
@@ -42,7 +44,14 @@ class Counted:
 
     def __call__(self, task_root: bytes | None = None, beside: bool = False) -> ModelCommitment:
         return cached_commitment(
-            self.path, self.graph, self.tile, self.warnings.append, self.compute, task_root, beside
+            self.path,
+            self.model,
+            self.graph,
+            self.tile,
+            self.warnings.append,
+            self.compute,
+            task_root,
+            beside=beside,
         )
 
 
@@ -87,19 +96,41 @@ def test_a_changed_model_file_is_not_taken_for_the_old_one(cache: Path, tmp_path
     assert changed.warnings == []  # another digest: another cache file, nothing stale was read
 
 
-def test_a_cache_of_another_task_graph_is_not_taken(cache: Path, tmp_path: Path) -> None:
-    """The same model file and tile size, but a task graph built otherwise (another version of the
-    tiling or of the ANSWER node, say): its own cache file, never the other's commitment, which
-    would pass every check of the file and still be another modelRoot."""
+def test_a_cache_of_another_model_graph_is_not_taken(cache: Path, tmp_path: Path) -> None:
+    """The same model file and tile size, but its graph read otherwise (another version of the
+    reader, say): its own cache file, never the other's commitment, which would pass every check
+    of the file and still be another modelRoot."""
     model = tmp_path / "m.ggml"
     shutil.copy(MODELS["mlp"], model)
     first = Counted(model)
     first()
     other = Counted(model)
-    other.graph.nodes[0].attrs = {
-        **other.graph.nodes[0].attrs,
-        Attr.Y_ZP: 1,
-    }  # as another version would build it
+    other.model.nodes[0].attrs = {**other.model.nodes[0].attrs, Attr.Y_ZP: 1}  # as another reader would
+    other.graph = tile_graph(other.model, other.tile)
+    assert same(other(), commit_model(other.graph)) and other.computed == 1 and other.warnings == []
+    assert len(list(cache.glob("*.commit"))) == 2
+
+
+@pytest.mark.parametrize(
+    "source", ["model/modelfile.py", "model/tiling.py", "model/answer.py", "task/node.py", "task/merkle.c"]
+)
+def test_a_cache_of_another_version_of_the_task_code_is_not_taken(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """The task graph is a function of the model graph, the tile size and the code that tiles it
+    and lays out node files: another version of that code (here: one more line in `source`) has
+    its own cache file, though the model graph is the same."""
+    model = tmp_path / "m.ggml"
+    shutil.copy(MODELS["mlp"], model)
+    Counted(model)()
+    changed = tmp_path / Path(source).name
+    changed.write_bytes(next(s for s in SCHEME_SOURCES if s.as_posix().endswith(source)).read_bytes() + b"\n")
+    monkeypatch.setattr(
+        commitment_cache,
+        "SCHEME_SOURCES",
+        tuple(changed if s.as_posix().endswith(source) else s for s in SCHEME_SOURCES),
+    )
+    other = Counted(model)
     assert same(other(), commit_model(other.graph)) and other.computed == 1 and other.warnings == []
     assert len(list(cache.glob("*.commit"))) == 2
 

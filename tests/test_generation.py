@@ -19,9 +19,8 @@ from prover.model.graph import DType, Graph, GraphError, Op, check_graph
 from prover.model.llama import LlamaConfig, llama_graph, random_weights
 from prover.model.modelfile import load_model, save_model
 from prover.model.quantize import quantize
-from prover.task.commitments import commit_model
+from prover.task.commitments import commit_model, task_graph
 from prover.task.generation import GENERATION_JSON, claim_window, write_generation_claim
-from prover.task.graph_run import task_graph
 from prover.task.graph_trace import trace_graph
 from prover.task.node import node_file, node_image, node_output
 from vm.trace import Trace

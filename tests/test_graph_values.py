@@ -4,6 +4,7 @@ commands that read the run take it from the file, a damaged or missing file is c
 (said in one line) and kept again; and a dishonest run reuses the honest run's nodes before its
 fault node only, giving the trace computed from scratch with that fault."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytest
 from prover.model.llama import LlamaConfig, llama_graph, random_weights
 from prover.model.modelfile import load_model, save_model
 from prover.model.quantize import quantize
-from prover.task.basedir import GRAPH_VALUES
+from prover.task.basedir import GRAPH_JSON, GRAPH_VALUES
+from prover.task.commitments import task_graph
 from prover.task.generation import claim_window, write_generation_claim
-from prover.task.graph_run import load_graph_run, read_graph_task, run_graph, task_graph
+from prover.task.graph_run import load_graph_run, read_graph_task, run_graph
 from prover.task.graph_trace import GraphTrace, trace_graph
 
 CONFIG = LlamaConfig(vocab=40, dim=32, layers=2, heads=4, kv_heads=2, ffn_dim=48, context=64)
@@ -57,7 +59,12 @@ def test_a_damaged_or_missing_file_is_computed_again(claim: tuple[Path, Path, di
     model, basedir, record = claim
     path = basedir / GRAPH_VALUES
     good = path.read_bytes()
-    for damage in (lambda: path.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:]), path.unlink):
+    for damage in (
+        lambda: path.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:]),
+        lambda: path.write_bytes(good[: len(good) // 2]),
+        lambda: path.write_bytes(b""),  # what a crash of the machine may leave (it is not flushed to disk)
+        path.unlink,
+    ):
         damage()
         warnings: list[str] = []
         run = load_graph_run(basedir, warnings.append)
@@ -75,3 +82,23 @@ def test_a_dishonest_run_reuses_only_the_honest_nodes(claim: tuple[Path, Path, d
         same(load_graph_run(basedir).trace, scratch(model, record["tokens"], fault_node))
     run_graph(basedir, None, progress=False)
     same(load_graph_run(basedir).trace, scratch(model, record["tokens"]))
+
+
+def test_only_graph_json_is_flushed_to_disk(
+    claim: tuple[Path, Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """graph.values is derived and checked against graph.json's values_digest before use (above),
+    so its write leaves out the flush to disk (a tenth of a 7 B claim's overhead); graph.json,
+    which holds the claim, is flushed."""
+    _, basedir, _ = claim
+    flushed: list[str] = []
+    fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        flushed.append(Path(os.readlink(f"/proc/self/fd/{descriptor}")).name)
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    run_graph(basedir, None, progress=False)
+    assert any(name.startswith(f".{GRAPH_JSON}.") for name in flushed)
+    assert not any(GRAPH_VALUES in name for name in flushed)

@@ -9,7 +9,7 @@ from dispute_helpers import MODELS, REPO, ok, prover_here
 
 from prover.model.data import sample_digit
 from prover.model.modelfile import load_model
-from prover.task.graph_run import task_graph
+from prover.task.commitments import task_graph
 from prover.task.graph_trace import trace_graph
 from prover.task.run import load_task
 

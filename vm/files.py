@@ -17,10 +17,14 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes | Iterable[bytes]) -> None:
+def write_atomically(
+    path: str | os.PathLike[str], data: bytes | Iterable[bytes], durable: bool = True
+) -> None:
     """Replace `path` with `data` (bytes, or pieces written one after the other: a file larger
     than memory), atomically, with the permissions a plain open() would give; VmError (one line)
-    if the directory cannot be written."""
+    if the directory cannot be written. `durable=False` leaves out the flush to disk: for a file
+    derived from others and checked against a digest before use, which a crash of the machine
+    may damage (then it is derived again) but a killed process never tears."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +37,8 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | Iterable[bytes]
             for piece in [data] if isinstance(data, bytes) else data:
                 stream.write(piece)
             stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -253,7 +253,8 @@ def graph_ops(basedir: Path, report: Report) -> list[str]:
     """The op of each node (1-based: index node - 1) of a graph party's model, for `status`."""
     # Imported here, as in load_graph_run_of.
     from prover.model.modelfile import load_model
-    from prover.task.graph_run import read_graph_task, task_graph
+    from prover.task.commitments import task_graph
+    from prover.task.graph_run import read_graph_task
 
     graph = read_graph_task(basedir, report)
     return [node.op.name for node in task_graph(load_model(graph["model"]), graph["tile_macs"]).nodes]

@@ -17,7 +17,7 @@ GOLDEN_SNAPSHOT = "golden.snapshot"
 FINAL_JSON = "final.json"
 CHECKPOINTS = "checkpoints"
 GRAPH_JSON = "graph.json"  # a graph run (`prover graph`): the base directory plays multi-phase games
-GRAPH_VALUES = "graph.values"  # the graph run's node values and states (graph_trace.trace_bytes)
+GRAPH_VALUES = "graph.values"  # the graph run's node values and states (graph_trace.trace_pieces)
 
 
 def write_json(path: Path, data: Any) -> None:

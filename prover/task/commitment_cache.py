@@ -10,13 +10,15 @@ command's work otherwise). It is kept in two places, in one format:
   $PROVER_COMMITMENT_CACHE: `<sha256 of the model file>-<tile_macs>-<scheme>.commit`, written by
   every command that had to compute it (a copy or a move of the model finds it again).
 
-    cached_commitment(path, graph, tile_macs, warn, compute, model_root=None, beside=False)
+    cached_commitment(path, model, graph, tile_macs, warn, compute, model_root=None, beside=False)
 
-`scheme` is a digest of what else the commitment depends on: the tiled task graph's structure
-(its nodes, attributes and tensor shapes: how the model was tiled and answered) and the sources of
-the code that lays out and hashes node files, so that a commitment written by another version of
-this package is never taken for this one's (it would be self-consistent and still wrong: an
-honest party would commit to another modelRoot). The cache also holds
+`scheme` is a digest of what else the commitment depends on: the model graph's structure (its
+nodes, attributes, tensor shapes and scales, as the model file was read) and the sources of the
+code that makes the task graph of it (tiles, ANSWER) and lays out and hashes node files. The task
+graph is a function of the model graph, the tile size and that code, so its own structure (a
+hundred thousand tensors for a tiled 7 B model) is not digested each time. Thus a commitment
+written by another version of this package is never taken for this one's (it would be
+self-consistent and still wrong: an honest party would commit to another modelRoot). The cache also holds
 `path-<sha256 of the file's real path>.txt`: the file's size, mtime_ns and inode when its digest
 was taken, so that an unchanged file is not read whole again to find its digest (a changed stat
 means the digest is taken again, a changed content means another cache file; a file modified
@@ -104,36 +106,46 @@ def file_digest(path: Path) -> str:
     return digest
 
 
-# The code a commitment's bytes depend on (node files' layout, their region roots, the nodes tree).
+# The code a commitment's bytes depend on: the model graph read from the file, the task graph made
+# of it (tiles, ANSWER), node files' layout, their region roots, the nodes tree.
 SCHEME_SOURCES = tuple(
     Path(__file__).resolve().parent.parent / name
-    for name in ("task/commitments.py", "task/node.py", "task/merkle.c", "model/modelfile.py")
+    for name in (
+        "model/modelfile.py",
+        "model/graph.py",
+        "model/tiling.py",
+        "model/answer.py",
+        "task/commitments.py",
+        "task/node.py",
+        "task/merkle.c",
+    )
 )
 
 
-def scheme_digest(graph: Graph) -> str:
-    """16 hex digits of sha256 over the structure of `graph` (everything but the weights' bytes,
-    which the model file's digest covers) and the SCHEME_SOURCES. Per-channel scales go in as
-    their float64 bytes: a tiled 7 B model has millions, too many to print."""
+def scheme_digest(model: Graph) -> str:
+    """16 hex digits of sha256 over the structure of the model graph `model` (everything but the
+    weights' bytes, which the model file's digest covers) and the SCHEME_SOURCES. Per-channel
+    scales go in as their float64 bytes: a 7 B model has a million and a half, too many to print."""
     digest = hashlib.sha256()
-    for t in graph.tensors:
+    for t in model.tensors:
         digest.update(
             repr((t.name, int(t.dtype), t.dims, len(t.scales), t.zero_point, t.data is None)).encode()
         )
         digest.update(np.asarray(t.scales, dtype=np.float64).tobytes())
-    for n in graph.nodes:
+    for n in model.nodes:
         digest.update(
             repr((int(n.op), n.inputs, n.output, sorted((int(k), v) for k, v in n.attrs.items()))).encode()
         )
-    digest.update(repr((graph.input, graph.output, sorted(graph.metadata.items()))).encode())
+    digest.update(repr((model.input, model.output, sorted(model.metadata.items()))).encode())
     for source in SCHEME_SOURCES:
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def cache_file(path: Path, tile_macs: int, graph: Graph) -> Path:
-    """Where the commitment of `graph`, the model file at `path` tiled at `tile_macs`, is cached."""
-    return cache_dir() / f"{file_digest(path)}-{tile_macs}-{scheme_digest(graph)}.commit"
+def cache_file(path: Path, tile_macs: int, model: Graph) -> Path:
+    """Where the commitment of the task graph of `model` (read from the file at `path`) tiled at
+    `tile_macs` is cached."""
+    return cache_dir() / f"{file_digest(path)}-{tile_macs}-{scheme_digest(model)}.commit"
 
 
 def commitment_file(path: Path, tile_macs: int) -> Path:
@@ -214,6 +226,7 @@ def _read(file: Path, graph: Graph, identity: Identity, task_root: bytes | None)
 
 def cached_commitment(
     path: Path,
+    model: Graph,
     graph: Graph,
     tile_macs: int,
     warn: Callable[[str], None],
@@ -221,12 +234,13 @@ def cached_commitment(
     task_root: bytes | None = None,
     beside: bool = False,
 ) -> ModelCommitment:
-    """The commitment of `graph` (the model file at `path`, tiled at `tile_macs`): from the cache
+    """The commitment of `graph`, the task graph of `model` (the model file at `path`) tiled at
+    `tile_macs` (prover.task.commitments.task_graph): from the cache
     or the file beside the model when one holds a good one (and, with `task_root`, that
     modelRoot), else `compute()`d (commit_model); then written to the cache, and beside the model
     when `beside` (`prover commit`) or when the file there was bad."""
     path = Path(path)
-    cached = cache_file(path, tile_macs, graph)
+    cached = cache_file(path, tile_macs, model)
     digest, scheme = cached.name.split("-")[0], cached.stem.split("-")[-1]
     identity = Identity(digest, path.stat().st_size, tile_macs, scheme)
     places = {"commitment cache": cached, "commitment file": commitment_file(path, tile_macs)}

@@ -3,6 +3,7 @@
 
     tree = PositionTree(); tree.set(position, leaf); tree.root(); tree.proof(position)
     tree_root(leaf, position, siblings)        what DisputeGame.treeRoot recomputes
+    task_graph(model, tile_macs) -> Graph      the model tiled and answered: what a task commits to
     commit_model(graph) -> ModelCommitment     every node file's root (native hashing), the nodes
                                                tree over their leaves, modelRoot
 Positions: 0 is the graph input, i (1..n) is node i = graph.nodes[i - 1] and its output tensor.
@@ -13,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prover.errors import ProverError
+from prover.model.answer import with_answer
 from prover.model.graph import DType, Graph, Op
+from prover.model.tiling import DEFAULT_TILE_MACS, tile_graph
 from prover.task import merkle
 from prover.task.node import activation_operands, node_file
 from vm.hashing import ZERO_HASHES, keccak
@@ -116,6 +119,13 @@ def check_graph_task(graph: Graph) -> None:
         raise ProverError(
             "a graph task's output must be int8 (its answer: the class, then the output's bytes)"
         )
+
+
+def task_graph(graph: Graph, tile_macs: int = DEFAULT_TILE_MACS) -> Graph:
+    """The graph a graph task commits to: the model tiled (prover/model/tiling.py), then its
+    ANSWER node (prover/model/answer.py). Both sides must build it alike: it is the task's model."""
+    check_graph_task(graph)
+    return with_answer(tile_graph(graph, tile_macs))
 
 
 @dataclass(frozen=True)

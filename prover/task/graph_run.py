@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,10 @@ from tqdm import tqdm
 
 from prover.errors import ProverError
 from prover.files import write_atomically
-from prover.model.answer import answered_class, with_answer
+from prover.model.answer import answered_class
 from prover.model.graph import Graph
 from prover.model.modelfile import load_model
-from prover.model.tiling import DEFAULT_TILE_MACS, tile_graph, tiled_values
+from prover.model.tiling import DEFAULT_TILE_MACS, tiled_values
 from prover.task import merkle
 from prover.task.basedir import (
     CHECKPOINTS,
@@ -41,8 +42,8 @@ from prover.task.basedir import (
     GRAPH_VALUES,
 )
 from prover.task.commitment_cache import cache_file, cached_commitment, commitment_file
-from prover.task.commitments import ModelCommitment, PositionTree, check_graph_task, commit_model
-from prover.task.graph_trace import GraphTrace, trace_bytes, trace_graph, trace_of_bytes
+from prover.task.commitments import ModelCommitment, PositionTree, commit_model, task_graph
+from prover.task.graph_trace import GraphTrace, hash_ahead, trace_graph, trace_of_bytes, trace_pieces
 from prover.task.node import node_program_root
 from prover.task.run import load_task
 from prover.task.sealed import read_sealed, write_sealed
@@ -61,13 +62,14 @@ def warn_on_stderr(text: str) -> None:
 
 def committed(
     model_path: Path,
+    model: Graph,
     graph: Graph,
     tile_macs: int,
     warn: Callable[[str], None],
     progress: bool = False,
     task_root: bytes | None = None,
 ) -> ModelCommitment:
-    """The commitment of the tiled model `graph` (the file at `model_path`), from the cache or
+    """The commitment of `graph`, the task graph of `model` (the file at `model_path`), from the cache or
     the model's .commit file (with `task_root`: only if it is that modelRoot), or computed (with
     a progress bar) and cached."""
 
@@ -78,7 +80,7 @@ def committed(
         ) as bar:
             return commit_model(graph, progress=bar.update)
 
-    return cached_commitment(model_path, graph, tile_macs, warn, compute, task_root)
+    return cached_commitment(model_path, model, graph, tile_macs, warn, compute, task_root)
 
 
 def commit_model_file(
@@ -89,7 +91,8 @@ def commit_model_file(
     count, bytes of node files hashed, seconds, MB/s (seconds from the graph's load to the files'
     write; MB/s of the model file; 0 bytes hashed when the cache or the file held it)."""
     start = time.perf_counter()
-    graph = task_graph(load_model(model_path), tile_macs)
+    model = load_model(model_path)
+    graph = task_graph(model, tile_macs)
     hashed = 0
 
     def compute() -> ModelCommitment:
@@ -106,11 +109,11 @@ def commit_model_file(
 
             return commit_model(graph, progress=advance)
 
-    cache, beside = cache_file(model_path, tile_macs, graph), commitment_file(model_path, tile_macs)
+    cache, beside = cache_file(model_path, tile_macs, model), commitment_file(model_path, tile_macs)
     if force:
         cache.unlink(missing_ok=True)
         beside.unlink(missing_ok=True)
-    commitment = cached_commitment(model_path, graph, tile_macs, warn, compute, beside=True)
+    commitment = cached_commitment(model_path, model, graph, tile_macs, warn, compute, beside=True)
     seconds = time.perf_counter() - start
     return {
         "model": str(model_path.resolve()),
@@ -127,13 +130,6 @@ def commit_model_file(
     }
 
 
-def task_graph(graph: Graph, tile_macs: int = DEFAULT_TILE_MACS) -> Graph:
-    """The graph a graph task commits to: the model tiled (prover/model/tiling.py), then its
-    ANSWER node (prover/model/answer.py). Both sides must build it alike: it is the task's model."""
-    check_graph_task(graph)
-    return with_answer(tile_graph(graph, tile_macs))
-
-
 def write_graph_task(
     basedir: Path,
     model_path: Path,
@@ -145,7 +141,7 @@ def write_graph_task(
 ) -> dict[str, object]:
     """Tile the model `graph` (LINEARs over `tile_macs` multiply-accumulates), append its ANSWER
     node, commit to it per node, write graph.json's task (without a claim); returns it."""
-    commitment = committed(model_path, task_graph(graph, tile_macs), tile_macs, warn, progress)
+    commitment = committed(model_path, graph, task_graph(graph, tile_macs), tile_macs, warn, progress)
     return _write_task(basedir, model_path, payload, tile_macs, commitment)
 
 
@@ -184,9 +180,10 @@ def committed_task(
 ) -> tuple[Graph, ModelCommitment]:
     """The tiled model of graph.json's task and its commitment, checked against the recorded
     modelRoot (a model file changed since is an error)."""
-    graph = task_graph(load_model(record["model"]), record["tile_macs"])
+    model = load_model(record["model"])
+    graph = task_graph(model, record["tile_macs"])
     root = bytes.fromhex(record["model_root"][2:])
-    commitment = committed(Path(record["model"]), graph, record["tile_macs"], warn, progress, root)
+    commitment = committed(Path(record["model"]), model, graph, record["tile_macs"], warn, progress, root)
     if _hex(commitment.model_root) != record["model_root"]:
         raise ProverError(f"{record['model']}: its modelRoot is no longer the one of the graph task")
     return graph, commitment
@@ -229,13 +226,14 @@ def write_graph_task_and_run(
     are tensor values of the model `graph` already computed for this input (a decode's), taken
     for its tiles too (prover/model/tiling.py) instead of computing them (see `trace_graph`).
     A --fault-node outside the tiled model is refused before anything is written."""
-    tiled = task_graph(graph, tile_macs)
-    _check_fault_node(fault_node, len(tiled.nodes))
-    commitment = committed(model_path, tiled, tile_macs, warn, progress)
-    task = _write_task(basedir, model_path, payload, tile_macs, commitment)
-    return _run(
-        basedir, task, tiled, commitment, fault_node, None if known is None else tiled_values(tiled, known)
-    )
+    with merkle.hashing_threads() as pool:
+        roots = None if known is None else hash_ahead(graph, known, pool)
+        tiled = task_graph(graph, tile_macs)
+        _check_fault_node(fault_node, len(tiled.nodes))
+        commitment = committed(model_path, graph, tiled, tile_macs, warn, progress)
+        task = _write_task(basedir, model_path, payload, tile_macs, commitment)
+        values = None if known is None else tiled_values(tiled, known)
+        return _run(basedir, task, tiled, commitment, fault_node, values, roots)
 
 
 def _run(
@@ -245,13 +243,13 @@ def _run(
     commitment: ModelCommitment,
     fault_node: int | None,
     known: list[np.ndarray | None] | None,
+    known_roots: dict[int, Future[bytes]] | None = None,
 ) -> dict[str, object]:
     """Trace the task, keep the trace in graph.values and the claim (with the file's digest) in
     graph.json; returns graph.json."""
     n = commitment.node_count
-    trace = trace_graph(graph, bytes.fromhex(task["input"][2:]), fault_node, known)
-    stored = trace_bytes(trace)
-    write_atomically(basedir / GRAPH_VALUES, stored)
+    trace = trace_graph(graph, bytes.fromhex(task["input"][2:]), fault_node, known, known_roots)
+    values_digest = _write_values(basedir, trace)
     run = {
         **task,
         "final_state": _hex(trace.state_hash_at(n)),
@@ -259,10 +257,25 @@ def _run(
         "output_proof": [_hex(h) for h in trace.tree_at(n).proof(n)],
         "class": answered_class(trace.output),
         "fault_node": fault_node,
-        "values_digest": hashlib.sha256(stored).hexdigest(),
+        "values_digest": values_digest,
     }
     write_sealed(basedir / GRAPH_JSON, run)
     return run
+
+
+def _values_digest(pieces: list[bytes | np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for piece in pieces:
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def _write_values(basedir: Path, trace: GraphTrace) -> str:
+    """Keep `trace` in graph.values; returns the file's digest. It is not flushed to disk: it is
+    checked against graph.json's values_digest before use and computed again when it fails."""
+    pieces = trace_pieces(trace)
+    write_atomically(basedir / GRAPH_VALUES, pieces, durable=False)
+    return _values_digest(pieces)
 
 
 def _stored_trace(basedir: Path, record: dict, graph: Graph) -> GraphTrace | None:
@@ -317,9 +330,8 @@ def load_graph_run(basedir: Path, warn: Callable[[str], None] = warn_on_stderr) 
     trace = _stored_trace(basedir, record, graph)
     if trace is None:
         trace = trace_graph(graph, bytes.fromhex(record["input"][2:]), record["fault_node"])
-        stored = trace_bytes(trace)
-        if hashlib.sha256(stored).hexdigest() == record.get("values_digest"):
-            write_atomically(basedir / GRAPH_VALUES, stored)
+        if _values_digest(trace_pieces(trace)) == record.get("values_digest"):
+            _write_values(basedir, trace)
         warn(f"{basedir / GRAPH_VALUES}: missing or damaged; the graph run was computed again")
     if _hex(trace.state_hash_at(commitment.node_count)) != record["final_state"]:
         raise ProverError(

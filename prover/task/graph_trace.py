@@ -6,16 +6,18 @@ G_0 .. G_n that the two sides dissect.
 graph phase with it as it plays the VM phase with a VM trace.
 """
 
+from collections.abc import Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import numpy as np
 
 from prover.errors import ProverError
 from prover.model import engine
-from prover.model.graph import Graph
+from prover.model.graph import Graph, Tensor
 from prover.task import merkle
 from prover.task.commitments import PositionTree, check_graph_task
-from prover.task.node import activation_operands, tensor_payload
+from prover.task.node import activation_operands, payload_array, tensor_payload
 
 
 @dataclass
@@ -60,12 +62,14 @@ def trace_graph(
     input_payload: bytes,
     fault_node: int | None = None,
     known: list[np.ndarray | None] | None = None,
+    known_roots: Mapping[int, Future[bytes]] | None = None,
 ) -> GraphTrace:
     """Run `graph` natively on one input (its payload: the input tensor's bytes, big-endian) and
     commit to every tensor. `fault_node` (1-based) makes a dishonest trace: that node's output has
     its lowest bit flipped, and later nodes compute from the corrupted value. `known`: values per
     tensor, (1, count), already computed for this input (a decode's, an earlier run's), taken
-    instead of computing the nodes before the fault node that have one."""
+    instead of computing the nodes before the fault node that have one; `known_roots`: the region
+    roots of some of them, hashed already (`hash_ahead`), taken for those nodes too."""
     check_graph_task(graph)
     tensor = graph.tensors[graph.input]
     if len(input_payload) != tensor.nbytes:
@@ -74,34 +78,66 @@ def trace_graph(
         )
     values: list[np.ndarray | None] = [None] * len(graph.tensors)
     values[graph.input] = np.frombuffer(input_payload, tensor.dtype.numpy.newbyteorder(">")).reshape(1, -1)
+    hashed: dict[int, Future[bytes]] = {}  # position -> its root, for the nodes taken from `known`
     for index, node in enumerate(graph.nodes, start=1):
         given = None if known is None or node.output >= len(known) else known[node.output]
         if given is not None and (fault_node is None or index < fault_node):
             value = given
+            if known_roots is not None and node.output in known_roots:
+                hashed[index] = known_roots[node.output]
         else:
             value = engine.node_value(graph, node, values)
         if index == fault_node:
             value = value.copy()
             value.view(np.uint8).reshape(-1)[0] ^= 1
         values[node.output] = value
-    payloads = [input_payload] + [
-        tensor_payload(graph.tensors[node.output], values[node.output][0]) for node in graph.nodes
-    ]
-    commitments = merkle.region_roots(payloads)
+    rest = [i for i in range(1, len(graph.nodes) + 1) if i not in hashed]
+    roots = merkle.region_roots(
+        [input_payload]
+        + [
+            payload_array(graph.tensors[graph.nodes[i - 1].output], values[graph.nodes[i - 1].output][0])
+            for i in rest
+        ]
+    )
+    commitments = [roots[0]] + [b""] * len(graph.nodes)
+    for i, root in zip(rest, roots[1:], strict=True):
+        commitments[i] = root
+    for i, root in hashed.items():
+        commitments[i] = root.result()
     tree, states = PositionTree.filled(commitments, prefix_roots=True)
     return GraphTrace(graph, values, commitments, states, tree)
 
 
-def trace_bytes(trace: GraphTrace) -> bytes:
-    """The trace as a party keeps it (BASEDIR/graph.values, prover/task/graph_run.py): every node's
-    output in its dtype's native bytes, in node order, then the commitments and the states of
-    positions 0..n, 32 bytes each. The input is not in it: graph.json holds its payload."""
-    outputs = [np.ascontiguousarray(trace.values[node.output][0]).tobytes() for node in trace.graph.nodes]
-    return b"".join([*outputs, *trace.commitments, *trace.states])
+def hash_ahead(graph: Graph, known: list[np.ndarray | None], pool: Executor) -> dict[int, Future[bytes]]:
+    """The region roots of the node outputs of `graph` that `known` holds (a decode's values, per
+    tensor), hashed on `pool` while the caller goes on (tiles and commits the model: a third of a
+    claim's overhead otherwise waits for the hashing); `trace_graph` of `graph` tiled takes them
+    (a tiled graph keeps the original tensors' indices)."""
+    outputs = {node.output for node in graph.nodes}
+    return {
+        t: pool.submit(_root_of, graph.tensors[t], value)
+        for t, value in enumerate(known)
+        if value is not None and t in outputs
+    }
+
+
+def _root_of(tensor: Tensor, value: np.ndarray) -> bytes:
+    return merkle.region_root(payload_array(tensor, value[0]))
+
+
+def trace_pieces(trace: GraphTrace) -> list[bytes | np.ndarray]:
+    """The trace as a party keeps it (BASEDIR/graph.values, prover/task/graph_run.py), in pieces
+    to write and digest one after the other (a 7 B claim's are 200 MB: never joined): every
+    node's output in its dtype's native bytes, in node order, then the commitments and the states
+    of positions 0..n, 32 bytes each. The input is not in it: graph.json holds its payload."""
+    outputs = [
+        np.ascontiguousarray(trace.values[node.output][0]).view(np.uint8) for node in trace.graph.nodes
+    ]
+    return [*outputs, *trace.commitments, *trace.states]
 
 
 def trace_of_bytes(graph: Graph, input_payload: bytes, data: bytes) -> GraphTrace:
-    """The trace `trace_bytes` wrote for `graph` on this input; a ProverError if `data` is not of
+    """The trace `trace_pieces` wrote for `graph` on this input; a ProverError if `data` is not of
     its size."""
     sizes = [graph.tensors[node.output].nbytes for node in graph.nodes]
     hashes = 32 * (len(graph.nodes) + 1)

@@ -9,7 +9,9 @@ of leaves. The library is built once per source version into the user's cache di
 import ctypes
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -61,10 +63,10 @@ def _loaded() -> ctypes.CDLL:
     return library
 
 
-def region_root(payload: bytes | bytearray | memoryview, level: int = SLOT_LEVEL) -> bytes:
+def region_root(payload: bytes | bytearray | memoryview | np.ndarray, level: int = SLOT_LEVEL) -> bytes:
     """The Merkle root (`level`, default a 256 MiB slot) of a data region holding `payload`:
     the header leaf (u32 big-endian length, 28 zero bytes), the payload, zeros after."""
-    data = np.frombuffer(payload, dtype=np.uint8)  # a view, never a copy (mmap'ed files included)
+    data = np.frombuffer(payload, dtype=np.uint8)  # a view, never a copy (mmap'ed files, arrays)
     length = len(data)
     if REGION_HEADER + length > (1 << level) * 32:
         raise ProverError(f"payload of {length} bytes does not fit a {(1 << level) * 32 >> 20} MiB region")
@@ -75,7 +77,18 @@ def region_root(payload: bytes | bytearray | memoryview, level: int = SLOT_LEVEL
     return out.raw
 
 
-def region_roots(payloads: list[bytes]) -> list[bytes]:
+@contextmanager
+def hashing_threads() -> Iterator[ThreadPoolExecutor]:
+    """A thread per core for region roots hashed while the caller goes on (the native hashing lets
+    go of the GIL); on the way out, roots not yet begun are dropped and those begun awaited."""
+    pool = ThreadPoolExecutor(os.cpu_count() or 1)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def region_roots(payloads: Sequence[bytes | np.ndarray]) -> list[bytes]:
     """Each payload's region root, hashed on every core (the native hashing lets go of the GIL):
     one share of the payloads per thread, interleaved so that large and small ones mix."""
     threads = min(os.cpu_count() or 1, len(payloads))

@@ -84,7 +84,13 @@ def node_file(graph: Graph, index: int) -> bytes:
 def tensor_payload(tensor: Tensor, value: np.ndarray) -> bytes:
     """A tensor's elements as the guest holds them in memory: its dtype, big-endian, dims[0]
     fastest (a row-major numpy array of shape dims[::-1], or its flat (count,) form)."""
-    return np.ascontiguousarray(value, dtype=tensor.dtype.numpy.newbyteorder(">")).tobytes()
+    return payload_array(tensor, value).tobytes()
+
+
+def payload_array(tensor: Tensor, value: np.ndarray) -> np.ndarray:
+    """`tensor_payload`'s bytes as a contiguous array, `value` itself when it is one already (an
+    int8 tensor's: hashed in place, not copied)."""
+    return np.ascontiguousarray(value, dtype=tensor.dtype.numpy.newbyteorder(">"))
 
 
 def node_slot_roots(program_root: bytes, node_root: bytes, input_roots: list[bytes]) -> list[bytes]:
