@@ -67,6 +67,23 @@ def test_native_region_root_at_every_level(level: int) -> None:
     assert merkle.region_root(payload, level) == subtree_root([(0, region_bytes(payload))], level)
 
 
+def test_many_region_roots_in_one_call_are_each_region_root() -> None:
+    """merkle.region_roots (one native call for a trace's tensors) and parallel_region_roots (a
+    share per core) against the region root of each payload: empty ones, int32 arrays (their big-
+    endian bytes, read in place), sizes around a chunk, in any order."""
+    rng = np.random.default_rng(7)
+    payloads: list[bytes | np.ndarray] = [
+        os.urandom(size) for size in (0, 1, 31, 32 * 1023, 32 * 1024, 5000, 0)
+    ]
+    payloads += [rng.integers(-(2**31), 2**31, size, dtype=np.int64).astype(">i4") for size in (1, 777, 9000)]
+    expected = [region_root(np.asarray(p).tobytes() if isinstance(p, np.ndarray) else p) for p in payloads]
+    assert merkle.region_roots(payloads) == expected
+    assert merkle.parallel_region_roots(payloads) == expected
+    assert merkle.region_roots([]) == []
+    with pytest.raises(ProverError, match="does not fit"):
+        merkle.region_roots([b"", bytes(100)], level=2)
+
+
 def test_native_keccak_is_keccak256() -> None:
     for _ in range(20):
         left, right = os.urandom(32), os.urandom(32)

@@ -18,8 +18,7 @@ import hashlib
 import shutil
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from prover.task.basedir import (
 )
 from prover.task.commitment_cache import cache_file, cached_commitment, commitment_file
 from prover.task.commitments import ModelCommitment, PositionTree, commit_model, task_graph
-from prover.task.graph_trace import GraphTrace, hash_ahead, trace_graph, trace_of_bytes, trace_pieces
+from prover.task.graph_trace import GraphTrace, RootsAhead, trace_graph, trace_of_bytes, trace_pieces
 from prover.task.node import node_program_root
 from prover.task.run import load_task
 from prover.task.sealed import read_sealed, write_sealed
@@ -53,6 +52,7 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
+VALUES_CHUNK = 4 << 20  # graph.values is written and digested in chunks of this many bytes
 CLAIM_FIELDS = ("final_state", "output", "output_proof", "class", "fault_node", "values_digest")
 
 
@@ -227,13 +227,17 @@ def write_graph_task_and_run(
     for its tiles too (prover/model/tiling.py) instead of computing them (see `trace_graph`).
     A --fault-node outside the tiled model is refused before anything is written."""
     with merkle.hashing_threads() as pool:
-        roots = None if known is None else hash_ahead(graph, known, pool)
+        ahead = RootsAhead(pool)
+        if known is not None:
+            ahead.add(graph, known)
         tiled = task_graph(graph, tile_macs)
         _check_fault_node(fault_node, len(tiled.nodes))
+        values = None if known is None else tiled_values(tiled, known)
+        if values is not None:
+            ahead.add(tiled, values)
         commitment = committed(model_path, graph, tiled, tile_macs, warn, progress)
         task = _write_task(basedir, model_path, payload, tile_macs, commitment)
-        values = None if known is None else tiled_values(tiled, known)
-        return _run(basedir, task, tiled, commitment, fault_node, values, roots)
+        return _run(basedir, task, tiled, commitment, fault_node, values, ahead)
 
 
 def _run(
@@ -243,7 +247,7 @@ def _run(
     commitment: ModelCommitment,
     fault_node: int | None,
     known: list[np.ndarray | None] | None,
-    known_roots: dict[int, Future[bytes]] | None = None,
+    known_roots: RootsAhead | None = None,
 ) -> dict[str, object]:
     """Trace the task, keep the trace in graph.values and the claim (with the file's digest) in
     graph.json; returns graph.json."""
@@ -263,19 +267,34 @@ def _run(
     return run
 
 
-def _values_digest(pieces: list[bytes | np.ndarray]) -> str:
+def _write_values(basedir: Path, trace: GraphTrace) -> str:
+    """Keep `trace` in graph.values; returns the file's digest. It is not flushed to disk: it is
+    checked against graph.json's values_digest before use and computed again when that fails."""
     digest = hashlib.sha256()
-    for piece in pieces:
-        digest.update(piece)
+    write_atomically(basedir / GRAPH_VALUES, _chunks(trace_pieces(trace), digest.update), durable=False)
     return digest.hexdigest()
 
 
-def _write_values(basedir: Path, trace: GraphTrace) -> str:
-    """Keep `trace` in graph.values; returns the file's digest. It is not flushed to disk: it is
-    checked against graph.json's values_digest before use and computed again when it fails."""
-    pieces = trace_pieces(trace)
-    write_atomically(basedir / GRAPH_VALUES, pieces, durable=False)
-    return _values_digest(pieces)
+def _values_digest(trace: GraphTrace) -> str:
+    digest = hashlib.sha256()
+    for _ in _chunks(trace_pieces(trace), digest.update):
+        pass
+    return digest.hexdigest()
+
+
+def _chunks(pieces: list[bytes | np.ndarray], digest: Callable[[bytearray], None]) -> Iterator[bytearray]:
+    """`pieces` joined into chunks of a few MB, each given to `digest` (a hash's update) before it
+    is yielded: a 7 B trace has 80,000 pieces, most of 2 KB, and a write or an update each would
+    cost more than their bytes."""
+    chunk = bytearray()
+    for piece in pieces:
+        chunk += memoryview(piece)  # (an array would take += as its own addition)
+        if len(chunk) >= VALUES_CHUNK:
+            digest(chunk)
+            yield chunk
+            chunk = bytearray()
+    digest(chunk)
+    yield chunk
 
 
 def _stored_trace(basedir: Path, record: dict, graph: Graph) -> GraphTrace | None:
@@ -330,7 +349,7 @@ def load_graph_run(basedir: Path, warn: Callable[[str], None] = warn_on_stderr) 
     trace = _stored_trace(basedir, record, graph)
     if trace is None:
         trace = trace_graph(graph, bytes.fromhex(record["input"][2:]), record["fault_node"])
-        if _values_digest(trace_pieces(trace)) == record.get("values_digest"):
+        if _values_digest(trace) == record.get("values_digest"):
             _write_values(basedir, trace)
         warn(f"{basedir / GRAPH_VALUES}: missing or damaged; the graph run was computed again")
     if _hex(trace.state_hash_at(commitment.node_count)) != record["final_state"]:

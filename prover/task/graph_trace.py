@@ -6,7 +6,6 @@ G_0 .. G_n that the two sides dissect.
 graph phase with it as it plays the VM phase with a VM trace.
 """
 
-from collections.abc import Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ import numpy as np
 
 from prover.errors import ProverError
 from prover.model import engine
-from prover.model.graph import Graph, Tensor
+from prover.model.graph import Graph
 from prover.task import merkle
 from prover.task.commitments import PositionTree, check_graph_task
 from prover.task.node import activation_operands, payload_array, tensor_payload
@@ -57,19 +56,62 @@ class GraphTrace:
         return self.payload(self.graph.output)
 
 
+class RootsAhead:
+    """Region roots of node outputs hashed on `pool` while the caller goes on (tiles and commits the
+    model, writes the task: a claim's overhead otherwise waits for its hashing), for `trace_graph`
+    to take: `add` the values of a graph's node outputs known before the trace (a decode's), the
+    model's first, then its tiles' (a tiled graph keeps the original tensors' indices). Hashed in
+    batches of about a megabyte: a tiled 7 B model has 26,000 outputs, and a task per output would
+    cost more than hashing the small ones."""
+
+    BATCH_BYTES = 1 << 20
+
+    def __init__(self, pool: Executor) -> None:
+        self._pool = pool
+        self._where: dict[int, tuple[Future[list[bytes]], int]] = {}
+
+    def add(self, graph: Graph, values: list[np.ndarray | None]) -> None:
+        batch: list[int] = []
+        size = 0
+        for node in graph.nodes:
+            t = node.output
+            if t in self._where or t >= len(values) or values[t] is None:  # an output is one node's
+                continue
+            batch.append(t)
+            size += graph.tensors[t].nbytes
+            if size >= self.BATCH_BYTES:
+                self._submit(graph, values, batch)
+                batch, size = [], 0
+        if batch:
+            self._submit(graph, values, batch)
+
+    def _submit(self, graph: Graph, values: list[np.ndarray | None], batch: list[int]) -> None:
+        payloads = [payload_array(graph.tensors[t], values[t][0]) for t in batch]
+        future = self._pool.submit(merkle.region_roots, payloads)
+        for index, t in enumerate(batch):
+            self._where[t] = (future, index)
+
+    def __contains__(self, tensor: int) -> bool:
+        return tensor in self._where
+
+    def __getitem__(self, tensor: int) -> bytes:
+        future, index = self._where[tensor]
+        return future.result()[index]
+
+
 def trace_graph(
     graph: Graph,
     input_payload: bytes,
     fault_node: int | None = None,
     known: list[np.ndarray | None] | None = None,
-    known_roots: Mapping[int, Future[bytes]] | None = None,
+    known_roots: RootsAhead | None = None,
 ) -> GraphTrace:
     """Run `graph` natively on one input (its payload: the input tensor's bytes, big-endian) and
     commit to every tensor. `fault_node` (1-based) makes a dishonest trace: that node's output has
     its lowest bit flipped, and later nodes compute from the corrupted value. `known`: values per
     tensor, (1, count), already computed for this input (a decode's, an earlier run's), taken
     instead of computing the nodes before the fault node that have one; `known_roots`: the region
-    roots of some of them, hashed already (`hash_ahead`), taken for those nodes too."""
+    roots of some of them, hashed ahead, taken for those nodes too."""
     check_graph_task(graph)
     tensor = graph.tensors[graph.input]
     if len(input_payload) != tensor.nbytes:
@@ -78,13 +120,13 @@ def trace_graph(
         )
     values: list[np.ndarray | None] = [None] * len(graph.tensors)
     values[graph.input] = np.frombuffer(input_payload, tensor.dtype.numpy.newbyteorder(">")).reshape(1, -1)
-    hashed: dict[int, Future[bytes]] = {}  # position -> its root, for the nodes taken from `known`
+    hashed: set[int] = set()  # the positions whose roots `known_roots` has
     for index, node in enumerate(graph.nodes, start=1):
         given = None if known is None or node.output >= len(known) else known[node.output]
         if given is not None and (fault_node is None or index < fault_node):
             value = given
             if known_roots is not None and node.output in known_roots:
-                hashed[index] = known_roots[node.output]
+                hashed.add(index)
         else:
             value = engine.node_value(graph, node, values)
         if index == fault_node:
@@ -92,7 +134,7 @@ def trace_graph(
             value.view(np.uint8).reshape(-1)[0] ^= 1
         values[node.output] = value
     rest = [i for i in range(1, len(graph.nodes) + 1) if i not in hashed]
-    roots = merkle.region_roots(
+    roots = merkle.parallel_region_roots(
         [input_payload]
         + [
             payload_array(graph.tensors[graph.nodes[i - 1].output], values[graph.nodes[i - 1].output][0])
@@ -102,34 +144,17 @@ def trace_graph(
     commitments = [roots[0]] + [b""] * len(graph.nodes)
     for i, root in zip(rest, roots[1:], strict=True):
         commitments[i] = root
-    for i, root in hashed.items():
-        commitments[i] = root.result()
+    for i in hashed:
+        commitments[i] = known_roots[graph.nodes[i - 1].output]  # type: ignore[index]
     tree, states = PositionTree.filled(commitments, prefix_roots=True)
     return GraphTrace(graph, values, commitments, states, tree)
 
 
-def hash_ahead(graph: Graph, known: list[np.ndarray | None], pool: Executor) -> dict[int, Future[bytes]]:
-    """The region roots of the node outputs of `graph` that `known` holds (a decode's values, per
-    tensor), hashed on `pool` while the caller goes on (tiles and commits the model: a third of a
-    claim's overhead otherwise waits for the hashing); `trace_graph` of `graph` tiled takes them
-    (a tiled graph keeps the original tensors' indices)."""
-    outputs = {node.output for node in graph.nodes}
-    return {
-        t: pool.submit(_root_of, graph.tensors[t], value)
-        for t, value in enumerate(known)
-        if value is not None and t in outputs
-    }
-
-
-def _root_of(tensor: Tensor, value: np.ndarray) -> bytes:
-    return merkle.region_root(payload_array(tensor, value[0]))
-
-
 def trace_pieces(trace: GraphTrace) -> list[bytes | np.ndarray]:
     """The trace as a party keeps it (BASEDIR/graph.values, prover/task/graph_run.py), in pieces
-    to write and digest one after the other (a 7 B claim's are 200 MB: never joined): every
-    node's output in its dtype's native bytes, in node order, then the commitments and the states
-    of positions 0..n, 32 bytes each. The input is not in it: graph.json holds its payload."""
+    (a 7 B claim's are 200 MB, never joined into one): every node's output in its dtype's native
+    bytes, in node order, then the commitments and the states of positions 0..n, 32 bytes each.
+    The input is not in it: graph.json holds its payload."""
     outputs = [
         np.ascontiguousarray(trace.values[node.output][0]).view(np.uint8) for node in trace.graph.nodes
     ]

@@ -14,6 +14,7 @@
  * at a time.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LANES 8
@@ -98,18 +99,43 @@ static inline void store_le64(uint8_t *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* keccak256 of `count` (1..LANES) 64-byte messages (in + 64 j) into out + 32 j, their
- * permutations side by side (64 bytes fit the 136-byte rate: one permutation each). Every input
- * is read before any output is written, so `out` may be `in`. */
-static void hash_pairs(const uint8_t *in, uint8_t *out, unsigned count) {
+/* keccak256 of `count` (1..LANES) 64-byte messages in[j] into out[j], their permutations side by
+ * side (64 bytes fit the 136-byte rate: one permutation each). Every input is read before any
+ * output is written, so an output may be an input. */
+static void hash_gathered(const uint8_t *const in[], uint8_t *const out[], unsigned count) {
     lanes_t a[25] = {0};
     for (unsigned j = 0; j < count; j++)
-        for (int i = 0; i < 8; i++) a[i][j] = load_le64(in + 64 * j + 8 * i);
+        for (int i = 0; i < 8; i++) a[i][j] = load_le64(in[j] + 8 * i);
     a[8] ^= 0x01;                   /* padding: 0x01 after the message ... */
     a[16] ^= 0x8000000000000000ULL; /* ... and 0x80 in the last byte of the rate */
     keccak_f1600(a);
     for (unsigned j = 0; j < count; j++)
-        for (int i = 0; i < 4; i++) store_le64(out + 32 * j + 8 * i, a[i][j]);
+        for (int i = 0; i < 4; i++) store_le64(out[j] + 8 * i, a[i][j]);
+}
+
+/* keccak256 of `count` (1..LANES) 64-byte messages at in + 64 j into out + 32 j. */
+static void hash_pairs(const uint8_t *in, uint8_t *out, unsigned count) {
+    const uint8_t *ins[LANES];
+    uint8_t *outs[LANES];
+    for (unsigned j = 0; j < count; j++) ins[j] = in + 64 * j, outs[j] = out + 32 * j;
+    hash_gathered(ins, outs, count);
+}
+
+/* Messages queued until LANES of them fill a permutation. */
+typedef struct {
+    const uint8_t *in[LANES];
+    uint8_t *out[LANES];
+    unsigned count;
+} queue_t;
+
+static void queue_flush(queue_t *q) {
+    if (q->count) hash_gathered(q->in, q->out, q->count);
+    q->count = 0;
+}
+
+static void queue_push(queue_t *q, const uint8_t *in, uint8_t *out) {
+    q->in[q->count] = in, q->out[q->count] = out;
+    if (++q->count == LANES) queue_flush(q);
 }
 
 /* keccak256(left || right). */
@@ -195,6 +221,80 @@ int region_root(const uint8_t *header, const uint8_t *payload, uint64_t payload_
     if (level < 63 && r.n_leaves > ((uint64_t)1 << level)) return -1;
     subtree(&r, 0, level, out);
     return 0;
+}
+
+/* The region roots (`region_root`, at `level`) of `count` payloads, payloads[i] of lengths[i]
+ * bytes behind the header leaf of a data region (u32 big-endian length, 28 zero bytes), into
+ * out + 32 i: a graph trace's thousands of tensors in one call, hashed by one thread without
+ * returning to Python between them. Most are small (a tile's output: a few KiB), and a small
+ * region's own levels leave most of a permutation's lanes empty (its top levels, up to `level`,
+ * are one hash each): so regions of up to a chunk are hashed together, level by level, the
+ * pairs of all of them queued into full permutations; a larger one by `region_root`, its chunks
+ * full already. Returns 0, or -1 when a payload does not fit or memory runs out. */
+int region_roots(uint64_t count, const uint8_t *const *payloads, const uint64_t *lengths, unsigned level,
+                 uint8_t *out) {
+    if (level > MAX_LEVEL) return -1;
+    region_t *regions = malloc((count + 1) * sizeof(region_t));
+    uint8_t *headers = calloc(count + 1, 32), *edges = malloc(128 * (count + 1));
+    uint64_t *offsets = malloc((count + 1) * sizeof(uint64_t)), *live = malloc((count + 1) * sizeof(uint64_t));
+    uint64_t room = 32;
+    int status = regions && headers && edges && offsets && live ? 0 : -1;
+    for (uint64_t i = 0; status == 0 && i < count; i++) {
+        for (int b = 0; b < 4; b++) headers[32 * i + b] = (uint8_t)(lengths[i] >> (24 - 8 * b));
+        regions[i] = (region_t){headers + 32 * i, payloads[i], lengths[i], 1 + (lengths[i] + 31) / 32};
+        if (lengths[i] > 0xffffffffULL || (level < 63 && regions[i].n_leaves > ((uint64_t)1 << level))) {
+            status = -1;
+        } else if (regions[i].n_leaves > ((uint64_t)1 << CHUNK_LEVEL)) {
+            subtree(&regions[i], 0, level, out + 32 * i);
+            live[i] = 0; /* its root is out already */
+        } else {
+            offsets[i] = room;
+            room += 32 * ((regions[i].n_leaves + 1) / 2 + 1); /* a level's nodes and a zero sibling */
+            live[i] = regions[i].n_leaves;
+        }
+    }
+    uint8_t *below = status == 0 ? malloc(room) : NULL, *above = status == 0 ? malloc(room) : NULL;
+    if (!below || !above) status = -1;
+    queue_t queue = {.count = 0};
+    /* Level 0, the leaves' pairs: one within the payload is hashed where it lies; the first (the
+     * header and the first leaf) and a last one past the payload's end are copied to `edges`. */
+    for (uint64_t i = 0; status == 0 && level > 0 && i < count; i++) {
+        if (!live[i]) continue;
+        const region_t *r = &regions[i];
+        uint64_t pairs = (r->n_leaves + 1) / 2;
+        for (uint64_t k = 0; k < pairs; k++) {
+            const uint8_t *in;
+            if (k > 0 && (2 * k + 1) * 32 <= r->payload_len) {
+                in = r->payload + (2 * k - 1) * 32;
+            } else {
+                uint8_t *edge = edges + 128 * i + (k ? 64 : 0);
+                leaf(r, 2 * k, edge);
+                leaf(r, 2 * k + 1, edge + 32);
+                in = edge;
+            }
+            queue_push(&queue, in, above + offsets[i] + 32 * k);
+        }
+        live[i] = pairs;
+    }
+    queue_flush(&queue);
+    /* Levels 1 ..: `below` holds level l's nodes of every region, `above` gets level l + 1's. */
+    for (unsigned l = 1; status == 0 && l < level; l++) {
+        uint8_t *swap = below;
+        below = above, above = swap;
+        for (uint64_t i = 0; i < count; i++) {
+            if (!live[i]) continue;
+            uint8_t *nodes = below + offsets[i];
+            if (live[i] % 2) memcpy(nodes + 32 * live[i], ZERO[l], 32);
+            uint64_t pairs = (live[i] + 1) / 2;
+            for (uint64_t k = 0; k < pairs; k++) queue_push(&queue, nodes + 64 * k, above + offsets[i] + 32 * k);
+            live[i] = pairs;
+        }
+        queue_flush(&queue);
+    }
+    for (uint64_t i = 0; status == 0 && i < count; i++)
+        if (live[i]) memcpy(out + 32 * i, level ? above + offsets[i] : headers + 32 * i, 32);
+    free(regions), free(headers), free(edges), free(offsets), free(live), free(below), free(above);
+    return status;
 }
 
 /* keccak256 of 64 bytes, for tests of the permutation against the Python keccak. */

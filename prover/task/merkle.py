@@ -48,6 +48,14 @@ def _loaded() -> ctypes.CDLL:
         ctypes.c_uint,  # level
         ctypes.c_char_p,  # out (32 bytes)
     ]
+    library.region_roots.restype = ctypes.c_int
+    library.region_roots.argtypes = [
+        ctypes.c_uint64,  # count
+        ctypes.c_void_p,  # payload pointers
+        ctypes.c_void_p,  # payload lengths (u64)
+        ctypes.c_uint,  # level
+        ctypes.c_void_p,  # out (32 bytes each)
+    ]
     library.position_tree.restype = ctypes.c_int
     library.position_tree.argtypes = [
         ctypes.c_char_p,  # leaves (32 bytes each)
@@ -88,17 +96,30 @@ def hashing_threads() -> Iterator[ThreadPoolExecutor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def region_roots(payloads: Sequence[bytes | np.ndarray]) -> list[bytes]:
-    """Each payload's region root, hashed on every core (the native hashing lets go of the GIL):
-    one share of the payloads per thread, interleaved so that large and small ones mix."""
+def region_roots(payloads: Sequence[bytes | np.ndarray], level: int = SLOT_LEVEL) -> list[bytes]:
+    """Each payload's `region_root`, in one native call (a thread hashes them all without the GIL);
+    `parallel_region_roots` spreads them over the cores."""
+    arrays = [np.frombuffer(payload, dtype=np.uint8) for payload in payloads]  # views, kept alive here
+    pointers = np.array([a.ctypes.data if len(a) else 0 for a in arrays], dtype=np.uintp)
+    lengths = np.array([len(a) for a in arrays], dtype=np.uint64)
+    largest = int(lengths.max(initial=0))
+    if REGION_HEADER + largest > (1 << level) * 32:
+        raise ProverError(f"payload of {largest} bytes does not fit a {(1 << level) * 32 >> 20} MiB region")
+    out = ctypes.create_string_buffer(32 * len(arrays))
+    if _library().region_roots(len(arrays), pointers.ctypes.data, lengths.ctypes.data, level, out) != 0:
+        raise ProverError(f"region roots of {len(arrays)} payloads at level {level} failed")
+    data = out.raw
+    return [data[i : i + 32] for i in range(0, len(data), 32)]
+
+
+def parallel_region_roots(payloads: Sequence[bytes | np.ndarray]) -> list[bytes]:
+    """Each payload's region root, hashed on every core: one share of the payloads per thread,
+    interleaved so that large and small ones mix."""
     threads = min(os.cpu_count() or 1, len(payloads))
+    if threads <= 1:
+        return region_roots(payloads)
     with ThreadPoolExecutor(threads) as pool:
-        shares = list(
-            pool.map(
-                lambda share: [region_root(p) for p in share],
-                [payloads[i::threads] for i in range(threads)],
-            )
-        )
+        shares = list(pool.map(region_roots, [payloads[i::threads] for i in range(threads)]))
     roots = [b""] * len(payloads)
     for i, share in enumerate(shares):
         roots[i::threads] = share
