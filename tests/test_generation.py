@@ -103,6 +103,16 @@ def test_a_claim_is_the_cached_decode_and_a_false_one_is_found_out(llama_file: P
     assert not checked["greedy"] and checked["answered"] == honest["tokens"]
 
 
+def test_a_claim_of_the_wrong_length_or_fault_node_is_refused_with_nothing_written(
+    llama_file: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ProverError, match="the claim states 5 tokens, not 6"):
+        write_generation_claim(tmp_path / "a", llama_file, PROMPT, 6, claimed=[1] * 5, progress=False)
+    with pytest.raises(ProverError, match="--fault-node 100000: the model has nodes 1"):
+        write_generation_claim(tmp_path / "a", llama_file, PROMPT, 6, fault_node=100_000, progress=False)
+    assert not (tmp_path / "a").exists()
+
+
 class Claim:
     def __init__(self, path: Path, tokens: list[int]) -> None:
         self.graph = task_graph(load_model(path))

@@ -25,7 +25,7 @@ from prover.model.decode import CachedDecoder, rows_are_exact
 from prover.model.modelfile import load_model
 from prover.model.tiling import DEFAULT_TILE_MACS
 from prover.task.basedir import write_json
-from prover.task.graph_run import warn_on_stderr, write_graph_task_and_run
+from prover.task.graph_run import tiled_model, warn_on_stderr, write_graph_task_and_run
 
 GENERATION_JSON = "generation.json"
 
@@ -54,19 +54,18 @@ def write_generation_claim(
 ) -> dict[str, object]:
     """Decode `count` tokens after `prompt`, write the graph task of the claimed tokens (`claimed`,
     else this decode's) and its run, and generation.json; returns generation.json."""
+    if claimed is not None and len(claimed) != count:
+        raise ProverError(f"the claim states {len(claimed)} tokens, not {count}")
     graph = load_model(model_path)
+    model = tiled_model(model_path, graph, tile_macs, warn, progress, fault_node)
     # Recording: the claim's forward pass is then assembled from the decode's rows, not computed again.
     decoder = CachedDecoder(graph, record=rows_are_exact(graph))
     tokens = decoder.generate(prompt, count)
     stated = tokens if claimed is None else list(claimed)
-    if len(stated) != count:
-        raise ProverError(f"the claim states {len(stated)} tokens, not {count}")
     window = claim_window(prompt, stated, decoder.context)
     known = decoder.forward_values([int(i) for i in window]) if decoder.record else None
     payload = window.astype(">i4").tobytes()
-    run = write_graph_task_and_run(
-        basedir, model_path, graph, payload, tile_macs, fault_node, warn, progress, known
-    )
+    run = write_graph_task_and_run(basedir, model, payload, fault_node, known)
     try:
         _, answered = generation(bytes.fromhex(str(run["output"])[2:]), len(prompt), count)
         greedy = answered == stated

@@ -130,6 +130,35 @@ def commit_model_file(
     }
 
 
+@dataclass(frozen=True)
+class TiledModel:
+    """A model file's task graph at one tile size and its commitment: what a graph task needs of
+    the model before its input is known."""
+
+    path: Path
+    graph: Graph  # the model's
+    tiled: Graph  # its task graph (prover/task/commitments.py)
+    tile_macs: int
+    commitment: ModelCommitment
+
+
+def tiled_model(
+    model_path: Path,
+    graph: Graph,
+    tile_macs: int = DEFAULT_TILE_MACS,
+    warn: Callable[[str], None] = warn_on_stderr,
+    progress: bool = True,
+    fault_node: int | None = None,
+) -> TiledModel:
+    """Tile the model `graph` (LINEARs over `tile_macs` multiply-accumulates), append its ANSWER
+    node and find its commitment per node; a `fault_node` outside the tiled graph is refused
+    before the commitment is computed."""
+    tiled = task_graph(graph, tile_macs)
+    _check_fault_node(fault_node, len(tiled.nodes))
+    commitment = committed(model_path, graph, tiled, tile_macs, warn, progress)
+    return TiledModel(model_path, graph, tiled, tile_macs, commitment)
+
+
 def write_graph_task(
     basedir: Path,
     model_path: Path,
@@ -139,22 +168,20 @@ def write_graph_task(
     warn: Callable[[str], None] = warn_on_stderr,
     progress: bool = True,
 ) -> dict[str, object]:
-    """Tile the model `graph` (LINEARs over `tile_macs` multiply-accumulates), append its ANSWER
-    node, commit to it per node, write graph.json's task (without a claim); returns it."""
-    commitment = committed(model_path, graph, task_graph(graph, tile_macs), tile_macs, warn, progress)
-    return _write_task(basedir, model_path, payload, tile_macs, commitment)
+    """The model `graph` tiled and committed (`tiled_model`), graph.json's task written (without a
+    claim); returns it."""
+    return _write_task(basedir, tiled_model(model_path, graph, tile_macs, warn, progress), payload)
 
 
-def _write_task(
-    basedir: Path, model_path: Path, payload: bytes, tile_macs: int, commitment: ModelCommitment
-) -> dict[str, object]:
+def _write_task(basedir: Path, model: TiledModel, payload: bytes) -> dict[str, object]:
     input_root = merkle.region_root(payload)
     first = PositionTree()
     first.set(0, input_root)
+    commitment = model.commitment
     task = {
-        "model": str(model_path.resolve()),
+        "model": str(model.path.resolve()),
         "model_root": _hex(commitment.model_root),
-        "tile_macs": tile_macs,
+        "tile_macs": model.tile_macs,
         "input": _hex(payload),
         "program_root": _hex(node_program_root()),
         "input_root": _hex(input_root),
@@ -213,31 +240,25 @@ def run_graph(
 
 def write_graph_task_and_run(
     basedir: Path,
-    model_path: Path,
-    graph: Graph,
+    model: TiledModel,
     payload: bytes,
-    tile_macs: int = DEFAULT_TILE_MACS,
     fault_node: int | None = None,
-    warn: Callable[[str], None] = warn_on_stderr,
-    progress: bool = True,
     known: list[np.ndarray | None] | None = None,
 ) -> dict[str, object]:
-    """`write_graph_task` then `run_graph`, the model tiled and its commitment found once; `known`
-    are tensor values of the model `graph` already computed for this input (a decode's), taken
-    for its tiles too (prover/model/tiling.py) instead of computing them (see `trace_graph`).
-    A --fault-node outside the tiled model is refused before anything is written."""
+    """graph.json's task over `payload` and its run (a dishonest one with `fault_node`); `known`
+    are tensor values of the model's graph already computed for this input (a decode's), taken for
+    its tiles too (prover/model/tiling.py) instead of computing them (see `trace_graph`). A
+    `fault_node` outside the tiled model is refused before anything is written."""
+    _check_fault_node(fault_node, len(model.tiled.nodes))
     with merkle.hashing_threads() as pool:
         ahead = RootsAhead(pool)
+        values = None
         if known is not None:
-            ahead.add(graph, known)
-        tiled = task_graph(graph, tile_macs)
-        _check_fault_node(fault_node, len(tiled.nodes))
-        values = None if known is None else tiled_values(tiled, known)
-        if values is not None:
-            ahead.add(tiled, values)
-        commitment = committed(model_path, graph, tiled, tile_macs, warn, progress)
-        task = _write_task(basedir, model_path, payload, tile_macs, commitment)
-        return _run(basedir, task, tiled, commitment, fault_node, values, ahead)
+            ahead.add(model.graph, known)
+            values = tiled_values(model.tiled, known)
+            ahead.add(model.tiled, values)
+        task = _write_task(basedir, model, payload)
+        return _run(basedir, task, model.tiled, model.commitment, fault_node, values, ahead)
 
 
 def _run(
@@ -321,9 +342,8 @@ def write_graph_run(
     """`prover graph`: the graph task and its run in one go; returns graph.json. A --fault-node
     outside the tiled model is refused before anything is written."""
     task = load_task(model_path, data_path, background)
-    return write_graph_task_and_run(
-        basedir, model_path, task.graph, task.data, tile_macs, fault_node, warn, progress
-    )
+    model = tiled_model(model_path, task.graph, tile_macs, warn, progress, fault_node)
+    return write_graph_task_and_run(basedir, model, task.data, fault_node)
 
 
 @dataclass(frozen=True)
