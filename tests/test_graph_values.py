@@ -2,7 +2,8 @@
 generation claim's run, assembled from the decode, is the trace computed from scratch; the
 commands that read the run take it from the file, a damaged or missing file is computed again
 (said in one line) and kept again; and a dishonest run reuses the honest run's nodes before its
-fault node only, giving the trace computed from scratch with that fault."""
+fault node only, giving the trace computed from scratch with that fault (the outputs of nodes that
+only move their inputs' elements are not in the file: they are moved again, a fault included)."""
 
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prover.model.graph import Op
 from prover.model.llama import LlamaConfig, llama_graph, random_weights
 from prover.model.modelfile import load_model, save_model
 from prover.model.quantize import quantize
@@ -76,7 +78,10 @@ def test_a_damaged_or_missing_file_is_computed_again(claim: tuple[Path, Path, di
 def test_a_dishonest_run_reuses_only_the_honest_nodes(claim: tuple[Path, Path, dict], tmp_path: Path) -> None:
     model, basedir, record = claim
     nodes = read_graph_task(basedir, print)["node_count"]
-    for fault_node in (nodes // 2, 3):  # the second run starts from a dishonest one
+    graph = task_graph(load_model(model), TILE_MACS)
+    moving = [next(i for i, n in enumerate(graph.nodes, 1) if n.op == op) for op in (Op.CONCAT, Op.RESHAPE)]
+    # each run starts from a dishonest one; a moving node's output is not in the file, its fault is
+    for fault_node in (nodes // 2, 3, *moving):
         run = run_graph(basedir, fault_node, progress=False)
         assert run["fault_node"] == fault_node
         same(load_graph_run(basedir).trace, scratch(model, record["tokens"], fault_node))

@@ -326,7 +326,7 @@ def _stored_trace(basedir: Path, record: dict, graph: Graph) -> GraphTrace | Non
         return None
     if hashlib.sha256(stored).hexdigest() != record.get("values_digest"):
         return None
-    return trace_of_bytes(graph, bytes.fromhex(record["input"][2:]), stored)
+    return trace_of_bytes(graph, bytes.fromhex(record["input"][2:]), stored, record.get("fault_node"))
 
 
 def write_graph_run(

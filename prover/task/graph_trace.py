@@ -13,10 +13,14 @@ import numpy as np
 
 from prover.errors import ProverError
 from prover.model import engine
-from prover.model.graph import Graph
+from prover.model.graph import Graph, Node, Op
 from prover.task import merkle
 from prover.task.commitments import PositionTree, check_graph_task
 from prover.task.node import activation_operands, payload_array, tensor_payload
+
+# Ops whose output is their inputs' elements moved: a kept trace leaves their outputs out and
+# reading it moves them again (the CONCATs joining a 7 B claim's tiles are half of its bytes).
+MOVING_OPS = frozenset({Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCAT})
 
 
 @dataclass
@@ -129,10 +133,7 @@ def trace_graph(
                 hashed.add(index)
         else:
             value = engine.node_value(graph, node, values)
-        if index == fault_node:
-            value = value.copy()
-            value.view(np.uint8).reshape(-1)[0] ^= 1
-        values[node.output] = value
+        values[node.output] = _corrupted(value) if index == fault_node else value
     rest = [i for i in range(1, len(graph.nodes) + 1) if i not in hashed]
     roots = merkle.parallel_region_roots(
         [input_payload]
@@ -150,36 +151,51 @@ def trace_graph(
     return GraphTrace(graph, values, commitments, states, tree)
 
 
+def _corrupted(value: np.ndarray) -> np.ndarray:
+    """A fault node's output: its lowest bit flipped."""
+    value = value.copy()
+    value.view(np.uint8).reshape(-1)[0] ^= 1
+    return value
+
+
+def _kept(node: Node) -> bool:
+    return node.op not in MOVING_OPS
+
+
 def trace_pieces(trace: GraphTrace) -> list[bytes | np.ndarray]:
     """The trace as a party keeps it (BASEDIR/graph.values, prover/task/graph_run.py), in pieces
-    (a 7 B claim's are 200 MB, never joined into one): every node's output in its dtype's native
-    bytes, in node order, then the commitments and the states of positions 0..n, 32 bytes each.
-    The input is not in it: graph.json holds its payload."""
+    (a 7 B claim's are 110 MB, never joined into one): every node's output in its dtype's native
+    bytes, in node order, but those of MOVING_OPS, then the commitments and the states of positions
+    0..n, 32 bytes each. The input is not in it: graph.json holds its payload."""
     outputs = [
-        np.ascontiguousarray(trace.values[node.output][0]).view(np.uint8) for node in trace.graph.nodes
+        np.ascontiguousarray(trace.values[node.output][0]).view(np.uint8)
+        for node in trace.graph.nodes
+        if _kept(node)
     ]
     return [*outputs, *trace.commitments, *trace.states]
 
 
-def trace_of_bytes(graph: Graph, input_payload: bytes, data: bytes) -> GraphTrace:
-    """The trace `trace_pieces` wrote for `graph` on this input; a ProverError if `data` is not of
-    its size."""
-    sizes = [graph.tensors[node.output].nbytes for node in graph.nodes]
+def trace_of_bytes(
+    graph: Graph, input_payload: bytes, data: bytes, fault_node: int | None = None
+) -> GraphTrace:
+    """The trace `trace_pieces` wrote for `graph` on this input (a dishonest one's with its
+    `fault_node`); a ProverError if `data` is not of its size."""
+    size = sum(graph.tensors[node.output].nbytes for node in graph.nodes if _kept(node))
     hashes = 32 * (len(graph.nodes) + 1)
-    if len(data) != sum(sizes) + 2 * hashes:
-        raise ProverError(
-            f"{len(data)} bytes are not the stored trace of this graph ({sum(sizes) + 2 * hashes})"
-        )
+    if len(data) != size + 2 * hashes:
+        raise ProverError(f"{len(data)} bytes are not the stored trace of this graph ({size + 2 * hashes})")
     tensor = graph.tensors[graph.input]
     values: list[np.ndarray | None] = [None] * len(graph.tensors)
     values[graph.input] = np.frombuffer(input_payload, tensor.dtype.numpy.newbyteorder(">")).reshape(1, -1)
     offset = 0
-    for node, size in zip(graph.nodes, sizes, strict=True):
-        dtype = graph.tensors[node.output].dtype.numpy
-        values[node.output] = np.frombuffer(data, dtype, size // np.dtype(dtype).itemsize, offset).reshape(
-            1, -1
-        )
-        offset += size
+    for index, node in enumerate(graph.nodes, start=1):
+        output = graph.tensors[node.output]
+        if _kept(node):
+            values[node.output] = np.frombuffer(data, output.dtype.numpy, output.count, offset).reshape(1, -1)
+            offset += output.nbytes
+        else:
+            value = engine.node_value(graph, node, values)
+            values[node.output] = _corrupted(value) if index == fault_node else value
     commitments = [data[offset + i : offset + i + 32] for i in range(0, hashes, 32)]
     states = [data[offset + hashes + i : offset + hashes + i + 32] for i in range(0, hashes, 32)]
     return GraphTrace(graph, values, commitments, states)
