@@ -4,6 +4,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -183,6 +184,30 @@ def test_dead_endpoint_is_one_clear_error():
     url = f"http://127.0.0.1:{unused_port()}"
     with pytest.raises(ProverError, match=f"cannot reach JSON-RPC node at {url}: connection refused"):
         connect(url)
+
+
+def test_a_node_that_dies_in_the_middle_of_its_answer_is_one_clear_error():
+    """Its chunked reply cut short (what a node killed while answering leaves) is a closed
+    connection, not a name of requests' exception."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+
+        def answer_half() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b'Transfer-Encoding: chunked\r\n\r\n40\r\n{"jsonrpc"'
+                )
+
+        answering = threading.Thread(target=answer_half)
+        answering.start()
+        with pytest.raises(ProverError, match=f"cannot reach JSON-RPC node at {url}: connection closed$"):
+            connect(url)
+        answering.join()
 
 
 def test_busy_port_is_one_error_line():

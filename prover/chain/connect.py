@@ -11,6 +11,10 @@ from web3.types import RPCEndpoint
 from prover.chain.local import LocalChain
 from prover.errors import ProverError
 
+# What a node that goes away raises through web3's HTTP provider: before its answer, or in the
+# middle of it (the body cut short).
+CONNECTION_LOST = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
+
 
 @contextlib.contextmanager
 def reaching(rpc_url: str) -> Iterator[None]:
@@ -26,6 +30,8 @@ def reaching(rpc_url: str) -> Iterator[None]:
         else:
             reason = "no answer"
         raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {reason}") from None
+    except requests.exceptions.ChunkedEncodingError:
+        raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: connection closed") from None
     except requests.exceptions.RequestException as exc:
         raise ProverError(f"cannot reach JSON-RPC node at {rpc_url}: {type(exc).__name__}") from None
 

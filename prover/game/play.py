@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-import requests
 from eth_hash.auto import keccak
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
+from prover.chain.connect import CONNECTION_LOST
 from prover.chain.contracts import FINALIZE_GAS, DisputeGame, MipsVerifier
 from prover.chain.game_view import GameView, Side
 from prover.errors import ProverError
@@ -512,7 +512,7 @@ def play_game(
             return
         try:
             made = play_next_move(party, game, game_id, side, trace, k, view, out)
-        except requests.exceptions.ConnectionError:
+        except CONNECTION_LOST:
             # The transaction may or may not have reached the chain: read the game again.
             if lost == LOST_TRANSACTIONS:
                 raise

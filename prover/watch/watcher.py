@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from prover.chain.connect import CONNECTION_LOST
 from prover.chain.contracts import FINALIZE_GAS, ClaimInfo
 from prover.chain.game_view import GameView, Side
 from prover.errors import ProverError
@@ -45,11 +46,7 @@ RETRY_MISSING_S = 10.0  # how often a claim whose data the store lacks is looked
 PENDING_POLL_S = 0.5  # while a run goes on, the watcher looks this often without a new block
 MAX_BACKOFF_S = 10.0  # a node that does not answer is asked again after poll, 2 poll, ... up to this
 # What a node that went away (stopped, restarted, a network cut) raises through web3's HTTP provider.
-NODE_GONE = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
+NODE_GONE = (*CONNECTION_LOST, requests.exceptions.Timeout)
 
 
 def _hex(data: bytes) -> str:
